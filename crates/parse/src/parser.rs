@@ -1,0 +1,1141 @@
+//! The incremental call parser: [`CallParser`], and [`parse`] for a whole text.
+//!
+//! The parser holds only the text it has not decided yet: prose is handed back as
+//! [`Event::Text`] as soon as it cannot be the start of a call, and a call is handed back as
+//! [`Event::Call`] the moment its last byte arrives. Each byte is scanned once by a
+//! resumable state machine ([`JsonScan`], [`PyScan`], and bounded look-aheads for markers
+//! such as `<tool_call>`), so parsing a stream fed one byte at a time costs about what
+//! parsing it whole does. Every decision depends only on the bytes, never on how they were
+//! chunked, so chunked and whole-buffer parsing give the same events.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use crate::{
+    Event, Format, Malformed, ParseError, ParsedCall, Repair,
+    json_scan::{JsonScan, Step},
+    py_scan::{PyScan, PyStep, is_ident_byte, is_ident_start},
+    python::{PyExpr, parse_expr},
+    shape::{Shape, interpret, kind},
+};
+
+/// Default limit on the total input, in bytes.
+pub const DEFAULT_MAX_INPUT: usize = 64 * 1024 * 1024;
+
+const HERMES_OPEN: &str = "<tool_call>";
+const HERMES_CLOSE: &str = "</tool_call>";
+const PYTHON_TAG: &str = "<|python_tag|>";
+const MISTRAL_TAG: &str = "[TOOL_CALLS]";
+const MISTRAL_ARGS: &str = "[ARGS]";
+const MISTRAL_CALL_ID: &str = "[CALL_ID]";
+const REACT_ACTION: &str = "Action:";
+const REACT_INPUT: &str = "Action Input:";
+const FENCE: &str = "```";
+/// Look-aheads (a name, a fence's language tag, blank space) give up past this many bytes.
+const LOOKAHEAD: usize = 128;
+
+/// Which syntaxes a parser looks for.
+#[derive(Debug, Clone, Copy)]
+struct Active {
+    json: bool,
+    hermes: bool,
+    python_tag: bool,
+    mistral: bool,
+    python: bool,
+    react: bool,
+}
+
+impl Active {
+    fn of(format: Format) -> Self {
+        let none = Self { json: false, hermes: false, python_tag: false, mistral: false, python: false, react: false };
+        match format {
+            Format::Auto => Self { json: true, hermes: true, python_tag: true, mistral: true, python: true, react: true },
+            Format::OpenAi => Self { json: true, ..none },
+            Format::Llama => Self { json: true, python_tag: true, python: false, ..none },
+            Format::Hermes => Self { hermes: true, ..none },
+            Format::Mistral => Self { mistral: true, ..none },
+            Format::Python => Self { python: true, ..none },
+            Format::React => Self { react: true, ..none },
+        }
+    }
+
+    fn triggers(self) -> [bool; 256] {
+        let mut t = [false; 256];
+        t[usize::from(b'\n')] = true;
+        t[usize::from(b'`')] = self.json || self.python || self.hermes;
+        t[usize::from(b'{')] = self.json;
+        t[usize::from(b'[')] = self.json || self.python || self.mistral;
+        t[usize::from(b'<')] = self.hermes || self.python_tag;
+        t
+    }
+}
+
+/// Why a JSON value is being read.
+#[derive(Debug, Clone, PartialEq)]
+enum Ctx {
+    /// JSON found in free text: it counts only if it has the shape of a call.
+    Bare,
+    /// Inside `<tool_call>…</tool_call>`.
+    Hermes,
+    /// After `<|python_tag|>`.
+    PythonTag,
+    /// After `[TOOL_CALLS]`.
+    Mistral,
+    /// The arguments object of a call whose name came before (`[ARGS]`, `Action Input:`).
+    Args { name: String, id: Option<String>, format: Format },
+}
+
+impl Ctx {
+    fn format(&self, llama_style: bool, parser: Format) -> Format {
+        match self {
+            Self::Hermes => Format::Hermes,
+            Self::PythonTag => Format::Llama,
+            Self::Mistral => Format::Mistral,
+            Self::Args { format, .. } => *format,
+            Self::Bare => match parser {
+                Format::Llama => Format::Llama,
+                Format::OpenAi => Format::OpenAi,
+                _ if llama_style => Format::Llama,
+                _ => Format::OpenAi,
+            },
+        }
+    }
+
+    fn tagged(&self) -> bool {
+        !matches!(self, Self::Bare)
+    }
+}
+
+/// A tag after which a call follows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tag {
+    Hermes,
+    PythonTag,
+    Mistral,
+}
+
+/// Where the parser is.
+#[derive(Debug)]
+enum State {
+    /// In prose, scanning for the start of a call.
+    Text,
+    /// After a call tag, waiting for what follows it.
+    AfterTag { tag: Tag, at: usize },
+    /// Reading a JSON value.
+    Json { scan: JsonScan, ctx: Ctx, calls: usize, malformed: bool, closed: bool },
+    /// Reading Python calls.
+    Python { scan: PyScan, calls: usize, malformed: bool, in_list: bool },
+    /// After `[TOOL_CALLS]name`, looking for `[ARGS]`.
+    MistralName { start: usize },
+    /// After `Action:`, reading the tool's name to the end of the line.
+    ReactName { start: usize },
+    /// After `Action: name`, waiting for `Action Input:`.
+    ReactInput { name: String, at: usize },
+    /// After a malformed tagged call, skipping to the closing tag to report the whole span.
+    SkipTo { marker: &'static str, from: usize, reason: String, format: Format },
+    /// After a call: an optional closing tag, `;` separator or closing fence.
+    AfterCall { at: usize, ctx: Ctx },
+}
+
+/// What a look-ahead at a trigger byte found.
+enum Start {
+    /// A call starts; its trigger is `offset` bytes after the look-ahead's start.
+    Go(Kind, usize),
+    /// Not a call; treat the byte as text.
+    No,
+    /// Cannot tell yet.
+    Wait,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Json,
+    Tag(Tag, usize),
+    PyList,
+    PyCall,
+    React,
+}
+
+/// Extracts tool calls from model text fed in chunks.
+///
+/// Feed text with [`push`](Self::push) (or bytes with [`push_bytes`](Self::push_bytes)),
+/// then call [`finish`](Self::finish) once for what the end of the input decides.
+#[derive(Debug)]
+pub struct CallParser {
+    format: Format,
+    on: Active,
+    triggers: [bool; 256],
+    buf: String,
+    base: usize,
+    pos: usize,
+    state: State,
+    line_start: bool,
+    skip_trigger_at: Option<usize>,
+    fenced: bool,
+    synthetic: usize,
+    total: usize,
+    max_input: usize,
+    utf8_tail: Vec<u8>,
+    finished: bool,
+    /// Whether the consumed text ends a line (blank space aside).
+    last_newline: bool,
+}
+
+impl CallParser {
+    /// A parser for `format` ([`Format::Auto`] detects every format).
+    pub fn new(format: Format) -> Self {
+        let on = Active::of(format);
+        Self {
+            format,
+            on,
+            triggers: on.triggers(),
+            buf: String::new(),
+            base: 0,
+            pos: 0,
+            state: State::Text,
+            line_start: true,
+            skip_trigger_at: None,
+            fenced: false,
+            synthetic: 0,
+            total: 0,
+            max_input: DEFAULT_MAX_INPUT,
+            utf8_tail: Vec::new(),
+            finished: false,
+            last_newline: true,
+        }
+    }
+
+    /// Sets the limit on the total input; past it [`push`](Self::push) fails.
+    #[must_use]
+    pub fn max_input_bytes(mut self, limit: usize) -> Self {
+        self.max_input = limit;
+        self
+    }
+
+    /// The format this parser was made for.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Feeds a chunk of text; returns every event it completed.
+    pub fn push(&mut self, chunk: &str) -> Result<Vec<Event>, ParseError> {
+        if self.finished {
+            return Err(ParseError::Finished);
+        }
+        self.total += chunk.len();
+        if self.total > self.max_input {
+            return Err(ParseError::InputTooLarge { limit: self.max_input });
+        }
+        self.buf.push_str(chunk);
+        let mut out = Vec::new();
+        self.run(false, &mut out);
+        Ok(out)
+    }
+
+    /// Feeds a chunk of bytes, which may split a UTF-8 character.
+    pub fn push_bytes(&mut self, chunk: &[u8]) -> Result<Vec<Event>, ParseError> {
+        let owned;
+        let bytes = if self.utf8_tail.is_empty() {
+            chunk
+        } else {
+            let mut joined = std::mem::take(&mut self.utf8_tail);
+            joined.extend_from_slice(chunk);
+            owned = joined;
+            &owned
+        };
+        let offset = self.total;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.push(text),
+            Err(e) if e.error_len().is_none() => {
+                let (valid, tail) = bytes.split_at(e.valid_up_to());
+                let tail = tail.to_vec();
+                let text = std::str::from_utf8(valid).map_err(|_| ParseError::InvalidUtf8 { offset })?;
+                let events = self.push(text)?;
+                self.utf8_tail = tail;
+                Ok(events)
+            }
+            Err(e) => Err(ParseError::InvalidUtf8 { offset: offset + e.valid_up_to() }),
+        }
+    }
+
+    /// Ends the input; returns the events that only the end could decide (a call left
+    /// unclosed, trailing text).
+    pub fn finish(&mut self) -> Result<Vec<Event>, ParseError> {
+        if self.finished {
+            return Err(ParseError::Finished);
+        }
+        if !self.utf8_tail.is_empty() {
+            return Err(ParseError::InvalidUtf8 { offset: self.total });
+        }
+        self.finished = true;
+        let mut out = Vec::new();
+        self.run(true, &mut out);
+        Ok(out)
+    }
+
+    fn run(&mut self, eof: bool, out: &mut Vec<Event>) {
+        while self.step(eof, out) {}
+    }
+
+    /// Advances the state machine once; `false` when it needs more input.
+    fn step(&mut self, eof: bool, out: &mut Vec<Event>) -> bool {
+        match std::mem::replace(&mut self.state, State::Text) {
+            State::Text => self.text(eof, out),
+            State::AfterTag { tag, at } => self.after_tag(tag, at, eof, out),
+            State::Json { scan, ctx, calls, malformed, closed } => {
+                self.json(scan, ctx, calls, malformed, closed, eof, out)
+            }
+            State::Python { scan, calls, malformed, in_list } => self.python(scan, calls, malformed, in_list, eof, out),
+            State::MistralName { start } => self.mistral_name(start, eof, out),
+            State::ReactName { start } => self.react_name(start, eof, out),
+            State::ReactInput { name, at } => self.react_input(name, at, eof, out),
+            State::SkipTo { marker, from, reason, format } => self.skip_to(marker, from, reason, format, eof, out),
+            State::AfterCall { at, ctx } => self.after_call(at, ctx, eof, out),
+        }
+    }
+
+    // ---- prose ----------------------------------------------------------------------
+
+    fn text(&mut self, eof: bool, out: &mut Vec<Event>) -> bool {
+        let len = self.buf.len();
+        let mut i = self.pos;
+        let mut line_start = self.line_start;
+        while i < len {
+            let b = self.buf.as_bytes()[i];
+            let skip = self.skip_trigger_at == Some(i);
+            if line_start {
+                if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+                    i += 1;
+                    continue;
+                }
+                if !skip && is_ident_start(b) && (self.on.python || self.on.react) {
+                    match self.look(i, eof, true) {
+                        Start::Go(kind, offset) => return self.begin(i, kind, offset, out),
+                        Start::Wait => return self.hold(i, true, out),
+                        Start::No => {}
+                    }
+                }
+                line_start = false;
+            }
+            if b == b'\n' {
+                line_start = true;
+                i += 1;
+                continue;
+            }
+            if self.triggers[usize::from(b)] && !skip {
+                match self.look(i, eof, false) {
+                    Start::Go(kind, offset) => return self.begin(i, kind, offset, out),
+                    Start::Wait => return self.hold(i, false, out),
+                    Start::No => {}
+                }
+            }
+            i += 1;
+            let bytes = self.buf.as_bytes();
+            while i < len && !self.triggers[usize::from(bytes[i])] {
+                i += 1;
+            }
+        }
+        self.hold(i, line_start, out)
+    }
+
+    /// Emits the text before `i` and keeps the rest for the next chunk.
+    fn hold(&mut self, i: usize, line_start: bool, out: &mut Vec<Event>) -> bool {
+        self.line_start = line_start;
+        self.emit_text(i, out);
+        self.consume(i);
+        self.pos = 0;
+        self.state = State::Text;
+        false
+    }
+
+    /// Starts a call structure whose region (fence included) begins at `i`.
+    fn begin(&mut self, i: usize, kind: Kind, offset: usize, out: &mut Vec<Event>) -> bool {
+        self.emit_text(i, out);
+        self.consume(i);
+        self.fenced = offset > 0 && self.buf.as_bytes()[0] == b'`';
+        self.line_start = false;
+        let t = offset;
+        self.state = match kind {
+            Kind::Json => State::Json { scan: JsonScan::new(t), ctx: Ctx::Bare, calls: 0, malformed: false, closed: false },
+            Kind::Tag(tag, len) => State::AfterTag { tag, at: t + len },
+            Kind::PyList => State::Python { scan: PyScan::new(t, true), calls: 0, malformed: false, in_list: true },
+            Kind::PyCall => State::Python { scan: PyScan::new(t, false), calls: 0, malformed: false, in_list: false },
+            Kind::React => State::ReactName { start: t + REACT_ACTION.len() },
+        };
+        true
+    }
+
+    /// Looks at the trigger byte at `i`: does a call start here?
+    fn look(&self, i: usize, eof: bool, line_start: bool) -> Start {
+        let bytes = self.buf.as_bytes();
+        let b = bytes[i];
+        match b {
+            b'`' => self.look_fence(i, eof),
+            b'{' if self.on.json => Start::Go(Kind::Json, 0),
+            b'<' => {
+                for (on, marker, tag) in
+                    [(self.on.hermes, HERMES_OPEN, Tag::Hermes), (self.on.python_tag, PYTHON_TAG, Tag::PythonTag)]
+                {
+                    if !on {
+                        continue;
+                    }
+                    match marker_at(bytes, i, marker, eof) {
+                        Some(true) => return Start::Go(Kind::Tag(tag, marker.len()), 0),
+                        None => return Start::Wait,
+                        Some(false) => {}
+                    }
+                }
+                Start::No
+            }
+            b'[' => {
+                if self.on.mistral {
+                    match marker_at(bytes, i, MISTRAL_TAG, eof) {
+                        Some(true) => return Start::Go(Kind::Tag(Tag::Mistral, MISTRAL_TAG.len()), 0),
+                        None => return Start::Wait,
+                        Some(false) => {}
+                    }
+                }
+                let Some(j) = skip_blank(bytes, i + 1, eof) else { return Start::Wait };
+                match bytes.get(j) {
+                    None => Start::No,
+                    Some(b'{') if self.on.json => Start::Go(Kind::Json, 0),
+                    Some(&c) if self.on.python && is_ident_start(c) => match call_name_end(bytes, j, eof) {
+                        None => Start::Wait,
+                        Some(k) if bytes.get(k) == Some(&b'(') => Start::Go(Kind::PyList, 0),
+                        Some(_) => Start::No,
+                    },
+                    Some(_) => Start::No,
+                }
+            }
+            c if line_start && is_ident_start(c) => {
+                if self.on.react {
+                    match marker_at(bytes, i, REACT_ACTION, eof) {
+                        Some(true) => return Start::Go(Kind::React, 0),
+                        None => return Start::Wait,
+                        Some(false) => {}
+                    }
+                }
+                if self.on.python {
+                    return match call_name_end(bytes, i, eof) {
+                        None => Start::Wait,
+                        Some(k) if bytes.get(k) == Some(&b'(') => Start::Go(Kind::PyCall, 0),
+                        Some(_) => Start::No,
+                    };
+                }
+                Start::No
+            }
+            _ => Start::No,
+        }
+    }
+
+    /// A code fence: "```lang" and blank space, then a call.
+    fn look_fence(&self, i: usize, eof: bool) -> Start {
+        let bytes = self.buf.as_bytes();
+        match marker_at(bytes, i, FENCE, eof) {
+            None => return Start::Wait,
+            Some(false) => return Start::No,
+            Some(true) => {}
+        }
+        let mut j = i + FENCE.len();
+        while j < bytes.len() && j - i < LOOKAHEAD && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'-' | b'+')) {
+            j += 1;
+        }
+        if j == bytes.len() && !eof {
+            return Start::Wait;
+        }
+        let Some(k) = skip_blank(bytes, j, eof) else { return Start::Wait };
+        if k >= bytes.len() || bytes[k] == b'`' {
+            return Start::No;
+        }
+        match self.look(k, eof, true) {
+            Start::Go(kind, _) => Start::Go(kind, k - i),
+            other => other,
+        }
+    }
+
+    // ---- tags -----------------------------------------------------------------------
+
+    fn after_tag(&mut self, tag: Tag, at: usize, eof: bool, out: &mut Vec<Event>) -> bool {
+        let bytes = self.buf.as_bytes();
+        let Some(j) = skip_blank(bytes, at, eof) else {
+            self.state = State::AfterTag { tag, at };
+            return false;
+        };
+        let format = match tag {
+            Tag::Hermes => Format::Hermes,
+            Tag::PythonTag => Format::Llama,
+            Tag::Mistral => Format::Mistral,
+        };
+        let Some(&c) = bytes.get(j) else {
+            if !eof {
+                self.state = State::AfterTag { tag, at };
+                return false;
+            }
+            self.malformed(0..j, "the output ended right after the call tag", format, out);
+            self.consume(j);
+            return true;
+        };
+        let ctx = match tag {
+            Tag::Hermes => Ctx::Hermes,
+            Tag::PythonTag => Ctx::PythonTag,
+            Tag::Mistral => Ctx::Mistral,
+        };
+        match (tag, c) {
+            (_, b'{' | b'[') => {
+                self.state = State::Json { scan: JsonScan::new(j), ctx, calls: 0, malformed: false, closed: false };
+            }
+            (Tag::PythonTag, c) if is_ident_start(c) => {
+                self.state = State::Python { scan: PyScan::new(j, false), calls: 0, malformed: false, in_list: false };
+            }
+            (Tag::Mistral, c) if is_ident_start(c) => self.state = State::MistralName { start: j },
+            (Tag::Hermes, _) => {
+                self.state = State::SkipTo {
+                    marker: HERMES_CLOSE,
+                    from: j,
+                    reason: "expected a JSON object with \"name\" and \"arguments\" after <tool_call>".into(),
+                    format,
+                };
+            }
+            (Tag::PythonTag | Tag::Mistral, _) => {
+                self.malformed(0..j, "expected a JSON call after the call tag", format, out);
+                self.consume(j);
+            }
+        }
+        true
+    }
+
+    fn mistral_name(&mut self, start: usize, eof: bool, out: &mut Vec<Event>) -> bool {
+        let bytes = self.buf.as_bytes();
+        let window = &bytes[start..bytes.len().min(start + LOOKAHEAD)];
+        let Some(k) = memchr::memmem::find(window, MISTRAL_ARGS.as_bytes()) else {
+            if !eof && window.len() < LOOKAHEAD {
+                self.state = State::MistralName { start };
+                return false;
+            }
+            let end = start + window.len();
+            self.malformed(0..end, "expected `[ARGS]` after the tool name", Format::Mistral, out);
+            self.consume(end);
+            return true;
+        };
+        let head = &self.buf[start..start + k];
+        let (name, id) = match head.split_once(MISTRAL_CALL_ID) {
+            Some((name, id)) => (name.trim().to_owned(), Some(id.trim().to_owned()).filter(|s| !s.is_empty())),
+            None => (head.trim().to_owned(), None),
+        };
+        let args_at = start + k + MISTRAL_ARGS.len();
+        let Some(j) = skip_blank(bytes, args_at, eof) else {
+            self.state = State::MistralName { start };
+            return false;
+        };
+        if bytes.get(j) == Some(&b'{') {
+            let ctx = Ctx::Args { name, id, format: Format::Mistral };
+            self.state = State::Json { scan: JsonScan::new(j).without_calls(), ctx, calls: 0, malformed: false, closed: false };
+        } else if j >= bytes.len() && !eof {
+            self.state = State::MistralName { start };
+            return false;
+        } else {
+            self.malformed(0..j, "expected a JSON object of arguments after `[ARGS]`", Format::Mistral, out);
+            self.consume(j);
+        }
+        true
+    }
+
+    fn react_name(&mut self, start: usize, eof: bool, out: &mut Vec<Event>) -> bool {
+        let bytes = self.buf.as_bytes();
+        let end = match memchr::memchr(b'\n', &bytes[start..]) {
+            Some(k) => start + k,
+            None if eof => bytes.len(),
+            None => {
+                self.state = State::ReactName { start };
+                return false;
+            }
+        };
+        let name = self.buf[start..end].trim().trim_matches(|c| matches!(c, '`' | '"' | '\'')).trim().to_owned();
+        if name.is_empty() {
+            self.malformed(0..end, "`Action:` must name a tool", Format::React, out);
+            self.consume(end);
+            return true;
+        }
+        self.state = State::ReactInput { name, at: end };
+        true
+    }
+
+    fn react_input(&mut self, name: String, at: usize, eof: bool, out: &mut Vec<Event>) -> bool {
+        let bytes = self.buf.as_bytes();
+        let Some(j) = skip_blank(bytes, at, eof) else {
+            self.state = State::ReactInput { name, at };
+            return false;
+        };
+        match marker_at(bytes, j, REACT_INPUT, eof) {
+            None => {
+                self.state = State::ReactInput { name, at };
+                false
+            }
+            Some(false) => {
+                let why = format!("`Action: {name}` must be followed by `Action Input:` and a JSON object of arguments");
+                self.malformed(0..at, why, Format::React, out);
+                self.consume(at);
+                self.line_start = true;
+                true
+            }
+            Some(true) => {
+                let mut k = j + REACT_INPUT.len();
+                while bytes.get(k).is_some_and(|b| matches!(b, b' ' | b'\t')) {
+                    k += 1;
+                }
+                match bytes.get(k) {
+                    Some(b'{') => {
+                        let ctx = Ctx::Args { name, id: None, format: Format::React };
+                        self.state =
+                            State::Json { scan: JsonScan::new(k).without_calls(), ctx, calls: 0, malformed: false, closed: false };
+                        true
+                    }
+                    None if !eof => {
+                        self.state = State::ReactInput { name, at };
+                        false
+                    }
+                    _ => {
+                        let end = memchr::memchr(b'\n', &bytes[k..]).map_or(bytes.len(), |e| k + e);
+                        if end == bytes.len() && !eof {
+                            self.state = State::ReactInput { name, at };
+                            return false;
+                        }
+                        let why = format!("the Action Input of `{name}` must be a JSON object of arguments");
+                        self.malformed(0..end, why, Format::React, out);
+                        self.consume(end);
+                        true
+                    }
+                }
+            }
+        }
+    }
+
+    fn skip_to(&mut self, marker: &'static str, from: usize, reason: String, format: Format, eof: bool, out: &mut Vec<Event>) -> bool {
+        let bytes = self.buf.as_bytes();
+        match memchr::memmem::find(&bytes[from..], marker.as_bytes()) {
+            Some(k) => {
+                let end = from + k + marker.len();
+                self.malformed(0..end, reason, format, out);
+                self.consume(end);
+                true
+            }
+            None if eof => {
+                let end = bytes.len();
+                self.malformed(0..end, reason, format, out);
+                self.consume(end);
+                true
+            }
+            None => {
+                let from = bytes.len().saturating_sub(marker.len() - 1).max(from);
+                self.state = State::SkipTo { marker, from, reason, format };
+                false
+            }
+        }
+    }
+
+    fn after_call(&mut self, at: usize, ctx: Ctx, eof: bool, _out: &mut Vec<Event>) -> bool {
+        let bytes = self.buf.as_bytes();
+        let mut j = at;
+        let mut newline = false;
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            newline |= bytes[j] == b'\n';
+            j += 1;
+        }
+        if j >= bytes.len() && !eof {
+            self.state = State::AfterCall { at, ctx };
+            return false;
+        }
+        let mut closers: Vec<&str> = Vec::new();
+        if ctx == Ctx::Hermes {
+            closers.push(HERMES_CLOSE);
+        }
+        if ctx == Ctx::PythonTag || ctx == Ctx::Bare {
+            closers.push(";");
+        }
+        if self.fenced {
+            closers.push(FENCE);
+        }
+        for marker in closers {
+            match marker_at(bytes, j, marker, eof) {
+                None => {
+                    self.state = State::AfterCall { at, ctx };
+                    return false;
+                }
+                Some(true) => {
+                    let end = j + marker.len();
+                    if marker == FENCE {
+                        self.fenced = false;
+                    }
+                    self.consume(end);
+                    self.line_start = newline;
+                    // More may follow: another separator, or the fence.
+                    self.state = State::AfterCall { at: 0, ctx };
+                    return true;
+                }
+                Some(false) => {}
+            }
+        }
+        // Only blank space was between the call and what follows; drop it.
+        self.consume(j);
+        self.line_start = newline || self.line_start;
+        let bytes = self.buf.as_bytes();
+        if ctx == Ctx::PythonTag && bytes.first() == Some(&b'{') {
+            self.state = State::Json { scan: JsonScan::new(0), ctx, calls: 0, malformed: false, closed: false };
+            return true;
+        }
+        if self.fenced && !bytes.is_empty() && !matches!(bytes[0], b'{' | b'[' | b'<') {
+            self.fenced = false;
+        }
+        self.state = State::Text;
+        self.pos = 0;
+        true
+    }
+
+    // ---- JSON -----------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn json(&mut self, mut scan: JsonScan, ctx: Ctx, mut calls: usize, mut malformed: bool, mut closed: bool, eof: bool, out: &mut Vec<Event>) -> bool {
+        loop {
+            match scan.scan(self.buf.as_bytes(), eof) {
+                Step::Candidate { start, end } => {
+                    if !matches!(ctx, Ctx::Args { .. }) {
+                        match self.candidate(start, end, &ctx, closed, out) {
+                            Some(true) => calls += 1,
+                            Some(false) => malformed = true,
+                            None => {}
+                        }
+                    }
+                }
+                Step::Done { end } => {
+                    let root = scan.start();
+                    if scan.overflowed {
+                        let why = format!("the JSON is nested deeper than {} levels", crate::lenient::MAX_DEPTH);
+                        self.malformed(root..end, why, ctx.format(false, self.format), out);
+                        self.consume(end);
+                        return self.after_structure(ctx);
+                    }
+                    if let Ctx::Args { name, id, format } = &ctx {
+                        self.args_call(name, id.clone(), *format, root..end, closed, out);
+                        self.consume(end);
+                        return self.after_structure(ctx);
+                    }
+                    if calls == 0 && !malformed {
+                        if ctx.tagged() {
+                            let why = "expected a JSON object with \"name\" and \"arguments\"";
+                            self.malformed(root..end, why, ctx.format(false, self.format), out);
+                        } else {
+                            return self.give_back(end, out);
+                        }
+                    }
+                    self.consume(end);
+                    return self.after_structure(ctx);
+                }
+                Step::Abort { at } => {
+                    if ctx.tagged() && !closed {
+                        if let Some(closers) = scan.closers() {
+                            self.buf.insert_str(at, &closers);
+                            self.synthetic += closers.len();
+                            closed = true;
+                            continue;
+                        }
+                    }
+                    if !ctx.tagged() {
+                        if calls == 0 && !malformed {
+                            return self.give_back(at, out);
+                        }
+                        self.consume(at);
+                        self.state = State::Text;
+                        self.pos = 0;
+                        return true;
+                    }
+                    let root = scan.start();
+                    let why = if self.buf.as_bytes().get(at).is_some() {
+                        format!("the JSON is not valid at `{}`", char_at(&self.buf, at))
+                    } else {
+                        "the JSON is not valid".to_owned()
+                    };
+                    if ctx == Ctx::Hermes {
+                        self.state = State::SkipTo { marker: HERMES_CLOSE, from: at, reason: why, format: Format::Hermes };
+                        let _ = root;
+                        return true;
+                    }
+                    self.malformed(root..at, why, ctx.format(false, self.format), out);
+                    self.consume(at);
+                    self.state = State::Text;
+                    self.pos = 0;
+                    return true;
+                }
+                Step::NeedMore if !eof => {
+                    self.state = State::Json { scan, ctx, calls, malformed, closed };
+                    return false;
+                }
+                Step::NeedMore => {
+                    if !closed {
+                        if let Some(closers) = scan.closers() {
+                            if ctx.tagged() || scan.looks_like_call() || calls > 0 {
+                                self.buf.push_str(&closers);
+                                self.synthetic += closers.len();
+                                closed = true;
+                                continue;
+                            }
+                        }
+                    }
+                    let end = self.buf.len();
+                    if ctx.tagged() || scan.looks_like_call() {
+                        let root = scan.start();
+                        let why = "the output ended inside the call";
+                        self.malformed(root..end, why, ctx.format(false, self.format), out);
+                        self.consume(end);
+                        return true;
+                    }
+                    if calls == 0 && !malformed {
+                        return self.give_back(end, out);
+                    }
+                    self.consume(end);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// A call-shaped object closed at `start..end`: `Some(true)` for a call, `Some(false)`
+    /// for a malformed one, `None` when it is not a call after all.
+    fn candidate(&mut self, start: usize, end: usize, ctx: &Ctx, closed: bool, out: &mut Vec<Event>) -> Option<bool> {
+        let text = &self.buf[start..end];
+        let (value, mut repairs) = match crate::lenient::parse_json(text) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                let format = ctx.format(false, self.format);
+                self.malformed(start..end, format!("the JSON is not valid ({why})"), format, out);
+                return Some(false);
+            }
+        };
+        match interpret(value, !ctx.tagged(), &mut repairs) {
+            Shape::Call(parts) => {
+                self.note_structural_repairs(&mut repairs, closed);
+                let format = ctx.format(parts.llama_style, self.format);
+                out.push(Event::Call(ParsedCall {
+                    id: parts.id,
+                    name: parts.name,
+                    arguments: parts.arguments,
+                    format,
+                    span: self.span(start..end),
+                    repairs: repairs.into_iter().collect(),
+                }));
+                Some(true)
+            }
+            Shape::Bad(why) => {
+                self.malformed(start..end, why, ctx.format(false, self.format), out);
+                Some(false)
+            }
+            Shape::NotACall => None,
+        }
+    }
+
+    fn args_call(&mut self, name: &str, id: Option<String>, format: Format, range: std::ops::Range<usize>, closed: bool, out: &mut Vec<Event>) {
+        let text = &self.buf[range.clone()];
+        match crate::lenient::parse_json(text) {
+            Ok((Value::Object(arguments), mut repairs)) => {
+                self.note_structural_repairs(&mut repairs, closed);
+                out.push(Event::Call(ParsedCall {
+                    id,
+                    name: name.to_owned(),
+                    arguments: Value::Object(arguments),
+                    format,
+                    span: self.span(0..range.end),
+                    repairs: repairs.into_iter().collect(),
+                }));
+            }
+            Ok((other, _)) => {
+                let why = format!("the arguments of `{name}` must be a JSON object, not {}", kind(&other));
+                self.malformed(0..range.end, why, format, out);
+            }
+            Err(why) => self.malformed(0..range.end, format!("the arguments of `{name}` are not valid JSON ({why})"), format, out),
+        }
+    }
+
+    fn note_structural_repairs(&self, repairs: &mut BTreeSet<Repair>, closed: bool) {
+        if closed {
+            repairs.insert(Repair::ClosedBrackets);
+        }
+        if self.fenced {
+            repairs.insert(Repair::CodeFence);
+        }
+    }
+
+    /// The structure was not a call after all: its text up to `at` is prose.
+    fn give_back(&mut self, at: usize, out: &mut Vec<Event>) -> bool {
+        let trigger = self.trigger_offset();
+        if at <= trigger {
+            // Nothing but the fence (if any) before the trigger: re-scan from the trigger as text.
+            self.emit_text(trigger, out);
+            self.consume(trigger);
+            self.skip_trigger_at = Some(0);
+        } else {
+            self.emit_text(at, out);
+            self.consume(at);
+        }
+        self.fenced = false;
+        self.line_start = self.last_newline;
+        self.state = State::Text;
+        self.pos = 0;
+        true
+    }
+
+    /// Where the trigger byte of the current structure is (after a fence, if any).
+    fn trigger_offset(&self) -> usize {
+        if !self.fenced {
+            return 0;
+        }
+        let bytes = self.buf.as_bytes();
+        let mut j = FENCE.len();
+        while j < bytes.len() && !bytes[j].is_ascii_whitespace() && !matches!(bytes[j], b'{' | b'[' | b'<') {
+            j += 1;
+        }
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        j
+    }
+
+    fn after_structure(&mut self, ctx: Ctx) -> bool {
+        self.state = State::AfterCall { at: 0, ctx };
+        true
+    }
+
+    // ---- Python ---------------------------------------------------------------------
+
+    fn python(&mut self, mut scan: PyScan, mut calls: usize, mut malformed: bool, in_list: bool, eof: bool, out: &mut Vec<Event>) -> bool {
+        loop {
+            match scan.scan(self.buf.as_bytes(), eof) {
+                PyStep::NeedMore => {
+                    self.state = State::Python { scan, calls, malformed, in_list };
+                    return false;
+                }
+                PyStep::Call { start, end } => match self.python_call(start, end) {
+                    Ok(call) => {
+                        out.push(Event::Call(call));
+                        calls += 1;
+                    }
+                    Err(why) => {
+                        let deliberate = in_list || calls > 0 || malformed || self.format == Format::Python;
+                        if !deliberate {
+                            return self.give_back(end, out);
+                        }
+                        self.malformed(start..end, why, Format::Python, out);
+                        malformed = true;
+                    }
+                },
+                PyStep::End { at, truncated } => {
+                    let deliberate = in_list || calls > 0 || malformed || self.format == Format::Python;
+                    if let Some(start) = truncated.filter(|_| deliberate) {
+                        let end = self.buf.len();
+                        self.malformed(start..end, "the output ended inside the call", Format::Python, out);
+                        self.consume(end);
+                        return true;
+                    }
+                    if calls == 0 && !malformed {
+                        return self.give_back(at, out);
+                    }
+                    self.consume(at);
+                    return self.after_structure(Ctx::Args { name: String::new(), id: None, format: Format::Python });
+                }
+            }
+        }
+    }
+
+    fn python_call(&self, start: usize, end: usize) -> Result<ParsedCall, String> {
+        let text = &self.buf[start..end];
+        let expr = parse_expr(text).map_err(|e| format!("not a Python call: {}", e.message))?;
+        let PyExpr::Call { func, args, kwargs } = expr else {
+            return Err("not a Python call".into());
+        };
+        let name = func.dotted_name().ok_or("the called name must be a plain or dotted name")?;
+        if !args.is_empty() {
+            return Err(format!("`{name}` was given positional arguments; write every argument as name=value"));
+        }
+        let mut repairs = BTreeSet::new();
+        let mut arguments = Map::new();
+        for (key, value) in kwargs {
+            let Some(key) = key else {
+                return Err(format!("`{name}` was given `**` arguments; write every argument as name=value"));
+            };
+            let value = py_json(&value, &mut repairs).map_err(|why| format!("argument `{key}` of `{name}`: {why}"))?;
+            arguments.insert(key, value);
+        }
+        if self.fenced {
+            repairs.insert(Repair::CodeFence);
+        }
+        Ok(ParsedCall {
+            id: None,
+            name,
+            arguments: Value::Object(arguments),
+            format: Format::Python,
+            span: self.span(start..end),
+            repairs: repairs.into_iter().collect(),
+        })
+    }
+
+    // ---- output ---------------------------------------------------------------------
+
+    fn emit_text(&mut self, end: usize, out: &mut Vec<Event>) {
+        if end == 0 {
+            return;
+        }
+        let text = &self.buf[..end];
+        if let Some(Event::Text { text: last }) = out.last_mut() {
+            last.push_str(text);
+        } else {
+            out.push(Event::Text { text: text.to_owned() });
+        }
+    }
+
+    fn malformed(&mut self, range: std::ops::Range<usize>, reason: impl Into<String>, format: Format, out: &mut Vec<Event>) {
+        let end = range.end.min(self.buf.len());
+        let start = range.start.min(end);
+        let text = &self.buf[start..end];
+        out.push(Event::Malformed(Malformed::new(self.span(start..end), text, reason, format)));
+    }
+
+    /// An absolute span for `range` of the buffer.
+    fn span(&self, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let limit = self.total;
+        (self.base + range.start).min(limit)..(self.base + range.end).min(limit)
+    }
+
+    /// Drops the first `n` bytes of the buffer, decided.
+    fn consume(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        for &b in self.buf.as_bytes()[..n].iter().rev() {
+            match b {
+                b' ' | b'\t' | b'\r' => continue,
+                b'\n' => self.last_newline = true,
+                _ => self.last_newline = false,
+            }
+            break;
+        }
+        let real = n.saturating_sub(self.synthetic);
+        self.synthetic = self.synthetic.saturating_sub(n);
+        self.base += real;
+        self.buf.drain(..n);
+        self.skip_trigger_at = None;
+    }
+}
+
+
+/// Converts a Python value to JSON, reading `true`/`false`/`null` names as JSON literals.
+fn py_json(expr: &PyExpr, repairs: &mut BTreeSet<Repair>) -> Result<Value, String> {
+    Ok(match expr {
+        PyExpr::Name(n) if matches!(n.as_str(), "true" | "false" | "null") => {
+            repairs.insert(Repair::JsonLiteralInPython);
+            match n.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => Value::Null,
+            }
+        }
+        PyExpr::List(items) | PyExpr::Tuple(items) | PyExpr::Set(items) => {
+            Value::Array(items.iter().map(|e| py_json(e, repairs)).collect::<Result<_, _>>()?)
+        }
+        PyExpr::Dict(entries) => {
+            let mut map = Map::new();
+            for (k, v) in entries {
+                let key = match k.to_json()? {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                map.insert(key, py_json(v, repairs)?);
+            }
+            Value::Object(map)
+        }
+        other => other.to_json()?,
+    })
+}
+
+/// Whether `marker` is at `i`: `Some(true)`, `Some(false)`, or `None` when the buffer ends
+/// inside a prefix of it (and more input may come).
+fn marker_at(bytes: &[u8], i: usize, marker: &str, eof: bool) -> Option<bool> {
+    let m = marker.as_bytes();
+    let have = &bytes[i.min(bytes.len())..];
+    if have.len() >= m.len() {
+        return Some(&have[..m.len()] == m);
+    }
+    if m.starts_with(have) && !eof {
+        return None;
+    }
+    Some(false)
+}
+
+/// Skips blank space from `i` (bounded); `None` when the buffer ends first.
+fn skip_blank(bytes: &[u8], i: usize, eof: bool) -> Option<usize> {
+    let mut j = i;
+    while j < bytes.len() && bytes[j].is_ascii_whitespace() && j - i < LOOKAHEAD {
+        j += 1;
+    }
+    if j == bytes.len() && !eof {
+        return None;
+    }
+    Some(j)
+}
+
+/// End of a dotted name at `i` (bounded); `None` when the buffer ends inside it.
+fn call_name_end(bytes: &[u8], i: usize, eof: bool) -> Option<usize> {
+    let mut j = i;
+    while j < bytes.len() && (is_ident_byte(bytes[j]) || bytes[j] == b'.') && j - i < LOOKAHEAD {
+        j += 1;
+    }
+    if j == bytes.len() && !eof {
+        return None;
+    }
+    Some(j)
+}
+
+fn char_at(text: &str, at: usize) -> char {
+    let mut i = at;
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    text[i..].chars().next().unwrap_or(' ')
+}
+
+/// Everything [`parse`] found in a whole text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// The calls, in order.
+    pub calls: Vec<ParsedCall>,
+    /// The text outside calls, joined.
+    pub text: String,
+    /// What looked like a call but could not be read.
+    pub malformed: Vec<Malformed>,
+}
+
+impl Parsed {
+    /// Collects a stream of events.
+    pub fn from_events(events: impl IntoIterator<Item = Event>) -> Self {
+        let mut parsed = Self::default();
+        parsed.extend(events);
+        parsed
+    }
+
+    /// Adds more events.
+    pub fn extend(&mut self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            match event {
+                Event::Text { text } => self.text.push_str(&text),
+                Event::Call(call) => self.calls.push(call),
+                Event::Malformed(m) => self.malformed.push(m),
+            }
+        }
+    }
+}
+
+/// Parses a whole text at once.
+pub fn parse(format: Format, text: &str) -> Result<Parsed, ParseError> {
+    let mut parser = CallParser::new(format);
+    let mut parsed = Parsed::from_events(parser.push(text)?);
+    parsed.extend(parser.finish()?);
+    Ok(parsed)
+}
