@@ -212,7 +212,7 @@ fn invalid_utf8_and_oversized_input_are_errors() {
     events.extend(parser.push_bytes(&[0xA9]).unwrap());
     assert_eq!(Parsed::from_events(events).text, "- hé");
     let err = parser.push_bytes(&[b'a', 0xFF, b'b']).unwrap_err();
-    assert_eq!(err.to_string(), "the input is not valid UTF-8 at byte 4");
+    assert_eq!(err.to_string(), "the input is not valid UTF-8 at byte 6");
 
     let mut small = CallParser::new(Format::Auto).max_input_bytes(10);
     small.push("0123456789").unwrap();
