@@ -122,10 +122,10 @@ enum State {
     Text,
     /// After a call tag, waiting for what follows it.
     AfterTag { tag: Tag, at: usize },
-    /// Reading a JSON value.
-    Json { scan: JsonScan, ctx: Ctx, calls: usize, malformed: bool, closed: bool },
+    /// Reading a JSON value (boxed: the state moves on every step, the box is cheap to move).
+    Json(Box<JsonState>),
     /// Reading Python calls.
-    Python { scan: PyScan, calls: usize, malformed: bool, in_list: bool },
+    Python(Box<PyState>),
     /// After `[TOOL_CALLS]name`, looking for `[ARGS]`.
     MistralName { start: usize },
     /// After `Action:`, reading the tool's name to the end of the line.
@@ -136,6 +136,35 @@ enum State {
     SkipTo { marker: &'static str, from: usize, reason: String, format: Format },
     /// After a call: an optional closing tag, `;` separator or closing fence.
     AfterCall { at: usize, ctx: Ctx },
+}
+
+/// Progress through one JSON value.
+#[derive(Debug)]
+struct JsonState {
+    scan: JsonScan,
+    ctx: Ctx,
+    calls: usize,
+    malformed: bool,
+    closed: bool,
+}
+
+/// Progress through a run of Python calls.
+#[derive(Debug)]
+struct PyState {
+    scan: PyScan,
+    calls: usize,
+    malformed: bool,
+    in_list: bool,
+}
+
+impl State {
+    fn json(scan: JsonScan, ctx: Ctx) -> Self {
+        Self::Json(Box::new(JsonState { scan, ctx, calls: 0, malformed: false, closed: false }))
+    }
+
+    fn python(scan: PyScan, in_list: bool) -> Self {
+        Self::Python(Box::new(PyState { scan, calls: 0, malformed: false, in_list }))
+    }
 }
 
 /// What a look-ahead at a trigger byte found.
@@ -167,6 +196,8 @@ pub struct CallParser {
     on: Active,
     triggers: [bool; 256],
     buf: String,
+    /// Start of the undecided text in `buf`; everything before it is consumed.
+    head: usize,
     base: usize,
     pos: usize,
     state: State,
@@ -191,6 +222,7 @@ impl CallParser {
             on,
             triggers: on.triggers(),
             buf: String::new(),
+            head: 0,
             base: 0,
             pos: 0,
             state: State::Text,
@@ -226,6 +258,11 @@ impl CallParser {
         self.total += chunk.len();
         if self.total > self.max_input {
             return Err(ParseError::InputTooLarge { limit: self.max_input });
+        }
+        if self.head > 0 && self.head >= self.buf.len() / 2 {
+            // Compact only when the decided prefix is at least half the buffer: amortized linear.
+            self.buf.drain(..self.head);
+            self.head = 0;
         }
         self.buf.push_str(chunk);
         let mut out = Vec::new();
@@ -283,10 +320,8 @@ impl CallParser {
         match std::mem::replace(&mut self.state, State::Text) {
             State::Text => self.text(eof, out),
             State::AfterTag { tag, at } => self.after_tag(tag, at, eof, out),
-            State::Json { scan, ctx, calls, malformed, closed } => {
-                self.json(scan, ctx, calls, malformed, closed, eof, out)
-            }
-            State::Python { scan, calls, malformed, in_list } => self.python(scan, calls, malformed, in_list, eof, out),
+            State::Json(js) => self.json(js, eof, out),
+            State::Python(ps) => self.python(ps, eof, out),
             State::MistralName { start } => self.mistral_name(start, eof, out),
             State::ReactName { start } => self.react_name(start, eof, out),
             State::ReactInput { name, at } => self.react_input(name, at, eof, out),
@@ -298,11 +333,11 @@ impl CallParser {
     // ---- prose ----------------------------------------------------------------------
 
     fn text(&mut self, eof: bool, out: &mut Vec<Event>) -> bool {
-        let len = self.buf.len();
+        let len = self.buf.len() - self.head;
         let mut i = self.pos;
         let mut line_start = self.line_start;
         while i < len {
-            let b = self.buf.as_bytes()[i];
+            let b = self.buf[self.head..].as_bytes()[i];
             let skip = self.skip_trigger_at == Some(i);
             if line_start {
                 if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
@@ -331,7 +366,7 @@ impl CallParser {
                 }
             }
             i += 1;
-            let bytes = self.buf.as_bytes();
+            let bytes = self.buf[self.head..].as_bytes();
             while i < len && !self.triggers[usize::from(bytes[i])] {
                 i += 1;
             }
@@ -353,14 +388,14 @@ impl CallParser {
     fn begin(&mut self, i: usize, kind: Kind, offset: usize, out: &mut Vec<Event>) -> bool {
         self.emit_text(i, out);
         self.consume(i);
-        self.fenced = offset > 0 && self.buf.as_bytes()[0] == b'`';
+        self.fenced = offset > 0 && self.buf[self.head..].as_bytes()[0] == b'`';
         self.line_start = false;
         let t = offset;
         self.state = match kind {
-            Kind::Json => State::Json { scan: JsonScan::new(t), ctx: Ctx::Bare, calls: 0, malformed: false, closed: false },
+            Kind::Json => State::json(JsonScan::new(t), Ctx::Bare),
             Kind::Tag(tag, len) => State::AfterTag { tag, at: t + len },
-            Kind::PyList => State::Python { scan: PyScan::new(t, true), calls: 0, malformed: false, in_list: true },
-            Kind::PyCall => State::Python { scan: PyScan::new(t, false), calls: 0, malformed: false, in_list: false },
+            Kind::PyList => State::python(PyScan::new(t, true), true),
+            Kind::PyCall => State::python(PyScan::new(t, false), false),
             Kind::React => State::ReactName { start: t + REACT_ACTION.len() },
         };
         true
@@ -368,7 +403,7 @@ impl CallParser {
 
     /// Looks at the trigger byte at `i`: does a call start here?
     fn look(&self, i: usize, eof: bool, line_start: bool) -> Start {
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         let b = bytes[i];
         match b {
             b'`' => self.look_fence(i, eof),
@@ -431,7 +466,7 @@ impl CallParser {
 
     /// A code fence: "```lang" and blank space, then a call.
     fn look_fence(&self, i: usize, eof: bool) -> Start {
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         match marker_at(bytes, i, FENCE, eof) {
             None => return Start::Wait,
             Some(false) => return Start::No,
@@ -457,7 +492,7 @@ impl CallParser {
     // ---- tags -----------------------------------------------------------------------
 
     fn after_tag(&mut self, tag: Tag, at: usize, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         let Some(j) = skip_blank(bytes, at, eof) else {
             self.state = State::AfterTag { tag, at };
             return false;
@@ -483,10 +518,10 @@ impl CallParser {
         };
         match (tag, c) {
             (_, b'{' | b'[') => {
-                self.state = State::Json { scan: JsonScan::new(j), ctx, calls: 0, malformed: false, closed: false };
+                self.state = State::json(JsonScan::new(j), ctx);
             }
             (Tag::PythonTag, c) if is_ident_start(c) => {
-                self.state = State::Python { scan: PyScan::new(j, false), calls: 0, malformed: false, in_list: false };
+                self.state = State::python(PyScan::new(j, false), false);
             }
             (Tag::Mistral, c) if is_ident_start(c) => self.state = State::MistralName { start: j },
             (Tag::Hermes, _) => {
@@ -506,7 +541,7 @@ impl CallParser {
     }
 
     fn mistral_name(&mut self, start: usize, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         let window = &bytes[start..bytes.len().min(start + LOOKAHEAD)];
         let Some(k) = memchr::memmem::find(window, MISTRAL_ARGS.as_bytes()) else {
             if !eof && window.len() < LOOKAHEAD {
@@ -518,7 +553,7 @@ impl CallParser {
             self.consume(end);
             return true;
         };
-        let head = &self.buf[start..start + k];
+        let head = &self.buf[self.head + start..self.head + start + k];
         let (name, id) = match head.split_once(MISTRAL_CALL_ID) {
             Some((name, id)) => (name.trim().to_owned(), Some(id.trim().to_owned()).filter(|s| !s.is_empty())),
             None => (head.trim().to_owned(), None),
@@ -530,7 +565,7 @@ impl CallParser {
         };
         if bytes.get(j) == Some(&b'{') {
             let ctx = Ctx::Args { name, id, format: Format::Mistral };
-            self.state = State::Json { scan: JsonScan::new(j).without_calls(), ctx, calls: 0, malformed: false, closed: false };
+            self.state = State::json(JsonScan::new(j).without_calls(), ctx);
         } else if j >= bytes.len() && !eof {
             self.state = State::MistralName { start };
             return false;
@@ -542,7 +577,7 @@ impl CallParser {
     }
 
     fn react_name(&mut self, start: usize, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         let end = match memchr::memchr(b'\n', &bytes[start..]) {
             Some(k) => start + k,
             None if eof => bytes.len(),
@@ -551,7 +586,7 @@ impl CallParser {
                 return false;
             }
         };
-        let name = self.buf[start..end].trim().trim_matches(|c| matches!(c, '`' | '"' | '\'')).trim().to_owned();
+        let name = self.buf[self.head + start..self.head + end].trim().trim_matches(|c| matches!(c, '`' | '"' | '\'')).trim().to_owned();
         if name.is_empty() {
             self.malformed(0..end, "`Action:` must name a tool", Format::React, out);
             self.consume(end);
@@ -562,7 +597,7 @@ impl CallParser {
     }
 
     fn react_input(&mut self, name: String, at: usize, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         let Some(j) = skip_blank(bytes, at, eof) else {
             self.state = State::ReactInput { name, at };
             return false;
@@ -588,7 +623,7 @@ impl CallParser {
                     Some(b'{') => {
                         let ctx = Ctx::Args { name, id: None, format: Format::React };
                         self.state =
-                            State::Json { scan: JsonScan::new(k).without_calls(), ctx, calls: 0, malformed: false, closed: false };
+                            State::json(JsonScan::new(k).without_calls(), ctx);
                         true
                     }
                     None if !eof => {
@@ -612,7 +647,7 @@ impl CallParser {
     }
 
     fn skip_to(&mut self, marker: &'static str, from: usize, reason: String, format: Format, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         match memchr::memmem::find(&bytes[from..], marker.as_bytes()) {
             Some(k) => {
                 let end = from + k + marker.len();
@@ -635,7 +670,7 @@ impl CallParser {
     }
 
     fn after_call(&mut self, at: usize, ctx: Ctx, eof: bool, _out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         let mut j = at;
         let mut newline = false;
         while j < bytes.len() && bytes[j].is_ascii_whitespace() {
@@ -679,9 +714,9 @@ impl CallParser {
         // Only blank space was between the call and what follows; drop it.
         self.consume(j);
         self.line_start = newline || self.line_start;
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         if ctx == Ctx::PythonTag && bytes.first() == Some(&b'{') {
-            self.state = State::Json { scan: JsonScan::new(0), ctx, calls: 0, malformed: false, closed: false };
+            self.state = State::json(JsonScan::new(0), ctx);
             return true;
         }
         if self.fenced && !bytes.is_empty() && !matches!(bytes[0], b'{' | b'[' | b'<') {
@@ -694,15 +729,15 @@ impl CallParser {
 
     // ---- JSON -----------------------------------------------------------------------
 
-    #[allow(clippy::too_many_arguments)]
-    fn json(&mut self, mut scan: JsonScan, ctx: Ctx, mut calls: usize, mut malformed: bool, mut closed: bool, eof: bool, out: &mut Vec<Event>) -> bool {
+    fn json(&mut self, mut js: Box<JsonState>, eof: bool, out: &mut Vec<Event>) -> bool {
         loop {
-            match scan.scan(self.buf.as_bytes(), eof) {
+            let JsonState { scan, ctx, calls, malformed, closed } = &mut *js;
+            match scan.scan(self.buf[self.head..].as_bytes(), eof) {
                 Step::Candidate { start, end } => {
-                    if !matches!(ctx, Ctx::Args { .. }) {
-                        match self.candidate(start, end, &ctx, closed, out) {
-                            Some(true) => calls += 1,
-                            Some(false) => malformed = true,
+                    if !matches!(*ctx, Ctx::Args { .. }) {
+                        match self.candidate(start, end, ctx, *closed, out) {
+                            Some(true) => *calls += 1,
+                            Some(false) => *malformed = true,
                             None => {}
                         }
                     }
@@ -713,14 +748,15 @@ impl CallParser {
                         let why = format!("the JSON is nested deeper than {} levels", crate::lenient::MAX_DEPTH);
                         self.malformed(root..end, why, ctx.format(false, self.format), out);
                         self.consume(end);
-                        return self.after_structure(ctx);
+                        return self.after_structure(js.ctx);
                     }
-                    if let Ctx::Args { name, id, format } = &ctx {
-                        self.args_call(name, id.clone(), *format, root..end, closed, out);
+                    if let Ctx::Args { name, id, format } = &*ctx {
+                        let (name, id, format, closed) = (name.clone(), id.clone(), *format, *closed);
+                        self.args_call(&name, id, format, root..end, closed, out);
                         self.consume(end);
-                        return self.after_structure(ctx);
+                        return self.after_structure(js.ctx);
                     }
-                    if calls == 0 && !malformed {
+                    if *calls == 0 && !*malformed {
                         if ctx.tagged() {
                             let why = "expected a JSON object with \"name\" and \"arguments\"";
                             self.malformed(root..end, why, ctx.format(false, self.format), out);
@@ -729,19 +765,19 @@ impl CallParser {
                         }
                     }
                     self.consume(end);
-                    return self.after_structure(ctx);
+                    return self.after_structure(js.ctx);
                 }
                 Step::Abort { at } => {
-                    if ctx.tagged() && !closed {
+                    if ctx.tagged() && !*closed {
                         if let Some(closers) = scan.closers() {
-                            self.buf.insert_str(at, &closers);
+                            self.buf.insert_str(self.head + at, &closers);
                             self.synthetic += closers.len();
-                            closed = true;
+                            *closed = true;
                             continue;
                         }
                     }
                     if !ctx.tagged() {
-                        if calls == 0 && !malformed {
+                        if *calls == 0 && !*malformed {
                             return self.give_back(at, out);
                         }
                         self.consume(at);
@@ -750,12 +786,12 @@ impl CallParser {
                         return true;
                     }
                     let root = scan.start();
-                    let why = if self.buf.as_bytes().get(at).is_some() {
-                        format!("the JSON is not valid at `{}`", char_at(&self.buf, at))
+                    let why = if self.buf[self.head..].as_bytes().get(at).is_some() {
+                        format!("the JSON is not valid at `{}`", char_at(&self.buf[self.head..], at))
                     } else {
                         "the JSON is not valid".to_owned()
                     };
-                    if ctx == Ctx::Hermes {
+                    if *ctx == Ctx::Hermes {
                         self.state = State::SkipTo { marker: HERMES_CLOSE, from: at, reason: why, format: Format::Hermes };
                         let _ = root;
                         return true;
@@ -767,21 +803,21 @@ impl CallParser {
                     return true;
                 }
                 Step::NeedMore if !eof => {
-                    self.state = State::Json { scan, ctx, calls, malformed, closed };
+                    self.state = State::Json(js);
                     return false;
                 }
                 Step::NeedMore => {
-                    if !closed {
+                    if !*closed {
                         if let Some(closers) = scan.closers() {
-                            if ctx.tagged() || scan.looks_like_call() || calls > 0 {
+                            if ctx.tagged() || scan.looks_like_call() || *calls > 0 {
                                 self.buf.push_str(&closers);
                                 self.synthetic += closers.len();
-                                closed = true;
+                                *closed = true;
                                 continue;
                             }
                         }
                     }
-                    let end = self.buf.len();
+                    let end = self.buf.len() - self.head;
                     if ctx.tagged() || scan.looks_like_call() {
                         let root = scan.start();
                         let why = "the output ended inside the call";
@@ -789,7 +825,7 @@ impl CallParser {
                         self.consume(end);
                         return true;
                     }
-                    if calls == 0 && !malformed {
+                    if *calls == 0 && !*malformed {
                         return self.give_back(end, out);
                     }
                     self.consume(end);
@@ -802,7 +838,7 @@ impl CallParser {
     /// A call-shaped object closed at `start..end`: `Some(true)` for a call, `Some(false)`
     /// for a malformed one, `None` when it is not a call after all.
     fn candidate(&mut self, start: usize, end: usize, ctx: &Ctx, closed: bool, out: &mut Vec<Event>) -> Option<bool> {
-        let text = &self.buf[start..end];
+        let text = &self.buf[self.head + start..self.head + end];
         let (value, mut repairs) = match crate::lenient::parse_json(text) {
             Ok(parsed) => parsed,
             Err(why) => {
@@ -834,7 +870,7 @@ impl CallParser {
     }
 
     fn args_call(&mut self, name: &str, id: Option<String>, format: Format, range: std::ops::Range<usize>, closed: bool, out: &mut Vec<Event>) {
-        let text = &self.buf[range.clone()];
+        let text = &self.buf[self.head + range.start..self.head + range.end];
         match crate::lenient::parse_json(text) {
             Ok((Value::Object(arguments), mut repairs)) => {
                 self.note_structural_repairs(&mut repairs, closed);
@@ -888,7 +924,7 @@ impl CallParser {
         if !self.fenced {
             return 0;
         }
-        let bytes = self.buf.as_bytes();
+        let bytes = self.buf[self.head..].as_bytes();
         let mut j = FENCE.len();
         while j < bytes.len() && !bytes[j].is_ascii_whitespace() && !matches!(bytes[j], b'{' | b'[' | b'<') {
             j += 1;
@@ -906,36 +942,38 @@ impl CallParser {
 
     // ---- Python ---------------------------------------------------------------------
 
-    fn python(&mut self, mut scan: PyScan, mut calls: usize, mut malformed: bool, in_list: bool, eof: bool, out: &mut Vec<Event>) -> bool {
+    fn python(&mut self, mut ps: Box<PyState>, eof: bool, out: &mut Vec<Event>) -> bool {
         loop {
-            match scan.scan(self.buf.as_bytes(), eof) {
+            let PyState { scan, calls, malformed, in_list } = &mut *ps;
+            let (calls, malformed, in_list) = (calls, malformed, *in_list);
+            match scan.scan(self.buf[self.head..].as_bytes(), eof) {
                 PyStep::NeedMore => {
-                    self.state = State::Python { scan, calls, malformed, in_list };
+                    self.state = State::Python(ps);
                     return false;
                 }
                 PyStep::Call { start, end } => match self.python_call(start, end) {
                     Ok(call) => {
                         out.push(Event::Call(call));
-                        calls += 1;
+                        *calls += 1;
                     }
                     Err(why) => {
-                        let deliberate = in_list || calls > 0 || malformed || self.format == Format::Python;
+                        let deliberate = in_list || *calls > 0 || *malformed || self.format == Format::Python;
                         if !deliberate {
                             return self.give_back(end, out);
                         }
                         self.malformed(start..end, why, Format::Python, out);
-                        malformed = true;
+                        *malformed = true;
                     }
                 },
                 PyStep::End { at, truncated } => {
-                    let deliberate = in_list || calls > 0 || malformed || self.format == Format::Python;
+                    let deliberate = in_list || *calls > 0 || *malformed || self.format == Format::Python;
                     if let Some(start) = truncated.filter(|_| deliberate) {
-                        let end = self.buf.len();
+                        let end = self.buf.len() - self.head;
                         self.malformed(start..end, "the output ended inside the call", Format::Python, out);
                         self.consume(end);
                         return true;
                     }
-                    if calls == 0 && !malformed {
+                    if *calls == 0 && !*malformed {
                         return self.give_back(at, out);
                     }
                     self.consume(at);
@@ -946,7 +984,7 @@ impl CallParser {
     }
 
     fn python_call(&self, start: usize, end: usize) -> Result<ParsedCall, String> {
-        let text = &self.buf[start..end];
+        let text = &self.buf[self.head + start..self.head + end];
         let expr = parse_expr(text).map_err(|e| format!("not a Python call: {}", e.message))?;
         let PyExpr::Call { func, args, kwargs } = expr else {
             return Err("not a Python call".into());
@@ -983,7 +1021,7 @@ impl CallParser {
         if end == 0 {
             return;
         }
-        let text = &self.buf[..end];
+        let text = &self.buf[self.head..self.head + end];
         if let Some(Event::Text { text: last }) = out.last_mut() {
             last.push_str(text);
         } else {
@@ -992,9 +1030,9 @@ impl CallParser {
     }
 
     fn malformed(&mut self, range: std::ops::Range<usize>, reason: impl Into<String>, format: Format, out: &mut Vec<Event>) {
-        let end = range.end.min(self.buf.len());
+        let end = range.end.min(self.buf.len() - self.head);
         let start = range.start.min(end);
-        let text = &self.buf[start..end];
+        let text = &self.buf[self.head + start..self.head + end];
         out.push(Event::Malformed(Malformed::new(self.span(start..end), text, reason, format)));
     }
 
@@ -1009,7 +1047,7 @@ impl CallParser {
         if n == 0 {
             return;
         }
-        for &b in self.buf.as_bytes()[..n].iter().rev() {
+        for &b in self.buf[self.head..].as_bytes()[..n].iter().rev() {
             match b {
                 b' ' | b'\t' | b'\r' => continue,
                 b'\n' => self.last_newline = true,
@@ -1020,7 +1058,7 @@ impl CallParser {
         let real = n.saturating_sub(self.synthetic);
         self.synthetic = self.synthetic.saturating_sub(n);
         self.base += real;
-        self.buf.drain(..n);
+        self.head += n;
         self.skip_trigger_at = None;
     }
 }
