@@ -40,17 +40,30 @@ fn workload(format: Format, bytes: usize) -> (String, usize) {
         let args = arguments(n);
         match format {
             Format::Hermes | Format::Auto => {
-                out.push_str(&format!("<tool_call>\n{}\n</tool_call>\n", json!({"name": name, "arguments": args})));
+                out.push_str(&format!(
+                    "<tool_call>\n{}\n</tool_call>\n",
+                    json!({"name": name, "arguments": args})
+                ));
             }
             Format::OpenAi => {
                 let call = json!({"id": format!("call_{n}"), "type": "function", "function": {"name": name, "arguments": args.to_string()}});
-                out.push_str(&format!("{}\n", json!({"role": "assistant", "content": null, "tool_calls": [call]})));
+                out.push_str(&format!(
+                    "{}\n",
+                    json!({"role": "assistant", "content": null, "tool_calls": [call]})
+                ));
             }
-            Format::Llama => out.push_str(&format!("{}\n", json!({"name": name, "parameters": args}))),
-            Format::Mistral => out.push_str(&format!("[TOOL_CALLS]{}\n", json!([{"name": name, "arguments": args}]))),
+            Format::Llama => {
+                out.push_str(&format!("{}\n", json!({"name": name, "parameters": args})))
+            }
+            Format::Mistral => out.push_str(&format!(
+                "[TOOL_CALLS]{}\n",
+                json!([{"name": name, "arguments": args}])
+            )),
             Format::Python => out.push_str(&format!("[{name}({})]\n", python_args(n))),
             Format::React => {
-                out.push_str(&format!("Thought: look it up\nAction: {name}\nAction Input: {args}\nObservation: ok\n"));
+                out.push_str(&format!(
+                    "Thought: look it up\nAction: {name}\nAction Input: {args}\nObservation: ok\n"
+                ));
             }
         }
         n += 1;
@@ -96,13 +109,28 @@ pub(crate) fn parse(mb: usize, as_json: bool) -> Result<()> {
     let bytes = mb.max(1) * 1024 * 1024;
     let mut rows = Vec::new();
     if !as_json {
-        println!("call parsing, {mb} MB of model output per format (median of 5 runs; release build expected)\n");
+        println!(
+            "call parsing, {mb} MB of model output per format (median of 5 runs; release build expected)\n"
+        );
         println!(
             "{:<8} {:>7} {:>11} {:>14} {:>12} {:>13} {:>13}",
-            "format", "calls", "whole MB/s", "1-byte MB/s", "1-byte/whole", "serde MB/s", "agentry/serde"
+            "format",
+            "calls",
+            "whole MB/s",
+            "1-byte MB/s",
+            "1-byte/whole",
+            "serde MB/s",
+            "agentry/serde"
         );
     }
-    for format in [Format::Hermes, Format::OpenAi, Format::Llama, Format::Mistral, Format::Python, Format::React] {
+    for format in [
+        Format::Hermes,
+        Format::OpenAi,
+        Format::Llama,
+        Format::Mistral,
+        Format::Python,
+        Format::React,
+    ] {
         let (text, calls) = workload(format, bytes);
         let check = parse_whole(format, &text);
         ensure!(
@@ -111,7 +139,10 @@ pub(crate) fn parse(mb: usize, as_json: bool) -> Result<()> {
             check.calls.len(),
             check.malformed.len()
         );
-        ensure!(parse_bytewise(format, &text) == check, "1-byte chunks gave a different result for {format}");
+        ensure!(
+            parse_bytewise(format, &text) == check,
+            "1-byte chunks gave a different result for {format}"
+        );
         let size = text.len() as f64 / (1024.0 * 1024.0);
         let whole = median_secs(5, || {
             black_box(parse_whole(format, black_box(&text)));
@@ -147,18 +178,24 @@ pub(crate) fn parse(mb: usize, as_json: bool) -> Result<()> {
     if as_json {
         println!("{}", json!({"parse": rows, "validate": validation}));
     } else {
-        println!("\nvalidation of a typical call (5 arguments, nested object, a pattern), compiled schema:");
+        println!(
+            "\nvalidation of a typical call (5 arguments, nested object, a pattern), compiled schema:"
+        );
         println!(
             "  agentry check: {:.2} µs median   bare jsonschema is_valid: {:.2} µs   ratio {:.2}x",
             validation["check_us_median"].as_f64().unwrap_or_default(),
-            validation["is_valid_us_median"].as_f64().unwrap_or_default(),
+            validation["is_valid_us_median"]
+                .as_f64()
+                .unwrap_or_default(),
             validation["ratio"].as_f64().unwrap_or_default()
         );
         println!(
             "  an invalid call with its error sentences: {:.2} µs median",
             validation["invalid_us_median"].as_f64().unwrap_or_default()
         );
-        println!("\ngoals: JSON formats >= 200 MB/s whole; 1-byte chunks <= 3x whole; validation < 2 µs");
+        println!(
+            "\ngoals: JSON formats >= 200 MB/s whole; 1-byte chunks <= 3x whole; validation < 2 µs"
+        );
     }
     Ok(())
 }
@@ -190,7 +227,10 @@ fn bench_validation() -> Result<Value> {
         "preferences": {"seat": "aisle", "meal": "vegetarian"}});
     let bad = json!({"from": "oslo", "to": "CDG", "date": "2025-06-01", "passengers": 0,
         "preferences": {"meal": "none"}});
-    ensure!(validator.check(good.clone()).is_ok() && validator.check(bad.clone()).is_err(), "validation bench inputs are wrong");
+    ensure!(
+        validator.check(good.clone()).is_ok() && validator.check(bad.clone()).is_err(),
+        "validation bench inputs are wrong"
+    );
     const BATCH: usize = 2000;
     let per_call = |f: &mut dyn FnMut()| {
         median_secs(51, || {
@@ -212,5 +252,7 @@ fn bench_validation() -> Result<Value> {
     let invalid_us = per_call(&mut || {
         black_box(validator.check(black_box(bad.clone())).is_err());
     });
-    Ok(json!({"check_us_median": check_us, "is_valid_us_median": raw_us, "ratio": check_us / raw_us, "invalid_us_median": invalid_us}))
+    Ok(
+        json!({"check_us_median": check_us, "is_valid_us_median": raw_us, "ratio": check_us / raw_us, "invalid_us_median": invalid_us}),
+    )
 }

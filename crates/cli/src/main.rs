@@ -117,8 +117,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse { format, events } => parse(format.into(), events),
-        Command::Validate { tools, coerce, json } => validate(&tools, coerce, json),
-        Command::Bench { what: BenchCommand::Parse { mb, json } } => bench::parse(mb, json).map(|()| true),
+        Command::Validate {
+            tools,
+            coerce,
+            json,
+        } => validate(&tools, coerce, json),
+        Command::Bench {
+            what: BenchCommand::Parse { mb, json },
+        } => bench::parse(mb, json).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -147,13 +153,19 @@ fn parse(format: Format, print_events: bool) -> Result<bool> {
                 Event::Text { .. } => {}
                 Event::Call(call) => {
                     for repair in &call.repairs {
-                        eprintln!("repaired `{}` at bytes {}..{}: {repair}", call.name, call.span.start, call.span.end);
+                        eprintln!(
+                            "repaired `{}` at bytes {}..{}: {repair}",
+                            call.name, call.span.start, call.span.end
+                        );
                     }
                     calls.push(json!({"name": call.name, "arguments": call.arguments}));
                 }
                 Event::Malformed(m) => {
                     errors += 1;
-                    eprintln!("malformed {} call at bytes {}..{}: {}\n  text: {}", m.format, m.span.start, m.span.end, m.reason, m.excerpt);
+                    eprintln!(
+                        "malformed {} call at bytes {}..{}: {}\n  text: {}",
+                        m.format, m.span.start, m.span.end, m.reason, m.excerpt
+                    );
                 }
             }
         }
@@ -164,7 +176,9 @@ fn parse(format: Format, print_events: bool) -> Result<bool> {
         if n == 0 {
             break;
         }
-        let events = parser.push_bytes(&chunk[..n]).context("reading the model text on stdin")?;
+        let events = parser
+            .push_bytes(&chunk[..n])
+            .context("reading the model text on stdin")?;
         handle(events, &mut stdout)?;
     }
     let events = parser.finish().context("reading the model text on stdin")?;
@@ -177,9 +191,14 @@ fn parse(format: Format, print_events: bool) -> Result<bool> {
 
 /// `agentry validate`: returns whether every call was valid.
 fn validate(tools_path: &Path, coerce: bool, as_json: bool) -> Result<bool> {
-    let text = std::fs::read_to_string(tools_path).with_context(|| format!("reading {}", tools_path.display()))?;
-    let specs = ToolSpec::list_from_json(&text)
-        .with_context(|| format!("{} is not a JSON array of tool definitions", tools_path.display()))?;
+    let text = std::fs::read_to_string(tools_path)
+        .with_context(|| format!("reading {}", tools_path.display()))?;
+    let specs = ToolSpec::list_from_json(&text).with_context(|| {
+        format!(
+            "{} is not a JSON array of tool definitions",
+            tools_path.display()
+        )
+    })?;
     let mut validators = Validators::new(&specs)?;
     if coerce {
         for spec in &specs {
@@ -187,7 +206,9 @@ fn validate(tools_path: &Path, coerce: bool, as_json: bool) -> Result<bool> {
         }
     }
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).context("reading calls from stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading calls from stdin")?;
     let calls: Vec<Value> = serde_json::from_str(&input)
         .context("stdin must be a JSON array of calls, e.g. [{\"name\": \"f\", \"arguments\": {}}] (what `agentry parse` prints)")?;
     let mut all_ok = true;
@@ -200,8 +221,13 @@ fn validate(tools_path: &Path, coerce: bool, as_json: bool) -> Result<bool> {
         match validators.check(&call.name, call.arguments) {
             Ok(checked) => {
                 if as_json {
-                    let coerced: Vec<String> = checked.coerced.iter().map(ToString::to_string).collect();
-                    writeln!(stdout, "{}", json!({"name": call.name, "ok": true, "arguments": checked.arguments, "coerced": coerced}))?;
+                    let coerced: Vec<String> =
+                        checked.coerced.iter().map(ToString::to_string).collect();
+                    writeln!(
+                        stdout,
+                        "{}",
+                        json!({"name": call.name, "ok": true, "arguments": checked.arguments, "coerced": coerced})
+                    )?;
                 } else {
                     writeln!(stdout, "ok {}", call.name)?;
                     for c in &checked.coerced {
@@ -212,9 +238,18 @@ fn validate(tools_path: &Path, coerce: bool, as_json: bool) -> Result<bool> {
             Err(err) => {
                 all_ok = false;
                 if as_json {
-                    writeln!(stdout, "{}", json!({"name": call.name, "ok": false, "kind": err.kind(), "error": err.for_model()}))?;
+                    writeln!(
+                        stdout,
+                        "{}",
+                        json!({"name": call.name, "ok": false, "kind": err.kind(), "error": err.for_model()})
+                    )?;
                 } else {
-                    writeln!(stdout, "invalid {}: {}", call.name, strip_prefix(err.for_model(), &call.name))?;
+                    writeln!(
+                        stdout,
+                        "invalid {}: {}",
+                        call.name,
+                        strip_prefix(err.for_model(), &call.name)
+                    )?;
                 }
             }
         }
@@ -224,5 +259,7 @@ fn validate(tools_path: &Path, coerce: bool, as_json: bool) -> Result<bool> {
 
 /// Drops the "invalid arguments for `name`: " lead, which the verdict line already says.
 fn strip_prefix<'a>(sentence: &'a str, name: &str) -> &'a str {
-    sentence.strip_prefix(&format!("invalid arguments for `{name}`: ")).unwrap_or(sentence)
+    sentence
+        .strip_prefix(&format!("invalid arguments for `{name}`: "))
+        .unwrap_or(sentence)
 }

@@ -1,4 +1,5 @@
 //! The `agentry` binary as a user runs it: stdin in, stdout and exit code out.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     io::Write,
@@ -21,16 +22,26 @@ fn agentry(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
 fn parse_prints_calls_as_a_json_array() {
-    let out = agentry(&["parse"], br#"Sure. <tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>"#);
+    let out = agentry(
+        &["parse"],
+        br#"Sure. <tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>"#,
+    );
     assert!(out.status.success());
-    assert_eq!(stdout_json(&out), json!([{"name": "get_weather", "arguments": {"city": "Paris"}}]));
+    assert_eq!(
+        stdout_json(&out),
+        json!([{"name": "get_weather", "arguments": {"city": "Paris"}}])
+    );
 
-    let out = agentry(&["parse", "--format", "python"], b"[get_weather(city='Paris', days=3), math.factorial(n=5)]");
+    let out = agentry(
+        &["parse", "--format", "python"],
+        b"[get_weather(city='Paris', days=3), math.factorial(n=5)]",
+    );
     assert_eq!(
         stdout_json(&out),
         json!([{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}, {"name": "math.factorial", "arguments": {"n": 5}}])
@@ -39,15 +50,28 @@ fn parse_prints_calls_as_a_json_array() {
 
 #[test]
 fn parse_reports_repairs_and_errors_on_stderr() {
-    let out = agentry(&["parse"], b"<tool_call>{'name': 'f', 'arguments': {'x': 1,}}</tool_call>");
+    let out = agentry(
+        &["parse"],
+        b"<tool_call>{'name': 'f', 'arguments': {'x': 1,}}</tool_call>",
+    );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("removed a trailing comma") && stderr.contains("single-quoted"), "{stderr}");
+    assert!(
+        stderr.contains("removed a trailing comma") && stderr.contains("single-quoted"),
+        "{stderr}"
+    );
 
-    let out = agentry(&["parse"], b"<tool_call>{\"name\": \"f\", \"arguments\": {\"x\": }}</tool_call>");
+    let out = agentry(
+        &["parse"],
+        b"<tool_call>{\"name\": \"f\", \"arguments\": {\"x\": }}</tool_call>",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout_json(&out), json!([]));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("malformed hermes call"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("malformed hermes call"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = agentry(&["parse"], b"No tools needed.");
     assert!(out.status.success());
@@ -58,13 +82,23 @@ fn parse_reports_repairs_and_errors_on_stderr() {
 fn parse_refuses_invalid_utf8_clearly() {
     let out = agentry(&["parse"], b"abc\xff");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid UTF-8 at byte 3"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not valid UTF-8 at byte 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn parse_events_show_spans_and_text() {
-    let out = agentry(&["parse", "--events"], b"Hi {\"name\": \"f\", \"arguments\": {}}");
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = agentry(
+        &["parse", "--events"],
+        b"Hi {\"name\": \"f\", \"arguments\": {}}",
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines[0], json!({"type": "text", "text": "Hi "}));
     assert_eq!(lines[1]["type"], "call");
     assert_eq!(lines[1]["span"], json!({"start": 3, "end": 33}));
@@ -88,17 +122,29 @@ fn validate_prints_a_verdict_per_call() {
     let tools = tools.to_str().unwrap();
 
     let calls = json!([{"name": "get_weather", "arguments": {"city": "Oslo"}}, {"name": "book", "arguments": {"date": "tomorrow"}}]);
-    let out = agentry(&["validate", "--tools", tools], calls.to_string().as_bytes());
+    let out = agentry(
+        &["validate", "--tools", tools],
+        calls.to_string().as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "ok get_weather\ninvalid book: `$.date`: 'tomorrow' is not a date (YYYY-MM-DD)\n"
     );
 
-    let out = agentry(&["validate", "--tools", tools], br#"[{"name": "nope", "arguments": {}}]"#);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no tool named `nope`; available tools: get_weather, book"));
+    let out = agentry(
+        &["validate", "--tools", tools],
+        br#"[{"name": "nope", "arguments": {}}]"#,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("no tool named `nope`; available tools: get_weather, book")
+    );
 
-    let out = agentry(&["validate", "--tools", tools, "--coerce", "--json"], br#"[{"name": "get_weather", "arguments": {"city": "Oslo", "days": "3"}}]"#);
+    let out = agentry(
+        &["validate", "--tools", tools, "--coerce", "--json"],
+        br#"[{"name": "get_weather", "arguments": {"city": "Oslo", "days": "3"}}]"#,
+    );
     assert!(out.status.success());
     assert_eq!(
         stdout_json(&out),
@@ -106,9 +152,16 @@ fn validate_prints_a_verdict_per_call() {
     );
 
     // `agentry parse` output chains into `agentry validate`.
-    let parsed = agentry(&["parse"], br#"[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Oslo"}}]"#);
+    let parsed = agentry(
+        &["parse"],
+        br#"[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Oslo"}}]"#,
+    );
     let out = agentry(&["validate", "--tools", tools], &parsed.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let out = agentry(&["validate", "--tools", "/nonexistent/tools.json"], b"[]");
     assert_eq!(out.status.code(), Some(2));

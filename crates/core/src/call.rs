@@ -23,7 +23,11 @@ pub struct ToolCall {
 impl ToolCall {
     /// A call of `name` with `arguments`, identified by `id`.
     pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: Value) -> Self {
-        Self { id: id.into(), name: name.into(), arguments }
+        Self {
+            id: id.into(),
+            name: name.into(),
+            arguments,
+        }
     }
 }
 
@@ -65,7 +69,10 @@ impl Serialize for ToolCall {
         CallWireOut {
             id: &self.id,
             kind: "function",
-            function: FunctionOut { name: &self.name, arguments: self.arguments.to_string() },
+            function: FunctionOut {
+                name: &self.name,
+                arguments: self.arguments.to_string(),
+            },
         }
         .serialize(s)
     }
@@ -89,7 +96,11 @@ impl<'de> Deserialize<'de> for ToolCall {
             })?,
             Some(other) => other,
         };
-        Ok(Self { id: w.id.unwrap_or_default(), name, arguments })
+        Ok(Self {
+            id: w.id.unwrap_or_default(),
+            name,
+            arguments,
+        })
     }
 }
 
@@ -111,12 +122,20 @@ pub struct ToolResult {
 impl ToolResult {
     /// A successful result for `call`.
     pub fn ok(call: &ToolCall, value: Value) -> Self {
-        Self { tool_call_id: call.id.clone(), name: call.name.clone(), outcome: Ok(value) }
+        Self {
+            tool_call_id: call.id.clone(),
+            name: call.name.clone(),
+            outcome: Ok(value),
+        }
     }
 
     /// A failed result for `call`.
     pub fn err(call: &ToolCall, error: ToolError) -> Self {
-        Self { tool_call_id: call.id.clone(), name: call.name.clone(), outcome: Err(error) }
+        Self {
+            tool_call_id: call.id.clone(),
+            name: call.name.clone(),
+            outcome: Err(error),
+        }
     }
 
     /// The error kind, if the call failed.
@@ -215,7 +234,11 @@ mod tests {
             json!({"id": "c", "function": {"name": "f", "arguments": "{\"x\": "}}),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("arguments of `f` are not valid JSON"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("arguments of `f` are not valid JSON"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -228,7 +251,10 @@ mod tests {
             let text = serde_json::to_string(&result).unwrap();
             assert_eq!(serde_json::from_str::<ToolResult>(&text).unwrap(), result);
         }
-        let failed = ToolResult::err(&call, ToolError::denied("writes outside /tmp are not allowed"));
+        let failed = ToolResult::err(
+            &call,
+            ToolError::denied("writes outside /tmp are not allowed"),
+        );
         assert_eq!(
             serde_json::to_value(&failed).unwrap(),
             json!({"tool_call_id": "c1", "name": "f",
@@ -246,6 +272,9 @@ mod tests {
             json!({"role": "tool", "tool_call_id": "c1", "content": "sunny"})
         );
         let err = ToolResult::err(&call, ToolError::timeout(250));
-        assert_eq!(err.content_for_model(), "Error (timeout): the call did not finish within 250 ms");
+        assert_eq!(
+            err.content_for_model(),
+            "Error (timeout): the call did not finish within 250 ms"
+        );
     }
 }

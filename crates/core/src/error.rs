@@ -85,7 +85,11 @@ pub struct ToolError {
 impl ToolError {
     /// An error of `kind` whose sentence for the model is `for_model`.
     pub fn new(kind: ErrorKind, for_model: impl Into<String>) -> Self {
-        Self { kind, for_model: for_model.into(), cause: None }
+        Self {
+            kind,
+            for_model: for_model.into(),
+            cause: None,
+        }
     }
 
     /// Arguments failed validation; `why` names the path and the rule.
@@ -99,14 +103,20 @@ impl ToolError {
         let sentence = if list.is_empty() {
             format!("there is no tool named `{name}`; no tools are available")
         } else {
-            format!("there is no tool named `{name}`; available tools: {}", list.join(", "))
+            format!(
+                "there is no tool named `{name}`; available tools: {}",
+                list.join(", ")
+            )
         };
         Self::new(ErrorKind::UnknownTool, sentence)
     }
 
     /// The call did not finish within `millis` milliseconds.
     pub fn timeout(millis: u64) -> Self {
-        Self::new(ErrorKind::Timeout, format!("the call did not finish within {millis} ms"))
+        Self::new(
+            ErrorKind::Timeout,
+            format!("the call did not finish within {millis} ms"),
+        )
     }
 
     /// The tool ran and failed; `why` is what the model should know.
@@ -131,7 +141,10 @@ impl ToolError {
 
     /// Attaches the operator-facing cause; it is recorded, never shown to the model.
     #[must_use]
-    pub fn with_cause(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn with_cause(
+        mut self,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         self.cause = Some(cause.into());
         self
     }
@@ -157,7 +170,10 @@ impl Clone for ToolError {
         Self {
             kind: self.kind,
             for_model: self.for_model.clone(),
-            cause: self.cause.as_ref().map(|c| Box::new(CauseText(c.to_string())) as _),
+            cause: self
+                .cause
+                .as_ref()
+                .map(|c| Box::new(CauseText(c.to_string())) as _),
         }
     }
 }
@@ -229,7 +245,10 @@ mod tests {
 
     #[test]
     fn only_transient_kinds_are_retryable() {
-        let retryable: Vec<_> = ErrorKind::ALL.into_iter().filter(|k| k.is_retryable()).collect();
+        let retryable: Vec<_> = ErrorKind::ALL
+            .into_iter()
+            .filter(|k| k.is_retryable())
+            .collect();
         assert_eq!(retryable, vec![ErrorKind::Timeout, ErrorKind::Unavailable]);
     }
 
@@ -239,7 +258,10 @@ mod tests {
         let err = ToolError::failed("could not read the file").with_cause(io);
         assert_eq!(err.for_model(), "could not read the file");
         assert_eq!(err.to_string(), "tool_failed: could not read the file");
-        assert_eq!(err.cause().unwrap().to_string(), "/etc/secret: permission denied");
+        assert_eq!(
+            err.cause().unwrap().to_string(),
+            "/etc/secret: permission denied"
+        );
 
         let wire = serde_json::to_string(&err).unwrap();
         let back: ToolError = serde_json::from_str(&wire).unwrap();

@@ -29,7 +29,11 @@ pub enum Message {
         #[serde(default, deserialize_with = "optional_text_content")]
         content: Option<String>,
         /// Calls the model asked for, in order.
-        #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "Vec::is_empty",
+            deserialize_with = "null_as_empty"
+        )]
         tool_calls: Vec<ToolCall>,
     },
     /// A tool's answer to one call.
@@ -45,27 +49,40 @@ pub enum Message {
 impl Message {
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Self::System { content: content.into() }
+        Self::System {
+            content: content.into(),
+        }
     }
 
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Self::User { content: content.into() }
+        Self::User {
+            content: content.into(),
+        }
     }
 
     /// An assistant message with text only.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self::Assistant { content: Some(content.into()), tool_calls: Vec::new() }
+        Self::Assistant {
+            content: Some(content.into()),
+            tool_calls: Vec::new(),
+        }
     }
 
     /// An assistant message that only calls tools.
     pub fn assistant_calls(tool_calls: Vec<ToolCall>) -> Self {
-        Self::Assistant { content: None, tool_calls }
+        Self::Assistant {
+            content: None,
+            tool_calls,
+        }
     }
 
     /// A tool message answering `tool_call_id`.
     pub fn tool(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
-        Self::Tool { tool_call_id: tool_call_id.into(), content: content.into() }
+        Self::Tool {
+            tool_call_id: tool_call_id.into(),
+            content: content.into(),
+        }
     }
 
     /// The role name as on the wire.
@@ -112,7 +129,9 @@ impl Content {
 }
 
 fn text_content<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<Content>::deserialize(d)?.map(Content::into_text).unwrap_or_default())
+    Ok(Option::<Content>::deserialize(d)?
+        .map(Content::into_text)
+        .unwrap_or_default())
 }
 
 fn optional_text_content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -23,7 +23,12 @@ pub struct ToolSpec {
 impl ToolSpec {
     /// A tool named `name` taking arguments described by `parameters`.
     pub fn new(name: impl Into<String>, description: impl Into<String>, parameters: Value) -> Self {
-        Self { name: name.into(), description: description.into(), parameters, output_schema: None }
+        Self {
+            name: name.into(),
+            description: description.into(),
+            parameters,
+            output_schema: None,
+        }
     }
 
     /// Declares the schema of the tool's output.
@@ -153,7 +158,10 @@ mod tests {
         .unwrap();
         assert_eq!(tools[0].parameters, json!({"type": "object"}));
         assert_eq!(tools[1].output_schema, Some(json!({"type": "string"})));
-        assert_eq!(tools[2].parameters, json!({"type": "object", "properties": {}}));
+        assert_eq!(
+            tools[2].parameters,
+            json!({"type": "object", "properties": {}})
+        );
     }
 
     #[test]

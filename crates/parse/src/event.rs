@@ -28,8 +28,14 @@ pub enum Format {
 
 impl Format {
     /// Every concrete format (all but [`Format::Auto`]).
-    pub const CONCRETE: [Format; 6] =
-        [Self::OpenAi, Self::Hermes, Self::Llama, Self::Mistral, Self::Python, Self::React];
+    pub const CONCRETE: [Format; 6] = [
+        Self::OpenAi,
+        Self::Hermes,
+        Self::Llama,
+        Self::Mistral,
+        Self::Python,
+        Self::React,
+    ];
 
     /// The name used on the command line (`openai`, `hermes`, …).
     pub fn as_str(self) -> &'static str {
@@ -55,7 +61,15 @@ impl FromStr for Format {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let all = [Self::Auto, Self::OpenAi, Self::Hermes, Self::Llama, Self::Mistral, Self::Python, Self::React];
+        let all = [
+            Self::Auto,
+            Self::OpenAi,
+            Self::Hermes,
+            Self::Llama,
+            Self::Mistral,
+            Self::Python,
+            Self::React,
+        ];
         all.into_iter().find(|f| f.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
             format!("unknown format `{s}`; expected one of auto, openai, hermes, llama, mistral, python, react")
         })
@@ -137,7 +151,11 @@ impl ParsedCall {
 
     /// The call as a [`ToolCall`], using `fallback_id` when the model gave none.
     pub fn into_tool_call(self, fallback_id: impl FnOnce() -> String) -> ToolCall {
-        ToolCall { id: self.id.unwrap_or_else(fallback_id), name: self.name, arguments: self.arguments }
+        ToolCall {
+            id: self.id.unwrap_or_else(fallback_id),
+            name: self.name,
+            arguments: self.arguments,
+        }
     }
 }
 
@@ -158,8 +176,18 @@ impl Malformed {
     /// Longest excerpt kept; longer offending text is cut in the middle.
     pub const MAX_EXCERPT: usize = 400;
 
-    pub(crate) fn new(span: Range<usize>, text: &str, reason: impl Into<String>, format: Format) -> Self {
-        Self { span, excerpt: excerpt(text), reason: reason.into(), format }
+    pub(crate) fn new(
+        span: Range<usize>,
+        text: &str,
+        reason: impl Into<String>,
+        format: Format,
+    ) -> Self {
+        Self {
+            span,
+            excerpt: excerpt(text),
+            reason: reason.into(),
+            format,
+        }
     }
 
     /// The error the model reads, naming the offending text.
@@ -184,7 +212,12 @@ fn excerpt(text: &str) -> String {
     while !text.is_char_boundary(tail) {
         tail += 1;
     }
-    format!("{} … [{} bytes] … {}", &text[..head], text.len() - head - (text.len() - tail), &text[tail..])
+    format!(
+        "{} … [{} bytes] … {}",
+        &text[..head],
+        text.len() - head - (text.len() - tail),
+        &text[tail..]
+    )
 }
 
 /// One thing the parser found in the stream.

@@ -11,7 +11,13 @@
 use crate::lenient::{self, is_ident_start, is_scalar_byte};
 
 /// Keys whose value holds calls (OpenAI messages and responses).
-const WRAPPER_KEYS: &[&[u8]] = &[b"tool_calls", b"function_call", b"calls", b"choices", b"message"];
+const WRAPPER_KEYS: &[&[u8]] = &[
+    b"tool_calls",
+    b"function_call",
+    b"calls",
+    b"choices",
+    b"message",
+];
 
 /// Where the scan stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +44,16 @@ enum Expect {
 #[derive(Debug, Clone, Copy)]
 enum Lex {
     Idle,
-    Str { quote: u8, key: bool, start: usize, escaped: bool },
-    Scalar { key: bool, start: usize },
+    Str {
+        quote: u8,
+        key: bool,
+        start: usize,
+        escaped: bool,
+    },
+    Scalar {
+        key: bool,
+        start: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -118,7 +132,13 @@ impl JsonScan {
                 }
             }
         }
-        Some(self.frames.iter().rev().map(|f| if f.obj { '}' } else { ']' }).collect())
+        Some(
+            self.frames
+                .iter()
+                .rev()
+                .map(|f| if f.obj { '}' } else { ']' })
+                .collect(),
+        )
     }
 
     /// Scans `buf` from where the last call stopped. With `eof`, a number or literal at the
@@ -131,7 +151,12 @@ impl JsonScan {
         let mut i = self.pos;
         loop {
             match self.lex {
-                Lex::Str { quote, key, start, escaped } => {
+                Lex::Str {
+                    quote,
+                    key,
+                    start,
+                    escaped,
+                } => {
                     let mut j = i;
                     if escaped {
                         if j >= len {
@@ -143,7 +168,12 @@ impl JsonScan {
                     loop {
                         match memchr::memchr2(quote, b'\\', &buf[j.min(len)..]) {
                             None => {
-                                self.lex = Lex::Str { quote, key, start, escaped: false };
+                                self.lex = Lex::Str {
+                                    quote,
+                                    key,
+                                    start,
+                                    escaped: false,
+                                };
                                 self.pos = len;
                                 return Step::NeedMore;
                             }
@@ -151,7 +181,12 @@ impl JsonScan {
                                 let at = j + k;
                                 if buf[at] == b'\\' {
                                     if at + 1 >= len {
-                                        self.lex = Lex::Str { quote, key, start, escaped: true };
+                                        self.lex = Lex::Str {
+                                            quote,
+                                            key,
+                                            start,
+                                            escaped: true,
+                                        };
                                         self.pos = len;
                                         return Step::NeedMore;
                                     }
@@ -207,7 +242,12 @@ impl JsonScan {
                                 }
                             }
                             b'"' | b'\'' => {
-                                self.lex = Lex::Str { quote: b, key: false, start: i, escaped: false }
+                                self.lex = Lex::Str {
+                                    quote: b,
+                                    key: false,
+                                    start: i,
+                                    escaped: false,
+                                }
                             }
                             _ => {}
                         }
@@ -226,15 +266,25 @@ impl JsonScan {
                                 i += 1;
                                 continue;
                             }
-                            let cand = self.calls_inside && match self.frames.last() {
-                                None => true,
-                                Some(f) if !f.obj => f.cand,
-                                Some(f) => f.cand && self.wrapper_next,
-                            };
+                            let cand = self.calls_inside
+                                && match self.frames.last() {
+                                    None => true,
+                                    Some(f) if !f.obj => f.cand,
+                                    Some(f) => f.cand && self.wrapper_next,
+                                };
                             self.wrapper_next = false;
                             let obj = b == b'{';
-                            self.frames.push(Frame { obj, start: i, cand, call_key: false });
-                            self.expect = if obj { Expect::KeyOrClose } else { Expect::ValueOrClose };
+                            self.frames.push(Frame {
+                                obj,
+                                start: i,
+                                cand,
+                                call_key: false,
+                            });
+                            self.expect = if obj {
+                                Expect::KeyOrClose
+                            } else {
+                                Expect::ValueOrClose
+                            };
                             i += 1;
                         }
                         b'}' | b']' => {
@@ -260,12 +310,18 @@ impl JsonScan {
                             if self.frames.is_empty() {
                                 if call {
                                     self.done_pending = Some(i);
-                                    return Step::Candidate { start: top.start, end: i };
+                                    return Step::Candidate {
+                                        start: top.start,
+                                        end: i,
+                                    };
                                 }
                                 return Step::Done { end: i };
                             }
                             if call {
-                                return Step::Candidate { start: top.start, end: i };
+                                return Step::Candidate {
+                                    start: top.start,
+                                    end: i,
+                                };
                             }
                         }
                         b',' => {
@@ -273,7 +329,11 @@ impl JsonScan {
                                 return self.abort(i);
                             }
                             let obj = self.frames.last().is_some_and(|f| f.obj);
-                            self.expect = if obj { Expect::KeyOrClose } else { Expect::ValueOrClose };
+                            self.expect = if obj {
+                                Expect::KeyOrClose
+                            } else {
+                                Expect::ValueOrClose
+                            };
                             i += 1;
                         }
                         b':' => {
@@ -289,7 +349,12 @@ impl JsonScan {
                                 Expect::Value | Expect::ValueOrClose => false,
                                 Expect::Colon | Expect::CommaOrClose => return self.abort(i),
                             };
-                            self.lex = Lex::Str { quote: b, key, start: i, escaped: false };
+                            self.lex = Lex::Str {
+                                quote: b,
+                                key,
+                                start: i,
+                                escaped: false,
+                            };
                             i += 1;
                         }
                         c if is_scalar_byte(c) => {
@@ -333,7 +398,10 @@ fn valid_scalar(token: &[u8]) -> bool {
     match token {
         b"true" | b"false" | b"null" | b"True" | b"False" | b"None" => true,
         [b'0'..=b'9', rest @ ..] if rest.iter().all(u8::is_ascii_digit) => true,
-        _ => std::str::from_utf8(token).ok().and_then(lenient::number).is_some(),
+        _ => std::str::from_utf8(token)
+            .ok()
+            .and_then(lenient::number)
+            .is_some(),
     }
 }
 
@@ -358,9 +426,13 @@ mod tests {
         let text = r#"{"tool_calls": [{"function": {"name": "f", "arguments": "{}"}}, {"name": "g", "arguments": {"name": "x", "arguments": {}}}]}"#;
         let s = steps(text);
         assert_eq!(s.len(), 3, "{s:?}");
-        let Step::Candidate { start, end } = s[0] else { panic!() };
+        let Step::Candidate { start, end } = s[0] else {
+            panic!()
+        };
         assert!(text[start..end].starts_with(r#"{"function""#));
-        let Step::Candidate { start, end } = s[1] else { panic!() };
+        let Step::Candidate { start, end } = s[1] else {
+            panic!()
+        };
         assert!(text[start..end].starts_with(r#"{"name": "g""#));
         assert_eq!(s[2], Step::Done { end: text.len() });
     }

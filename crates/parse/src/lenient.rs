@@ -24,7 +24,13 @@ pub(crate) fn parse_json(text: &str) -> Result<(Value, BTreeSet<Repair>), String
 
 /// Parses model-style JSON, returning the value and what was repaired.
 pub(crate) fn parse_lenient(text: &str) -> Result<(Value, BTreeSet<Repair>), String> {
-    let mut r = Reader { s: text.as_bytes(), text, pos: 0, depth: 0, repairs: BTreeSet::new() };
+    let mut r = Reader {
+        s: text.as_bytes(),
+        text,
+        pos: 0,
+        depth: 0,
+        repairs: BTreeSet::new(),
+    };
     let v = r.value()?;
     r.ws();
     if r.pos != r.s.len() {
@@ -210,7 +216,10 @@ impl Reader<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
-        let hex = self.text.get(self.pos..self.pos + 4).ok_or_else(|| self.err("bad \\u escape"))?;
+        let hex = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.err("bad \\u escape"))?;
         let v = u32::from_str_radix(hex, 16).map_err(|_| self.err("bad \\u escape"))?;
         self.pos += 4;
         Ok(v)
@@ -265,7 +274,11 @@ pub(crate) fn number(token: &str) -> Option<(Number, bool)> {
         let v = i64::from_str_radix(hex, 16).ok()?;
         return Some(((if neg { -v } else { v }).into(), false));
     }
-    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     if !body.bytes().any(|b| b.is_ascii_digit()) {
@@ -304,7 +317,10 @@ mod tests {
 
     #[test]
     fn strict_json_needs_no_repair() {
-        assert_eq!(repaired(r#"{"a": [1, 2.5, "x"]}"#), (json!({"a": [1, 2.5, "x"]}), vec![]));
+        assert_eq!(
+            repaired(r#"{"a": [1, 2.5, "x"]}"#),
+            (json!({"a": [1, 2.5, "x"]}), vec![])
+        );
     }
 
     #[test]
@@ -313,18 +329,32 @@ mod tests {
             repaired("{city: 'Paris', days: 3, ok: True, tags: ['a',],}"),
             (
                 json!({"city": "Paris", "days": 3, "ok": true, "tags": ["a"]}),
-                vec![Repair::TrailingComma, Repair::SingleQuotes, Repair::UnquotedKey, Repair::PythonLiteral]
+                vec![
+                    Repair::TrailingComma,
+                    Repair::SingleQuotes,
+                    Repair::UnquotedKey,
+                    Repair::PythonLiteral
+                ]
             )
         );
-        assert_eq!(repaired("{\"t\": \"a\nb\"}"), (json!({"t": "a\nb"}), vec![Repair::ControlCharacter]));
-        assert_eq!(repaired("{\"n\": +.5}"), (json!({"n": 0.5}), vec![Repair::NumberForm]));
+        assert_eq!(
+            repaired("{\"t\": \"a\nb\"}"),
+            (json!({"t": "a\nb"}), vec![Repair::ControlCharacter])
+        );
+        assert_eq!(
+            repaired("{\"n\": +.5}"),
+            (json!({"n": 0.5}), vec![Repair::NumberForm])
+        );
         assert_eq!(repaired(r#"{'q': 'it\'s'}"#).0, json!({"q": "it's"}));
     }
 
     #[test]
     fn unrepairable_text_says_where() {
         let err = parse_json(r#"{"a": 1 "b": 2}"#).unwrap_err();
-        assert!(err.contains("expected `,` or `}`") && err.contains("byte 8"), "{err}");
+        assert!(
+            err.contains("expected `,` or `}`") && err.contains("byte 8"),
+            "{err}"
+        );
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(parse_json(&deep).unwrap_err().contains("nested deeper"));
     }

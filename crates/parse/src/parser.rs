@@ -48,15 +48,46 @@ struct Active {
 
 impl Active {
     fn of(format: Format) -> Self {
-        let none = Self { json: false, hermes: false, python_tag: false, mistral: false, python: false, react: false };
+        let none = Self {
+            json: false,
+            hermes: false,
+            python_tag: false,
+            mistral: false,
+            python: false,
+            react: false,
+        };
         match format {
-            Format::Auto => Self { json: true, hermes: true, python_tag: true, mistral: true, python: true, react: true },
+            Format::Auto => Self {
+                json: true,
+                hermes: true,
+                python_tag: true,
+                mistral: true,
+                python: true,
+                react: true,
+            },
             Format::OpenAi => Self { json: true, ..none },
-            Format::Llama => Self { json: true, python_tag: true, python: false, ..none },
-            Format::Hermes => Self { hermes: true, ..none },
-            Format::Mistral => Self { mistral: true, ..none },
-            Format::Python => Self { python: true, ..none },
-            Format::React => Self { react: true, ..none },
+            Format::Llama => Self {
+                json: true,
+                python_tag: true,
+                python: false,
+                ..none
+            },
+            Format::Hermes => Self {
+                hermes: true,
+                ..none
+            },
+            Format::Mistral => Self {
+                mistral: true,
+                ..none
+            },
+            Format::Python => Self {
+                python: true,
+                ..none
+            },
+            Format::React => Self {
+                react: true,
+                ..none
+            },
         }
     }
 
@@ -83,7 +114,11 @@ enum Ctx {
     /// After `[TOOL_CALLS]`.
     Mistral,
     /// The arguments object of a call whose name came before (`[ARGS]`, `Action Input:`).
-    Args { name: String, id: Option<String>, format: Format },
+    Args {
+        name: String,
+        id: Option<String>,
+        format: Format,
+    },
 }
 
 impl Ctx {
@@ -109,6 +144,7 @@ impl Ctx {
 
 /// A tag after which a call follows.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[allow(clippy::enum_variant_names)] // `PythonTag` is the tag's own name.
 enum Tag {
     Hermes,
     PythonTag,
@@ -133,7 +169,12 @@ enum State {
     /// After `Action: name`, waiting for `Action Input:`.
     ReactInput { name: String, at: usize },
     /// After a malformed tagged call, skipping to the closing tag to report the whole span.
-    SkipTo { marker: &'static str, from: usize, reason: String, format: Format },
+    SkipTo {
+        marker: &'static str,
+        from: usize,
+        reason: String,
+        format: Format,
+    },
     /// After a call: an optional closing tag, `;` separator or closing fence.
     AfterCall { at: usize, ctx: Ctx },
 }
@@ -159,11 +200,22 @@ struct PyState {
 
 impl State {
     fn json(scan: JsonScan, ctx: Ctx) -> Self {
-        Self::Json(Box::new(JsonState { scan, ctx, calls: 0, malformed: false, closed: false }))
+        Self::Json(Box::new(JsonState {
+            scan,
+            ctx,
+            calls: 0,
+            malformed: false,
+            closed: false,
+        }))
     }
 
     fn python(scan: PyScan, in_list: bool) -> Self {
-        Self::Python(Box::new(PyState { scan, calls: 0, malformed: false, in_list }))
+        Self::Python(Box::new(PyState {
+            scan,
+            calls: 0,
+            malformed: false,
+            in_list,
+        }))
     }
 }
 
@@ -205,6 +257,8 @@ pub struct CallParser {
     skip_trigger_at: Option<usize>,
     fenced: bool,
     synthetic: usize,
+    /// Where the synthetic closers were inserted, relative to `head`.
+    synthetic_at: usize,
     total: usize,
     max_input: usize,
     utf8_tail: Vec<u8>,
@@ -230,6 +284,7 @@ impl CallParser {
             skip_trigger_at: None,
             fenced: false,
             synthetic: 0,
+            synthetic_at: 0,
             total: 0,
             max_input: DEFAULT_MAX_INPUT,
             utf8_tail: Vec::new(),
@@ -257,7 +312,9 @@ impl CallParser {
         }
         self.total += chunk.len();
         if self.total > self.max_input {
-            return Err(ParseError::InputTooLarge { limit: self.max_input });
+            return Err(ParseError::InputTooLarge {
+                limit: self.max_input,
+            });
         }
         if self.head > 0 && self.head >= self.buf.len() / 2 {
             // Compact only when the decided prefix is at least half the buffer: amortized linear.
@@ -287,12 +344,15 @@ impl CallParser {
             Err(e) if e.error_len().is_none() => {
                 let (valid, tail) = bytes.split_at(e.valid_up_to());
                 let tail = tail.to_vec();
-                let text = std::str::from_utf8(valid).map_err(|_| ParseError::InvalidUtf8 { offset })?;
+                let text =
+                    std::str::from_utf8(valid).map_err(|_| ParseError::InvalidUtf8 { offset })?;
                 let events = self.push(text)?;
                 self.utf8_tail = tail;
                 Ok(events)
             }
-            Err(e) => Err(ParseError::InvalidUtf8 { offset: offset + e.valid_up_to() }),
+            Err(e) => Err(ParseError::InvalidUtf8 {
+                offset: offset + e.valid_up_to(),
+            }),
         }
     }
 
@@ -325,7 +385,12 @@ impl CallParser {
             State::MistralName { start } => self.mistral_name(start, eof, out),
             State::ReactName { start } => self.react_name(start, eof, out),
             State::ReactInput { name, at } => self.react_input(name, at, eof, out),
-            State::SkipTo { marker, from, reason, format } => self.skip_to(marker, from, reason, format, eof, out),
+            State::SkipTo {
+                marker,
+                from,
+                reason,
+                format,
+            } => self.skip_to(marker, from, reason, format, eof, out),
             State::AfterCall { at, ctx } => self.after_call(at, ctx, eof, out),
         }
     }
@@ -337,7 +402,7 @@ impl CallParser {
         let mut i = self.pos;
         let mut line_start = self.line_start;
         while i < len {
-            let b = self.buf[self.head..].as_bytes()[i];
+            let b = self.buf.as_bytes()[self.head + i];
             let skip = self.skip_trigger_at == Some(i);
             if line_start {
                 if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
@@ -366,7 +431,7 @@ impl CallParser {
                 }
             }
             i += 1;
-            let bytes = self.buf[self.head..].as_bytes();
+            let bytes = &self.buf.as_bytes()[self.head..];
             while i < len && !self.triggers[usize::from(bytes[i])] {
                 i += 1;
             }
@@ -388,7 +453,7 @@ impl CallParser {
     fn begin(&mut self, i: usize, kind: Kind, offset: usize, out: &mut Vec<Event>) -> bool {
         self.emit_text(i, out);
         self.consume(i);
-        self.fenced = offset > 0 && self.buf[self.head..].as_bytes()[0] == b'`';
+        self.fenced = offset > 0 && self.buf.as_bytes()[self.head] == b'`';
         self.line_start = false;
         let t = offset;
         self.state = match kind {
@@ -396,22 +461,25 @@ impl CallParser {
             Kind::Tag(tag, len) => State::AfterTag { tag, at: t + len },
             Kind::PyList => State::python(PyScan::new(t, true), true),
             Kind::PyCall => State::python(PyScan::new(t, false), false),
-            Kind::React => State::ReactName { start: t + REACT_ACTION.len() },
+            Kind::React => State::ReactName {
+                start: t + REACT_ACTION.len(),
+            },
         };
         true
     }
 
     /// Looks at the trigger byte at `i`: does a call start here?
     fn look(&self, i: usize, eof: bool, line_start: bool) -> Start {
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         let b = bytes[i];
         match b {
             b'`' => self.look_fence(i, eof),
             b'{' if self.on.json => Start::Go(Kind::Json, 0),
             b'<' => {
-                for (on, marker, tag) in
-                    [(self.on.hermes, HERMES_OPEN, Tag::Hermes), (self.on.python_tag, PYTHON_TAG, Tag::PythonTag)]
-                {
+                for (on, marker, tag) in [
+                    (self.on.hermes, HERMES_OPEN, Tag::Hermes),
+                    (self.on.python_tag, PYTHON_TAG, Tag::PythonTag),
+                ] {
                     if !on {
                         continue;
                     }
@@ -426,20 +494,26 @@ impl CallParser {
             b'[' => {
                 if self.on.mistral {
                     match marker_at(bytes, i, MISTRAL_TAG, eof) {
-                        Some(true) => return Start::Go(Kind::Tag(Tag::Mistral, MISTRAL_TAG.len()), 0),
+                        Some(true) => {
+                            return Start::Go(Kind::Tag(Tag::Mistral, MISTRAL_TAG.len()), 0);
+                        }
                         None => return Start::Wait,
                         Some(false) => {}
                     }
                 }
-                let Some(j) = skip_blank(bytes, i + 1, eof) else { return Start::Wait };
+                let Some(j) = skip_blank(bytes, i + 1, eof) else {
+                    return Start::Wait;
+                };
                 match bytes.get(j) {
                     None => Start::No,
                     Some(b'{') if self.on.json => Start::Go(Kind::Json, 0),
-                    Some(&c) if self.on.python && is_ident_start(c) => match call_name_end(bytes, j, eof) {
-                        None => Start::Wait,
-                        Some(k) if bytes.get(k) == Some(&b'(') => Start::Go(Kind::PyList, 0),
-                        Some(_) => Start::No,
-                    },
+                    Some(&c) if self.on.python && is_ident_start(c) => {
+                        match call_name_end(bytes, j, eof) {
+                            None => Start::Wait,
+                            Some(k) if bytes.get(k) == Some(&b'(') => Start::Go(Kind::PyList, 0),
+                            Some(_) => Start::No,
+                        }
+                    }
                     Some(_) => Start::No,
                 }
             }
@@ -466,20 +540,25 @@ impl CallParser {
 
     /// A code fence: "```lang" and blank space, then a call.
     fn look_fence(&self, i: usize, eof: bool) -> Start {
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         match marker_at(bytes, i, FENCE, eof) {
             None => return Start::Wait,
             Some(false) => return Start::No,
             Some(true) => {}
         }
         let mut j = i + FENCE.len();
-        while j < bytes.len() && j - i < LOOKAHEAD && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'-' | b'+')) {
+        while j < bytes.len()
+            && j - i < LOOKAHEAD
+            && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'-' | b'+'))
+        {
             j += 1;
         }
         if j == bytes.len() && !eof {
             return Start::Wait;
         }
-        let Some(k) = skip_blank(bytes, j, eof) else { return Start::Wait };
+        let Some(k) = skip_blank(bytes, j, eof) else {
+            return Start::Wait;
+        };
         if k >= bytes.len() || bytes[k] == b'`' {
             return Start::No;
         }
@@ -492,7 +571,7 @@ impl CallParser {
     // ---- tags -----------------------------------------------------------------------
 
     fn after_tag(&mut self, tag: Tag, at: usize, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         let Some(j) = skip_blank(bytes, at, eof) else {
             self.state = State::AfterTag { tag, at };
             return false;
@@ -507,7 +586,12 @@ impl CallParser {
                 self.state = State::AfterTag { tag, at };
                 return false;
             }
-            self.malformed(0..j, "the output ended right after the call tag", format, out);
+            self.malformed(
+                0..j,
+                "the output ended right after the call tag",
+                format,
+                out,
+            );
             self.consume(j);
             return true;
         };
@@ -528,7 +612,9 @@ impl CallParser {
                 self.state = State::SkipTo {
                     marker: HERMES_CLOSE,
                     from: j,
-                    reason: "expected a JSON object with \"name\" and \"arguments\" after <tool_call>".into(),
+                    reason:
+                        "expected a JSON object with \"name\" and \"arguments\" after <tool_call>"
+                            .into(),
                     format,
                 };
             }
@@ -541,21 +627,33 @@ impl CallParser {
     }
 
     fn mistral_name(&mut self, start: usize, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         let window = &bytes[start..bytes.len().min(start + LOOKAHEAD)];
         let Some(k) = memchr::memmem::find(window, MISTRAL_ARGS.as_bytes()) else {
             if !eof && window.len() < LOOKAHEAD {
                 self.state = State::MistralName { start };
                 return false;
             }
-            let end = start + window.len();
-            self.malformed(0..end, "expected `[ARGS]` after the tool name", Format::Mistral, out);
+            // The window may end inside a character; the span must not.
+            let mut end = start + window.len();
+            while !self.buf.is_char_boundary(self.head + end) {
+                end -= 1;
+            }
+            self.malformed(
+                0..end,
+                "expected `[ARGS]` after the tool name",
+                Format::Mistral,
+                out,
+            );
             self.consume(end);
             return true;
         };
         let head = &self.buf[self.head + start..self.head + start + k];
         let (name, id) = match head.split_once(MISTRAL_CALL_ID) {
-            Some((name, id)) => (name.trim().to_owned(), Some(id.trim().to_owned()).filter(|s| !s.is_empty())),
+            Some((name, id)) => (
+                name.trim().to_owned(),
+                Some(id.trim().to_owned()).filter(|s| !s.is_empty()),
+            ),
             None => (head.trim().to_owned(), None),
         };
         let args_at = start + k + MISTRAL_ARGS.len();
@@ -564,20 +662,29 @@ impl CallParser {
             return false;
         };
         if bytes.get(j) == Some(&b'{') {
-            let ctx = Ctx::Args { name, id, format: Format::Mistral };
+            let ctx = Ctx::Args {
+                name,
+                id,
+                format: Format::Mistral,
+            };
             self.state = State::json(JsonScan::new(j).without_calls(), ctx);
         } else if j >= bytes.len() && !eof {
             self.state = State::MistralName { start };
             return false;
         } else {
-            self.malformed(0..j, "expected a JSON object of arguments after `[ARGS]`", Format::Mistral, out);
+            self.malformed(
+                0..j,
+                "expected a JSON object of arguments after `[ARGS]`",
+                Format::Mistral,
+                out,
+            );
             self.consume(j);
         }
         true
     }
 
     fn react_name(&mut self, start: usize, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         let end = match memchr::memchr(b'\n', &bytes[start..]) {
             Some(k) => start + k,
             None if eof => bytes.len(),
@@ -586,7 +693,11 @@ impl CallParser {
                 return false;
             }
         };
-        let name = self.buf[self.head + start..self.head + end].trim().trim_matches(|c| matches!(c, '`' | '"' | '\'')).trim().to_owned();
+        let name = self.buf[self.head + start..self.head + end]
+            .trim()
+            .trim_matches(|c| matches!(c, '`' | '"' | '\''))
+            .trim()
+            .to_owned();
         if name.is_empty() {
             self.malformed(0..end, "`Action:` must name a tool", Format::React, out);
             self.consume(end);
@@ -597,7 +708,7 @@ impl CallParser {
     }
 
     fn react_input(&mut self, name: String, at: usize, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         let Some(j) = skip_blank(bytes, at, eof) else {
             self.state = State::ReactInput { name, at };
             return false;
@@ -608,7 +719,9 @@ impl CallParser {
                 false
             }
             Some(false) => {
-                let why = format!("`Action: {name}` must be followed by `Action Input:` and a JSON object of arguments");
+                let why = format!(
+                    "`Action: {name}` must be followed by `Action Input:` and a JSON object of arguments"
+                );
                 self.malformed(0..at, why, Format::React, out);
                 self.consume(at);
                 self.line_start = true;
@@ -621,9 +734,12 @@ impl CallParser {
                 }
                 match bytes.get(k) {
                     Some(b'{') => {
-                        let ctx = Ctx::Args { name, id: None, format: Format::React };
-                        self.state =
-                            State::json(JsonScan::new(k).without_calls(), ctx);
+                        let ctx = Ctx::Args {
+                            name,
+                            id: None,
+                            format: Format::React,
+                        };
+                        self.state = State::json(JsonScan::new(k).without_calls(), ctx);
                         true
                     }
                     None if !eof => {
@@ -636,7 +752,9 @@ impl CallParser {
                             self.state = State::ReactInput { name, at };
                             return false;
                         }
-                        let why = format!("the Action Input of `{name}` must be a JSON object of arguments");
+                        let why = format!(
+                            "the Action Input of `{name}` must be a JSON object of arguments"
+                        );
                         self.malformed(0..end, why, Format::React, out);
                         self.consume(end);
                         true
@@ -646,8 +764,16 @@ impl CallParser {
         }
     }
 
-    fn skip_to(&mut self, marker: &'static str, from: usize, reason: String, format: Format, eof: bool, out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf[self.head..].as_bytes();
+    fn skip_to(
+        &mut self,
+        marker: &'static str,
+        from: usize,
+        reason: String,
+        format: Format,
+        eof: bool,
+        out: &mut Vec<Event>,
+    ) -> bool {
+        let bytes = &self.buf.as_bytes()[self.head..];
         match memchr::memmem::find(&bytes[from..], marker.as_bytes()) {
             Some(k) => {
                 let end = from + k + marker.len();
@@ -663,14 +789,19 @@ impl CallParser {
             }
             None => {
                 let from = bytes.len().saturating_sub(marker.len() - 1).max(from);
-                self.state = State::SkipTo { marker, from, reason, format };
+                self.state = State::SkipTo {
+                    marker,
+                    from,
+                    reason,
+                    format,
+                };
                 false
             }
         }
     }
 
     fn after_call(&mut self, at: usize, ctx: Ctx, eof: bool, _out: &mut Vec<Event>) -> bool {
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         let mut j = at;
         let mut newline = false;
         while j < bytes.len() && bytes[j].is_ascii_whitespace() {
@@ -714,7 +845,7 @@ impl CallParser {
         // Only blank space was between the call and what follows; drop it.
         self.consume(j);
         self.line_start = newline || self.line_start;
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         if ctx == Ctx::PythonTag && bytes.first() == Some(&b'{') {
             self.state = State::json(JsonScan::new(0), ctx);
             return true;
@@ -731,8 +862,14 @@ impl CallParser {
 
     fn json(&mut self, mut js: Box<JsonState>, eof: bool, out: &mut Vec<Event>) -> bool {
         loop {
-            let JsonState { scan, ctx, calls, malformed, closed } = &mut *js;
-            match scan.scan(self.buf[self.head..].as_bytes(), eof) {
+            let JsonState {
+                scan,
+                ctx,
+                calls,
+                malformed,
+                closed,
+            } = &mut *js;
+            match scan.scan(&self.buf.as_bytes()[self.head..], eof) {
                 Step::Candidate { start, end } => {
                     if !matches!(*ctx, Ctx::Args { .. }) {
                         match self.candidate(start, end, ctx, *closed, out) {
@@ -745,13 +882,17 @@ impl CallParser {
                 Step::Done { end } => {
                     let root = scan.start();
                     if scan.overflowed {
-                        let why = format!("the JSON is nested deeper than {} levels", crate::lenient::MAX_DEPTH);
+                        let why = format!(
+                            "the JSON is nested deeper than {} levels",
+                            crate::lenient::MAX_DEPTH
+                        );
                         self.malformed(root..end, why, ctx.format(false, self.format), out);
                         self.consume(end);
                         return self.after_structure(js.ctx);
                     }
                     if let Ctx::Args { name, id, format } = &*ctx {
-                        let (name, id, format, closed) = (name.clone(), id.clone(), *format, *closed);
+                        let (name, id, format, closed) =
+                            (name.clone(), id.clone(), *format, *closed);
                         self.args_call(&name, id, format, root..end, closed, out);
                         self.consume(end);
                         return self.after_structure(js.ctx);
@@ -768,13 +909,15 @@ impl CallParser {
                     return self.after_structure(js.ctx);
                 }
                 Step::Abort { at } => {
-                    if ctx.tagged() && !*closed {
-                        if let Some(closers) = scan.closers() {
-                            self.buf.insert_str(self.head + at, &closers);
-                            self.synthetic += closers.len();
-                            *closed = true;
-                            continue;
-                        }
+                    if ctx.tagged()
+                        && !*closed
+                        && let Some(closers) = scan.closers()
+                    {
+                        self.buf.insert_str(self.head + at, &closers);
+                        self.synthetic += closers.len();
+                        self.synthetic_at = at;
+                        *closed = true;
+                        continue;
                     }
                     if !ctx.tagged() {
                         if *calls == 0 && !*malformed {
@@ -786,13 +929,21 @@ impl CallParser {
                         return true;
                     }
                     let root = scan.start();
-                    let why = if self.buf[self.head..].as_bytes().get(at).is_some() {
-                        format!("the JSON is not valid at `{}`", char_at(&self.buf[self.head..], at))
+                    let why = if self.buf.as_bytes()[self.head..].get(at).is_some() {
+                        format!(
+                            "the JSON is not valid at `{}`",
+                            char_at(&self.buf[self.head..], at)
+                        )
                     } else {
                         "the JSON is not valid".to_owned()
                     };
                     if *ctx == Ctx::Hermes {
-                        self.state = State::SkipTo { marker: HERMES_CLOSE, from: at, reason: why, format: Format::Hermes };
+                        self.state = State::SkipTo {
+                            marker: HERMES_CLOSE,
+                            from: at,
+                            reason: why,
+                            format: Format::Hermes,
+                        };
                         let _ = root;
                         return true;
                     }
@@ -807,15 +958,15 @@ impl CallParser {
                     return false;
                 }
                 Step::NeedMore => {
-                    if !*closed {
-                        if let Some(closers) = scan.closers() {
-                            if ctx.tagged() || scan.looks_like_call() || *calls > 0 {
-                                self.buf.push_str(&closers);
-                                self.synthetic += closers.len();
-                                *closed = true;
-                                continue;
-                            }
-                        }
+                    if !*closed
+                        && (ctx.tagged() || scan.looks_like_call() || *calls > 0)
+                        && let Some(closers) = scan.closers()
+                    {
+                        self.synthetic_at = self.buf.len() - self.head;
+                        self.buf.push_str(&closers);
+                        self.synthetic += closers.len();
+                        *closed = true;
+                        continue;
                     }
                     let end = self.buf.len() - self.head;
                     if ctx.tagged() || scan.looks_like_call() {
@@ -837,13 +988,25 @@ impl CallParser {
 
     /// A call-shaped object closed at `start..end`: `Some(true)` for a call, `Some(false)`
     /// for a malformed one, `None` when it is not a call after all.
-    fn candidate(&mut self, start: usize, end: usize, ctx: &Ctx, closed: bool, out: &mut Vec<Event>) -> Option<bool> {
+    fn candidate(
+        &mut self,
+        start: usize,
+        end: usize,
+        ctx: &Ctx,
+        closed: bool,
+        out: &mut Vec<Event>,
+    ) -> Option<bool> {
         let text = &self.buf[self.head + start..self.head + end];
         let (value, mut repairs) = match crate::lenient::parse_json(text) {
             Ok(parsed) => parsed,
             Err(why) => {
                 let format = ctx.format(false, self.format);
-                self.malformed(start..end, format!("the JSON is not valid ({why})"), format, out);
+                self.malformed(
+                    start..end,
+                    format!("the JSON is not valid ({why})"),
+                    format,
+                    out,
+                );
                 return Some(false);
             }
         };
@@ -869,7 +1032,15 @@ impl CallParser {
         }
     }
 
-    fn args_call(&mut self, name: &str, id: Option<String>, format: Format, range: std::ops::Range<usize>, closed: bool, out: &mut Vec<Event>) {
+    fn args_call(
+        &mut self,
+        name: &str,
+        id: Option<String>,
+        format: Format,
+        range: std::ops::Range<usize>,
+        closed: bool,
+        out: &mut Vec<Event>,
+    ) {
         let text = &self.buf[self.head + range.start..self.head + range.end];
         match crate::lenient::parse_json(text) {
             Ok((Value::Object(arguments), mut repairs)) => {
@@ -884,10 +1055,18 @@ impl CallParser {
                 }));
             }
             Ok((other, _)) => {
-                let why = format!("the arguments of `{name}` must be a JSON object, not {}", kind(&other));
+                let why = format!(
+                    "the arguments of `{name}` must be a JSON object, not {}",
+                    kind(&other)
+                );
                 self.malformed(0..range.end, why, format, out);
             }
-            Err(why) => self.malformed(0..range.end, format!("the arguments of `{name}` are not valid JSON ({why})"), format, out),
+            Err(why) => self.malformed(
+                0..range.end,
+                format!("the arguments of `{name}` are not valid JSON ({why})"),
+                format,
+                out,
+            ),
         }
     }
 
@@ -924,9 +1103,12 @@ impl CallParser {
         if !self.fenced {
             return 0;
         }
-        let bytes = self.buf[self.head..].as_bytes();
+        let bytes = &self.buf.as_bytes()[self.head..];
         let mut j = FENCE.len();
-        while j < bytes.len() && !bytes[j].is_ascii_whitespace() && !matches!(bytes[j], b'{' | b'[' | b'<') {
+        while j < bytes.len()
+            && !bytes[j].is_ascii_whitespace()
+            && !matches!(bytes[j], b'{' | b'[' | b'<')
+        {
             j += 1;
         }
         while j < bytes.len() && bytes[j].is_ascii_whitespace() {
@@ -944,9 +1126,14 @@ impl CallParser {
 
     fn python(&mut self, mut ps: Box<PyState>, eof: bool, out: &mut Vec<Event>) -> bool {
         loop {
-            let PyState { scan, calls, malformed, in_list } = &mut *ps;
+            let PyState {
+                scan,
+                calls,
+                malformed,
+                in_list,
+            } = &mut *ps;
             let (calls, malformed, in_list) = (calls, malformed, *in_list);
-            match scan.scan(self.buf[self.head..].as_bytes(), eof) {
+            match scan.scan(&self.buf.as_bytes()[self.head..], eof) {
                 PyStep::NeedMore => {
                     self.state = State::Python(ps);
                     return false;
@@ -957,7 +1144,8 @@ impl CallParser {
                         *calls += 1;
                     }
                     Err(why) => {
-                        let deliberate = in_list || *calls > 0 || *malformed || self.format == Format::Python;
+                        let deliberate =
+                            in_list || *calls > 0 || *malformed || self.format == Format::Python;
                         if !deliberate {
                             return self.give_back(end, out);
                         }
@@ -966,10 +1154,16 @@ impl CallParser {
                     }
                 },
                 PyStep::End { at, truncated } => {
-                    let deliberate = in_list || *calls > 0 || *malformed || self.format == Format::Python;
+                    let deliberate =
+                        in_list || *calls > 0 || *malformed || self.format == Format::Python;
                     if let Some(start) = truncated.filter(|_| deliberate) {
                         let end = self.buf.len() - self.head;
-                        self.malformed(start..end, "the output ended inside the call", Format::Python, out);
+                        self.malformed(
+                            start..end,
+                            "the output ended inside the call",
+                            Format::Python,
+                            out,
+                        );
                         self.consume(end);
                         return true;
                     }
@@ -977,7 +1171,11 @@ impl CallParser {
                         return self.give_back(at, out);
                     }
                     self.consume(at);
-                    return self.after_structure(Ctx::Args { name: String::new(), id: None, format: Format::Python });
+                    return self.after_structure(Ctx::Args {
+                        name: String::new(),
+                        id: None,
+                        format: Format::Python,
+                    });
                 }
             }
         }
@@ -989,17 +1187,24 @@ impl CallParser {
         let PyExpr::Call { func, args, kwargs } = expr else {
             return Err("not a Python call".into());
         };
-        let name = func.dotted_name().ok_or("the called name must be a plain or dotted name")?;
+        let name = func
+            .dotted_name()
+            .ok_or("the called name must be a plain or dotted name")?;
         if !args.is_empty() {
-            return Err(format!("`{name}` was given positional arguments; write every argument as name=value"));
+            return Err(format!(
+                "`{name}` was given positional arguments; write every argument as name=value"
+            ));
         }
         let mut repairs = BTreeSet::new();
         let mut arguments = Map::new();
         for (key, value) in kwargs {
             let Some(key) = key else {
-                return Err(format!("`{name}` was given `**` arguments; write every argument as name=value"));
+                return Err(format!(
+                    "`{name}` was given `**` arguments; write every argument as name=value"
+                ));
             };
-            let value = py_json(&value, &mut repairs).map_err(|why| format!("argument `{key}` of `{name}`: {why}"))?;
+            let value = py_json(&value, &mut repairs)
+                .map_err(|why| format!("argument `{key}` of `{name}`: {why}"))?;
             arguments.insert(key, value);
         }
         if self.fenced {
@@ -1025,21 +1230,41 @@ impl CallParser {
         if let Some(Event::Text { text: last }) = out.last_mut() {
             last.push_str(text);
         } else {
-            out.push(Event::Text { text: text.to_owned() });
+            out.push(Event::Text {
+                text: text.to_owned(),
+            });
         }
     }
 
-    fn malformed(&mut self, range: std::ops::Range<usize>, reason: impl Into<String>, format: Format, out: &mut Vec<Event>) {
+    fn malformed(
+        &mut self,
+        range: std::ops::Range<usize>,
+        reason: impl Into<String>,
+        format: Format,
+        out: &mut Vec<Event>,
+    ) {
         let end = range.end.min(self.buf.len() - self.head);
         let start = range.start.min(end);
         let text = &self.buf[self.head + start..self.head + end];
-        out.push(Event::Malformed(Malformed::new(self.span(start..end), text, reason, format)));
+        out.push(Event::Malformed(Malformed::new(
+            self.span(start..end),
+            text,
+            reason,
+            format,
+        )));
     }
 
     /// An absolute span for `range` of the buffer.
     fn span(&self, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
-        let limit = self.total;
-        (self.base + range.start).min(limit)..(self.base + range.end).min(limit)
+        // Closers the parser inserted (at most one run, at `synthetic_at`) are not input.
+        let real = |r: usize| {
+            if self.synthetic == 0 || r <= self.synthetic_at {
+                self.base + r
+            } else {
+                self.base + r.saturating_sub(self.synthetic).max(self.synthetic_at)
+            }
+        };
+        real(range.start)..real(range.end)
     }
 
     /// Drops the first `n` bytes of the buffer, decided.
@@ -1047,7 +1272,7 @@ impl CallParser {
         if n == 0 {
             return;
         }
-        for &b in self.buf[self.head..].as_bytes()[..n].iter().rev() {
+        for &b in self.buf.as_bytes()[self.head..][..n].iter().rev() {
             match b {
                 b' ' | b'\t' | b'\r' => continue,
                 b'\n' => self.last_newline = true,
@@ -1055,14 +1280,24 @@ impl CallParser {
             }
             break;
         }
-        let real = n.saturating_sub(self.synthetic);
-        self.synthetic = self.synthetic.saturating_sub(n);
+        let real = if self.synthetic == 0 || n <= self.synthetic_at {
+            n
+        } else {
+            n.saturating_sub(self.synthetic).max(self.synthetic_at)
+        };
+        if self.synthetic > 0 {
+            if n <= self.synthetic_at {
+                self.synthetic_at -= n;
+            } else {
+                self.synthetic = (self.synthetic_at + self.synthetic).saturating_sub(n);
+                self.synthetic_at = 0;
+            }
+        }
         self.base += real;
         self.head += n;
         self.skip_trigger_at = None;
     }
 }
-
 
 /// Converts a Python value to JSON, reading `true`/`false`/`null` names as JSON literals.
 fn py_json(expr: &PyExpr, repairs: &mut BTreeSet<Repair>) -> Result<Value, String> {
@@ -1075,9 +1310,12 @@ fn py_json(expr: &PyExpr, repairs: &mut BTreeSet<Repair>) -> Result<Value, Strin
                 _ => Value::Null,
             }
         }
-        PyExpr::List(items) | PyExpr::Tuple(items) | PyExpr::Set(items) => {
-            Value::Array(items.iter().map(|e| py_json(e, repairs)).collect::<Result<_, _>>()?)
-        }
+        PyExpr::List(items) | PyExpr::Tuple(items) | PyExpr::Set(items) => Value::Array(
+            items
+                .iter()
+                .map(|e| py_json(e, repairs))
+                .collect::<Result<_, _>>()?,
+        ),
         PyExpr::Dict(entries) => {
             let mut map = Map::new();
             for (k, v) in entries {

@@ -30,10 +30,24 @@ enum Tok {
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     ExpectCall,
-    Name { start: usize },
-    Args { start: usize, depth: usize, prev: Tok },
-    Str { start: usize, depth: usize, quote: u8, triple: bool, escaped: bool },
-    AfterCall { newline: bool },
+    Name {
+        start: usize,
+    },
+    Args {
+        start: usize,
+        depth: usize,
+        prev: Tok,
+    },
+    Str {
+        start: usize,
+        depth: usize,
+        quote: u8,
+        triple: bool,
+        escaped: bool,
+    },
+    AfterCall {
+        newline: bool,
+    },
 }
 
 /// Resumable state for a run of Python calls, optionally inside `[…]`.
@@ -44,12 +58,18 @@ pub(crate) struct PyScan {
     pos: usize,
 }
 
-const KEYWORDS: &[&[u8]] = &[b"not", b"and", b"or", b"in", b"is", b"if", b"else", b"lambda", b"for"];
+const KEYWORDS: &[&[u8]] = &[
+    b"not", b"and", b"or", b"in", b"is", b"if", b"else", b"lambda", b"for",
+];
 
 impl PyScan {
     /// A scan starting at `start`: a `[` when `in_list`, else the first call's name.
     pub(crate) fn new(start: usize, in_list: bool) -> Self {
-        Self { in_list, phase: Phase::ExpectCall, pos: if in_list { start + 1 } else { start } }
+        Self {
+            in_list,
+            phase: Phase::ExpectCall,
+            pos: if in_list { start + 1 } else { start },
+        }
     }
 
     /// Scans `buf` from where the last call stopped.
@@ -63,11 +83,18 @@ impl PyScan {
                     return PyStep::NeedMore;
                 }
                 return match self.phase {
-                    Phase::ExpectCall | Phase::AfterCall { .. } => PyStep::End { at: len, truncated: None },
-                    Phase::Name { start } => PyStep::End { at: start, truncated: None },
-                    Phase::Args { start, .. } | Phase::Str { start, .. } => {
-                        PyStep::End { at: start, truncated: Some(start) }
-                    }
+                    Phase::ExpectCall | Phase::AfterCall { .. } => PyStep::End {
+                        at: len,
+                        truncated: None,
+                    },
+                    Phase::Name { start } => PyStep::End {
+                        at: start,
+                        truncated: None,
+                    },
+                    Phase::Args { start, .. } | Phase::Str { start, .. } => PyStep::End {
+                        at: start,
+                        truncated: Some(start),
+                    },
                 };
             }
             let b = buf[i];
@@ -81,7 +108,11 @@ impl PyScan {
                 Phase::Name { start } => match b {
                     c if is_ident_byte(c) || c == b'.' => i += 1,
                     b'(' => {
-                        self.phase = Phase::Args { start, depth: 1, prev: Tok::Open };
+                        self.phase = Phase::Args {
+                            start,
+                            depth: 1,
+                            prev: Tok::Open,
+                        };
                         i += 1;
                     }
                     _ => return self.end(start),
@@ -93,7 +124,11 @@ impl PyScan {
                             continue;
                         }
                         b'(' | b'[' | b'{' => {
-                            self.phase = Phase::Args { start, depth: depth + 1, prev: Tok::Open };
+                            self.phase = Phase::Args {
+                                start,
+                                depth: depth + 1,
+                                prev: Tok::Open,
+                            };
                             i += 1;
                             continue;
                         }
@@ -106,7 +141,11 @@ impl PyScan {
                                 self.pos = i + 1;
                                 return PyStep::Call { start, end: i + 1 };
                             }
-                            self.phase = Phase::Args { start, depth: depth - 1, prev: Tok::Close };
+                            self.phase = Phase::Args {
+                                start,
+                                depth: depth - 1,
+                                prev: Tok::Close,
+                            };
                             i += 1;
                             continue;
                         }
@@ -131,7 +170,11 @@ impl PyScan {
                         }
                         c if c.is_ascii_digit() => {
                             let mut j = i;
-                            while j < len && (buf[j].is_ascii_alphanumeric() || buf[j] == b'_' || buf[j] == b'.') {
+                            while j < len
+                                && (buf[j].is_ascii_alphanumeric()
+                                    || buf[j] == b'_'
+                                    || buf[j] == b'.')
+                            {
                                 j += 1;
                             }
                             if j == len && !eof {
@@ -140,8 +183,8 @@ impl PyScan {
                             }
                             (Tok::Atom, j)
                         }
-                        b'=' | b',' | b':' | b'.' | b'+' | b'-' | b'*' | b'/' | b'%' | b'~' | b'<'
-                        | b'>' | b'!' | b'&' | b'|' | b'^' | b'@' => (Tok::Op, i + 1),
+                        b'=' | b',' | b':' | b'.' | b'+' | b'-' | b'*' | b'/' | b'%' | b'~'
+                        | b'<' | b'>' | b'!' | b'&' | b'|' | b'^' | b'@' => (Tok::Op, i + 1),
                         _ => return self.end(start),
                     };
                     let adjacent = matches!(prev, Tok::Atom | Tok::Str | Tok::Close)
@@ -152,20 +195,37 @@ impl PyScan {
                     }
                     if tok == Tok::Str {
                         let quote = buf[next];
-                        let triple = next + 2 < len && buf[next + 1] == quote && buf[next + 2] == quote;
+                        let triple =
+                            next + 2 < len && buf[next + 1] == quote && buf[next + 2] == quote;
                         if !triple && next + 2 >= len && !eof {
                             // Cannot tell `''` from `'''` yet.
                             self.pos = i;
                             return PyStep::NeedMore;
                         }
-                        self.phase = Phase::Str { start, depth, quote, triple, escaped: false };
+                        self.phase = Phase::Str {
+                            start,
+                            depth,
+                            quote,
+                            triple,
+                            escaped: false,
+                        };
                         i = next + if triple { 3 } else { 1 };
                     } else {
-                        self.phase = Phase::Args { start, depth, prev: tok };
+                        self.phase = Phase::Args {
+                            start,
+                            depth,
+                            prev: tok,
+                        };
                         i = next;
                     }
                 }
-                Phase::Str { start, depth, quote, triple, escaped } => {
+                Phase::Str {
+                    start,
+                    depth,
+                    quote,
+                    triple,
+                    escaped,
+                } => {
                     let mut j = i;
                     if escaped {
                         j += 1;
@@ -177,10 +237,19 @@ impl PyScan {
                         let at = j + k;
                         if buf[at] == b'\\' {
                             if at + 1 >= len {
-                                self.phase = Phase::Str { start, depth, quote, triple, escaped: true };
+                                self.phase = Phase::Str {
+                                    start,
+                                    depth,
+                                    quote,
+                                    triple,
+                                    escaped: true,
+                                };
                                 self.pos = len;
                                 return if eof {
-                                    PyStep::End { at: start, truncated: Some(start) }
+                                    PyStep::End {
+                                        at: start,
+                                        truncated: Some(start),
+                                    }
                                 } else {
                                     PyStep::NeedMore
                                 };
@@ -194,7 +263,13 @@ impl PyScan {
                         if at + 2 >= len {
                             if !eof {
                                 // Wait for all three quotes; resume at this quote.
-                                self.phase = Phase::Str { start, depth, quote, triple, escaped: false };
+                                self.phase = Phase::Str {
+                                    start,
+                                    depth,
+                                    quote,
+                                    triple,
+                                    escaped: false,
+                                };
                                 self.pos = at;
                                 return PyStep::NeedMore;
                             }
@@ -207,11 +282,21 @@ impl PyScan {
                     };
                     match done {
                         Some(end) => {
-                            self.phase = Phase::Args { start, depth, prev: Tok::Str };
+                            self.phase = Phase::Args {
+                                start,
+                                depth,
+                                prev: Tok::Str,
+                            };
                             i = end;
                         }
                         None => {
-                            self.phase = Phase::Str { start, depth, quote, triple, escaped: false };
+                            self.phase = Phase::Str {
+                                start,
+                                depth,
+                                quote,
+                                triple,
+                                escaped: false,
+                            };
                             i = len;
                         }
                     }
@@ -227,7 +312,9 @@ impl PyScan {
                         i += 1;
                     }
                     b']' if self.in_list => return self.end(i + 1),
-                    c if newline && !self.in_list && is_ident_start(c) => self.phase = Phase::ExpectCall,
+                    c if newline && !self.in_list && is_ident_start(c) => {
+                        self.phase = Phase::ExpectCall
+                    }
                     _ => return self.end(i),
                 },
             }
@@ -236,7 +323,10 @@ impl PyScan {
 
     fn end(&mut self, at: usize) -> PyStep {
         self.pos = at;
-        PyStep::End { at, truncated: None }
+        PyStep::End {
+            at,
+            truncated: None,
+        }
     }
 }
 
@@ -278,17 +368,41 @@ mod tests {
         assert_eq!(
             run(text, true),
             vec![
-                PyStep::Call { start: 1, end: second - 2 },
-                PyStep::Call { start: second, end: text.len() - 1 },
-                PyStep::End { at: text.len(), truncated: None }
+                PyStep::Call {
+                    start: 1,
+                    end: second - 2
+                },
+                PyStep::Call {
+                    start: second,
+                    end: text.len() - 1
+                },
+                PyStep::End {
+                    at: text.len(),
+                    truncated: None
+                }
             ]
         );
     }
 
     #[test]
     fn prose_is_not_a_call() {
-        assert_eq!(run("Note(this was prose)", false), vec![PyStep::End { at: 0, truncated: None }]);
-        assert_eq!(run("f(a='''x)''')", false)[0], PyStep::Call { start: 0, end: 13 });
-        assert_eq!(run("f(a=1", false), vec![PyStep::End { at: 0, truncated: Some(0) }]);
+        assert_eq!(
+            run("Note(this was prose)", false),
+            vec![PyStep::End {
+                at: 0,
+                truncated: None
+            }]
+        );
+        assert_eq!(
+            run("f(a='''x)''')", false)[0],
+            PyStep::Call { start: 0, end: 13 }
+        );
+        assert_eq!(
+            run("f(a=1", false),
+            vec![PyStep::End {
+                at: 0,
+                truncated: Some(0)
+            }]
+        );
     }
 }

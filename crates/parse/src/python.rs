@@ -104,7 +104,12 @@ pub struct PySyntaxError {
 
 /// Parses `text` as one Python expression (a bare tuple `a, b` included).
 pub fn parse_expr(text: &str) -> Result<PyExpr, PySyntaxError> {
-    let mut p = Parser { src: text.as_bytes(), text, pos: 0, depth: 0 };
+    let mut p = Parser {
+        src: text.as_bytes(),
+        text,
+        pos: 0,
+        depth: 0,
+    };
     let expr = p.tuple_or_expr()?;
     p.skip_ws();
     if p.pos < p.src.len() {
@@ -187,8 +192,10 @@ impl PyExpr {
             Self::Tuple(items) => format!("({})", join(items)),
             Self::Set(items) => format!("{{{}}}", join(items)),
             Self::Dict(entries) => {
-                let parts: Vec<String> =
-                    entries.iter().map(|(k, v)| format!("{}: {}", k.render(), v.render())).collect();
+                let parts: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", k.render(), v.render()))
+                    .collect();
                 format!("{{{}}}", parts.join(", "))
             }
             Self::Call { func, args, kwargs } => {
@@ -228,7 +235,11 @@ impl PyExpr {
 }
 
 fn join(items: &[PyExpr]) -> String {
-    items.iter().map(PyExpr::render).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(PyExpr::render)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn int_json(i: i128) -> Value {
@@ -262,7 +273,10 @@ const KEYWORDS: &[&str] = &[
 
 impl Parser<'_> {
     fn error(&self, message: impl Into<String>) -> PySyntaxError {
-        PySyntaxError { offset: self.pos, message: message.into() }
+        PySyntaxError {
+            offset: self.pos,
+            message: message.into(),
+        }
     }
 
     fn peek_char(&self) -> char {
@@ -402,7 +416,10 @@ impl Parser<'_> {
 
     fn peek_keyword(&mut self, word: &str) -> bool {
         self.peek_is(word)
-            && !self.src.get(self.pos + word.len()).is_some_and(|&b| is_ident_byte(b))
+            && !self
+                .src
+                .get(self.pos + word.len())
+                .is_some_and(|&b| is_ident_byte(b))
     }
 
     fn power(&mut self) -> Result<PyExpr, PySyntaxError> {
@@ -429,7 +446,9 @@ impl Parser<'_> {
             } else if self.peek_is(".") && !self.peek_is("...") {
                 self.pos += 1;
                 self.skip_ws();
-                let name = self.ident().ok_or_else(|| self.error("expected a name after `.`"))?;
+                let name = self
+                    .ident()
+                    .ok_or_else(|| self.error("expected a name after `.`"))?;
                 expr = PyExpr::Attribute(Box::new(expr), name);
             } else {
                 return Ok(expr);
@@ -468,7 +487,11 @@ impl Parser<'_> {
             }
         }
         self.depth -= 1;
-        Ok(PyExpr::Call { func: Box::new(func), args, kwargs })
+        Ok(PyExpr::Call {
+            func: Box::new(func),
+            args,
+            kwargs,
+        })
     }
 
     fn ident(&mut self) -> Option<String> {
@@ -605,21 +628,35 @@ impl Parser<'_> {
         let start = self.pos;
         let s = self.src;
         let mut end = start;
-        if s[start] == b'0' && matches!(s.get(start + 1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B')) {
+        if s[start] == b'0'
+            && matches!(
+                s.get(start + 1),
+                Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B')
+            )
+        {
             let radix = match s[start + 1] {
                 b'x' | b'X' => 16,
                 b'o' | b'O' => 8,
                 _ => 2,
             };
             end = start + 2;
-            while s.get(end).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+            while s
+                .get(end)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            {
                 end += 1;
             }
-            let digits: String = self.text[start + 2..end].chars().filter(|c| *c != '_').collect();
+            let digits: String = self.text[start + 2..end]
+                .chars()
+                .filter(|c| *c != '_')
+                .collect();
             self.pos = end;
             return i128::from_str_radix(&digits, radix)
                 .map(PyExpr::Int)
-                .map_err(|_| PySyntaxError { offset: start, message: "invalid integer literal".into() });
+                .map_err(|_| PySyntaxError {
+                    offset: start,
+                    message: "invalid integer literal".into(),
+                });
         }
         let mut is_float = false;
         while let Some(&b) = s.get(end) {
@@ -639,16 +676,25 @@ impl Parser<'_> {
                 _ => break,
             }
         }
-        let digits: String = self.text[start..end].chars().filter(|c| *c != '_').collect();
+        let digits: String = self.text[start..end]
+            .chars()
+            .filter(|c| *c != '_')
+            .collect();
         self.pos = end;
         if matches!(s.get(end), Some(b'j' | b'J')) {
             self.pos += 1;
             return digits
                 .parse::<f64>()
                 .map(PyExpr::Imaginary)
-                .map_err(|_| PySyntaxError { offset: start, message: "invalid number".into() });
+                .map_err(|_| PySyntaxError {
+                    offset: start,
+                    message: "invalid number".into(),
+                });
         }
-        let bad = || PySyntaxError { offset: start, message: format!("invalid number `{digits}`") };
+        let bad = || PySyntaxError {
+            offset: start,
+            message: format!("invalid number `{digits}`"),
+        };
         if is_float {
             digits.parse::<f64>().map(PyExpr::Float).map_err(|_| bad())
         } else {
@@ -671,18 +717,29 @@ impl Parser<'_> {
             self.skip_ws();
             let start = self.pos;
             let mut prefix_end = start;
-            while self.src.get(prefix_end).is_some_and(|b| b.is_ascii_alphabetic()) {
+            while self
+                .src
+                .get(prefix_end)
+                .is_some_and(|b| b.is_ascii_alphabetic())
+            {
                 prefix_end += 1;
             }
             let prefix = self.text[start..prefix_end].to_ascii_lowercase();
-            let Some(&quote) = self.src.get(prefix_end).filter(|b| matches!(b, b'"' | b'\'')) else {
+            let Some(&quote) = self
+                .src
+                .get(prefix_end)
+                .filter(|b| matches!(b, b'"' | b'\''))
+            else {
                 break;
             };
             if !is_string_prefix(&prefix) {
                 break;
             }
             if prefix.contains('f') {
-                return Err(PySyntaxError { offset: start, message: "f-strings are not values".into() });
+                return Err(PySyntaxError {
+                    offset: start,
+                    message: "f-strings are not values".into(),
+                });
             }
             self.pos = prefix_end;
             let raw = prefix.contains('r');
@@ -711,11 +768,17 @@ impl Parser<'_> {
         loop {
             let rest = &self.src[self.pos..];
             let Some(k) = memchr::memchr2(quote, b'\\', rest) else {
-                return Err(PySyntaxError { offset: start, message: "unterminated string".into() });
+                return Err(PySyntaxError {
+                    offset: start,
+                    message: "unterminated string".into(),
+                });
             };
             let chunk = &self.text[self.pos..self.pos + k];
             if !triple && chunk.contains('\n') {
-                return Err(PySyntaxError { offset: start, message: "unterminated string".into() });
+                return Err(PySyntaxError {
+                    offset: start,
+                    message: "unterminated string".into(),
+                });
             }
             out.push_str(chunk);
             self.pos += k;
@@ -734,7 +797,10 @@ impl Parser<'_> {
             }
             // A backslash.
             let Some(next) = self.text[self.pos + 1..].chars().next() else {
-                return Err(PySyntaxError { offset: start, message: "unterminated string".into() });
+                return Err(PySyntaxError {
+                    offset: start,
+                    message: "unterminated string".into(),
+                });
             };
             if raw {
                 out.push('\\');
@@ -768,7 +834,9 @@ impl Parser<'_> {
                         _ => 8,
                     };
                     let hex = self.text.get(self.pos..self.pos + len).unwrap_or("");
-                    let value = u32::from_str_radix(hex, 16).ok().filter(|_| hex.len() == len);
+                    let value = u32::from_str_radix(hex, 16)
+                        .ok()
+                        .filter(|_| hex.len() == len);
                     let Some(c) = value.and_then(char::from_u32) else {
                         return Err(self.error(format!("invalid \\{next} escape")));
                     };
@@ -822,7 +890,10 @@ mod tests {
         assert_eq!(lit("-2.5"), json!(-2.5));
         assert_eq!(lit("[True, False, None]"), json!([true, false, null]));
         assert_eq!(lit("(1, 'a')"), json!([1, "a"]));
-        assert_eq!(lit("{'k': [1, {'n': 2}], 3: 'x'}"), json!({"k": [1, {"n": 2}], "3": "x"}));
+        assert_eq!(
+            lit("{'k': [1, {'n': 2}], 3: 'x'}"),
+            json!({"k": [1, {"n": 2}], "3": "x"})
+        );
         assert_eq!(lit("'\\u00e9\\x41'"), json!("éA"));
         assert_eq!(lit("[1, 2,]"), json!([1, 2]));
     }
@@ -830,7 +901,9 @@ mod tests {
     #[test]
     fn calls_keep_names_and_keyword_order() {
         let expr = parse_expr("math.factorial(n=5, mode='fast')").unwrap();
-        let PyExpr::Call { func, args, kwargs } = expr else { panic!("not a call") };
+        let PyExpr::Call { func, args, kwargs } = expr else {
+            panic!("not a call")
+        };
         assert_eq!(func.dotted_name().unwrap(), "math.factorial");
         assert!(args.is_empty());
         let keys: Vec<_> = kwargs.iter().map(|(k, _)| k.clone().unwrap()).collect();
@@ -839,10 +912,18 @@ mod tests {
 
     #[test]
     fn non_values_say_what_they_are() {
-        assert_eq!(parse_expr("x + 1").unwrap().to_json().unwrap_err(), "`x + 1` is not a literal value");
+        assert_eq!(
+            parse_expr("x + 1").unwrap().to_json().unwrap_err(),
+            "`x + 1` is not a literal value"
+        );
         assert!(parse_expr("f'{x}'").is_err());
         assert!(parse_expr("[1, 2").unwrap_err().message.contains("ended"));
-        assert!(parse_expr("f(a=1, 2)").unwrap_err().message.contains("positional"));
+        assert!(
+            parse_expr("f(a=1, 2)")
+                .unwrap_err()
+                .message
+                .contains("positional")
+        );
     }
 
     #[test]

@@ -25,7 +25,11 @@ pub(crate) enum Shape {
 /// or a `function` wrapper to count (bare JSON in prose); inside a call tag, `name` is enough.
 pub(crate) fn interpret(value: Value, strict: bool, repairs: &mut BTreeSet<Repair>) -> Shape {
     let Value::Object(mut obj) = value else {
-        return if strict { Shape::NotACall } else { Shape::Bad("expected a JSON object with \"name\" and \"arguments\"".into()) };
+        return if strict {
+            Shape::NotACall
+        } else {
+            Shape::Bad("expected a JSON object with \"name\" and \"arguments\"".into())
+        };
     };
     let id = match obj.remove("id") {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
@@ -40,7 +44,11 @@ pub(crate) fn interpret(value: Value, strict: bool, repairs: &mut BTreeSet<Repai
             let (args, llama) = take_args(&mut obj);
             (Some(Value::String(name)), args, llama, true)
         }
-        Some(_) => return Shape::Bad("\"function\" must be an object with \"name\" and \"arguments\"".into()),
+        Some(_) => {
+            return Shape::Bad(
+                "\"function\" must be an object with \"name\" and \"arguments\"".into(),
+            );
+        }
         None => {
             let (args, llama) = take_args(&mut obj);
             (obj.remove("name"), args, llama, false)
@@ -52,7 +60,12 @@ pub(crate) fn interpret(value: Value, strict: bool, repairs: &mut BTreeSet<Repai
     let name = match name {
         Some(Value::String(n)) if !n.trim().is_empty() => n.trim().to_owned(),
         Some(Value::String(_)) => return Shape::Bad("the call's \"name\" is empty".into()),
-        Some(other) => return Shape::Bad(format!("the call's \"name\" must be a string, not {}", kind(&other))),
+        Some(other) => {
+            return Shape::Bad(format!(
+                "the call's \"name\" must be a string, not {}",
+                kind(&other)
+            ));
+        }
         None if strict && !wrapped => return Shape::NotACall,
         None => return Shape::Bad("the call has no \"name\"".into()),
     };
@@ -66,15 +79,30 @@ pub(crate) fn interpret(value: Value, strict: bool, repairs: &mut BTreeSet<Repai
                 Value::Object(m)
             }
             Ok((other, _)) => {
-                return Shape::Bad(format!("the arguments of `{name}` must be a JSON object, not {}", kind(&other)));
+                return Shape::Bad(format!(
+                    "the arguments of `{name}` must be a JSON object, not {}",
+                    kind(&other)
+                ));
             }
-            Err(why) => return Shape::Bad(format!("the arguments string of `{name}` is not JSON ({why})")),
+            Err(why) => {
+                return Shape::Bad(format!(
+                    "the arguments string of `{name}` is not JSON ({why})"
+                ));
+            }
         },
         Some(other) => {
-            return Shape::Bad(format!("the arguments of `{name}` must be a JSON object, not {}", kind(&other)));
+            return Shape::Bad(format!(
+                "the arguments of `{name}` must be a JSON object, not {}",
+                kind(&other)
+            ));
         }
     };
-    Shape::Call(CallParts { id, name, arguments, llama_style })
+    Shape::Call(CallParts {
+        id,
+        name,
+        arguments,
+        llama_style,
+    })
 }
 
 fn take_args(obj: &mut Map<String, Value>) -> (Option<Value>, bool) {

@@ -63,9 +63,15 @@ pub struct Coercion {
 
 impl Coercion {
     /// No coercion: arguments must be valid as written.
-    pub const NONE: Coercion = Coercion { numeric_strings: false, single_to_array: false };
+    pub const NONE: Coercion = Coercion {
+        numeric_strings: false,
+        single_to_array: false,
+    };
     /// Every coercion this crate knows.
-    pub const ALL: Coercion = Coercion { numeric_strings: true, single_to_array: true };
+    pub const ALL: Coercion = Coercion {
+        numeric_strings: true,
+        single_to_array: true,
+    };
 
     fn is_none(self) -> bool {
         !self.numeric_strings && !self.single_to_array
@@ -137,7 +143,10 @@ pub struct ArgValidator {
 
 impl fmt::Debug for ArgValidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ArgValidator").field("tool", &self.tool).field("coercion", &self.coercion).finish()
+        f.debug_struct("ArgValidator")
+            .field("tool", &self.tool)
+            .field("coercion", &self.coercion)
+            .finish()
     }
 }
 
@@ -153,10 +162,15 @@ impl ArgValidator {
         if schema.get("$schema").is_none() {
             options = options.with_draft(Draft::Draft202012);
         }
-        let validator = options
-            .build(schema)
-            .map_err(|e| SchemaError { tool: tool.to_owned(), reason: e.to_string() })?;
-        Ok(Self { tool: tool.to_owned(), validator, coercion: Coercion::NONE })
+        let validator = options.build(schema).map_err(|e| SchemaError {
+            tool: tool.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            tool: tool.to_owned(),
+            validator,
+            coercion: Coercion::NONE,
+        })
     }
 
     /// Allows the given coercions for this tool.
@@ -178,13 +192,19 @@ impl ArgValidator {
 
     /// Every violation in `args` (empty when valid).
     pub fn violations(&self, args: &Value) -> Vec<Violation> {
-        self.validator.iter_errors(args).map(|e| Violation::from_error(&e)).collect()
+        self.validator
+            .iter_errors(args)
+            .map(|e| Violation::from_error(&e))
+            .collect()
     }
 
     /// Checks `args`, applying the allowed coercions if they make the arguments valid.
     pub fn check(&self, args: Value) -> Result<Checked, Invalid> {
         if self.validator.is_valid(&args) {
-            return Ok(Checked { arguments: args, coerced: Vec::new() });
+            return Ok(Checked {
+                arguments: args,
+                coerced: Vec::new(),
+            });
         }
         if !self.coercion.is_none() {
             let mut fixed = args.clone();
@@ -192,21 +212,31 @@ impl ArgValidator {
             // A wrap can expose a numeric string inside the new array; a few rounds suffice.
             for _ in 0..4 {
                 let before = coerced.len();
-                let errors: Vec<_> = self.validator.iter_errors(&fixed).map(|e| e.to_owned()).collect();
+                let errors: Vec<_> = self
+                    .validator
+                    .iter_errors(&fixed)
+                    .map(|e| e.to_owned())
+                    .collect();
                 for error in &errors {
                     if let Some(change) = message::coerce(self.coercion, error, &mut fixed) {
                         coerced.push(change);
                     }
                 }
                 if self.validator.is_valid(&fixed) {
-                    return Ok(Checked { arguments: fixed, coerced });
+                    return Ok(Checked {
+                        arguments: fixed,
+                        coerced,
+                    });
                 }
                 if coerced.len() == before {
                     break;
                 }
             }
         }
-        Err(Invalid { tool: self.tool.clone(), violations: self.violations(&args) })
+        Err(Invalid {
+            tool: self.tool.clone(),
+            violations: self.violations(&args),
+        })
     }
 }
 

@@ -39,62 +39,116 @@ impl Violation {
             ValidationErrorKind::Type { kind } => {
                 let names: Vec<&str> = match kind {
                     jsonschema::error::TypeKind::Single(t) => vec![t.as_str()],
-                    jsonschema::error::TypeKind::Multiple(set) => set.iter().map(|t| t.as_str()).collect(),
+                    jsonschema::error::TypeKind::Multiple(set) => {
+                        set.iter().map(|t| t.as_str()).collect()
+                    }
                 };
                 let wanted: Vec<String> = names.iter().map(|n| with_article(n)).collect();
                 ("type", format!("{v} is not {}", wanted.join(" or ")))
             }
             ValidationErrorKind::Required { property } => {
-                let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
-                ("required", format!("the required property `{name}` is missing"))
+                let name = property
+                    .as_str()
+                    .map_or_else(|| property.to_string(), str::to_owned);
+                (
+                    "required",
+                    format!("the required property `{name}` is missing"),
+                )
             }
-            ValidationErrorKind::Enum { options } => ("enum", format!("{v} is not one of {}", list(options))),
-            ValidationErrorKind::Constant { expected_value } => {
-                ("const", format!("{v} must be exactly {}", show(expected_value)))
+            ValidationErrorKind::Enum { options } => {
+                ("enum", format!("{v} is not one of {}", list(options)))
             }
-            ValidationErrorKind::Pattern { pattern } => ("pattern", format!("{v} does not match the pattern `{pattern}`")),
-            ValidationErrorKind::Minimum { limit } => ("minimum", format!("{v} is less than the minimum {limit}")),
-            ValidationErrorKind::Maximum { limit } => ("maximum", format!("{v} is greater than the maximum {limit}")),
-            ValidationErrorKind::ExclusiveMinimum { limit } => {
-                ("exclusiveMinimum", format!("{v} must be greater than {limit}"))
+            ValidationErrorKind::Constant { expected_value } => (
+                "const",
+                format!("{v} must be exactly {}", show(expected_value)),
+            ),
+            ValidationErrorKind::Pattern { pattern } => (
+                "pattern",
+                format!("{v} does not match the pattern `{pattern}`"),
+            ),
+            ValidationErrorKind::Minimum { limit } => {
+                ("minimum", format!("{v} is less than the minimum {limit}"))
             }
+            ValidationErrorKind::Maximum { limit } => (
+                "maximum",
+                format!("{v} is greater than the maximum {limit}"),
+            ),
+            ValidationErrorKind::ExclusiveMinimum { limit } => (
+                "exclusiveMinimum",
+                format!("{v} must be greater than {limit}"),
+            ),
             ValidationErrorKind::ExclusiveMaximum { limit } => {
                 ("exclusiveMaximum", format!("{v} must be less than {limit}"))
             }
-            ValidationErrorKind::MultipleOf { .. } => ("multipleOf", format!("{v} {}", strip_instance(e))),
-            ValidationErrorKind::MinLength { limit } => {
-                ("minLength", format!("{v} is shorter than {limit} character{}", plural(*limit)))
+            ValidationErrorKind::MultipleOf { .. } => {
+                ("multipleOf", format!("{v} {}", strip_instance(e)))
             }
-            ValidationErrorKind::MaxLength { limit } => {
-                ("maxLength", format!("{v} is longer than {limit} character{}", plural(*limit)))
-            }
-            ValidationErrorKind::MinItems { limit } => {
-                ("minItems", format!("{v} has fewer than {limit} item{}", plural(*limit)))
-            }
-            ValidationErrorKind::MaxItems { limit } => {
-                ("maxItems", format!("{v} has more than {limit} item{}", plural(*limit)))
-            }
-            ValidationErrorKind::MinProperties { limit } => {
-                ("minProperties", format!("the object has fewer than {limit} propert{}", if *limit == 1 { "y" } else { "ies" }))
-            }
-            ValidationErrorKind::MaxProperties { limit } => {
-                ("maxProperties", format!("the object has more than {limit} propert{}", if *limit == 1 { "y" } else { "ies" }))
-            }
+            ValidationErrorKind::MinLength { limit } => (
+                "minLength",
+                format!("{v} is shorter than {limit} character{}", plural(*limit)),
+            ),
+            ValidationErrorKind::MaxLength { limit } => (
+                "maxLength",
+                format!("{v} is longer than {limit} character{}", plural(*limit)),
+            ),
+            ValidationErrorKind::MinItems { limit } => (
+                "minItems",
+                format!("{v} has fewer than {limit} item{}", plural(*limit)),
+            ),
+            ValidationErrorKind::MaxItems { limit } => (
+                "maxItems",
+                format!("{v} has more than {limit} item{}", plural(*limit)),
+            ),
+            ValidationErrorKind::MinProperties { limit } => (
+                "minProperties",
+                format!(
+                    "the object has fewer than {limit} propert{}",
+                    if *limit == 1 { "y" } else { "ies" }
+                ),
+            ),
+            ValidationErrorKind::MaxProperties { limit } => (
+                "maxProperties",
+                format!(
+                    "the object has more than {limit} propert{}",
+                    if *limit == 1 { "y" } else { "ies" }
+                ),
+            ),
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let names: Vec<String> = unexpected.iter().map(|n| format!("`{n}`")).collect();
                 let s = if unexpected.len() == 1 { "y" } else { "ies" };
-                ("additionalProperties", format!("unexpected propert{s} {}; remove {}", names.join(", "), if unexpected.len() == 1 { "it" } else { "them" }))
+                (
+                    "additionalProperties",
+                    format!(
+                        "unexpected propert{s} {}; remove {}",
+                        names.join(", "),
+                        if unexpected.len() == 1 { "it" } else { "them" }
+                    ),
+                )
             }
             ValidationErrorKind::UniqueItems => ("uniqueItems", format!("{v} has duplicate items")),
-            ValidationErrorKind::Format { format } => ("format", format!("{v} is not {}", format_name(format))),
+            ValidationErrorKind::Format { format } => {
+                ("format", format!("{v} is not {}", format_name(format)))
+            }
             ValidationErrorKind::FalseSchema => ("false", "no value is allowed here".to_owned()),
-            ValidationErrorKind::AnyOf { .. } => ("anyOf", format!("{v} matches none of the allowed shapes")),
-            ValidationErrorKind::OneOfNotValid { .. } => ("oneOf", format!("{v} matches none of the allowed shapes")),
-            ValidationErrorKind::OneOfMultipleValid { .. } => ("oneOf", format!("{v} matches more than one of the allowed shapes")),
+            ValidationErrorKind::AnyOf { .. } => {
+                ("anyOf", format!("{v} matches none of the allowed shapes"))
+            }
+            ValidationErrorKind::OneOfNotValid { .. } => {
+                ("oneOf", format!("{v} matches none of the allowed shapes"))
+            }
+            ValidationErrorKind::OneOfMultipleValid { .. } => (
+                "oneOf",
+                format!("{v} matches more than one of the allowed shapes"),
+            ),
             ValidationErrorKind::Not { .. } => ("not", format!("{v} is not allowed here")),
             _ => ("schema", strip_instance(e)),
         };
-        Self { path, rule, value, message }
+        Self {
+            path,
+            rule,
+            value,
+            message,
+        }
     }
 }
 
@@ -129,7 +183,8 @@ fn format_name(format: &str) -> String {
 fn strip_instance(e: &ValidationError<'_>) -> String {
     let text = e.to_string();
     let shown = e.instance().to_string();
-    text.strip_prefix(&shown).map_or(text.clone(), |rest| rest.trim_start().to_owned())
+    text.strip_prefix(&shown)
+        .map_or(text.clone(), |rest| rest.trim_start().to_owned())
 }
 
 /// Renders a value for a sentence: strings in single quotes, long values cut.
@@ -178,8 +233,14 @@ fn json_path(e: &ValidationError<'_>) -> String {
 }
 
 /// Applies the allowed coercion that fixes `error`, if there is one.
-pub(crate) fn coerce(allowed: Coercion, error: &ValidationError<'_>, args: &mut Value) -> Option<Coerced> {
-    let ValidationErrorKind::Type { kind } = error.kind() else { return None };
+pub(crate) fn coerce(
+    allowed: Coercion,
+    error: &ValidationError<'_>,
+    args: &mut Value,
+) -> Option<Coerced> {
+    let ValidationErrorKind::Type { kind } = error.kind() else {
+        return None;
+    };
     let wants = |name: &str| match kind {
         jsonschema::error::TypeKind::Single(t) => t.as_str() == name,
         jsonschema::error::TypeKind::Multiple(set) => set.iter().any(|t| t.as_str() == name),
@@ -197,13 +258,22 @@ pub(crate) fn coerce(allowed: Coercion, error: &ValidationError<'_>, args: &mut 
                 Value::from(f)
             } else {
                 // An integer written as "3.0" is still an integer.
-                let f: f64 = t.parse().ok().filter(|f: &f64| f.is_finite() && f.fract() == 0.0 && f.abs() < 9e15)?;
+                let f: f64 = t
+                    .parse()
+                    .ok()
+                    .filter(|f: &f64| f.is_finite() && f.fract() == 0.0 && f.abs() < 9e15)?;
                 Value::from(f as i64)
             }
         }
-        other if allowed.single_to_array && wants("array") && !other.is_array() => Value::Array(vec![other.clone()]),
+        other if allowed.single_to_array && wants("array") && !other.is_array() => {
+            Value::Array(vec![other.clone()])
+        }
         _ => return None,
     };
     *target = to.clone();
-    Some(Coerced { path: json_path(error), from, to })
+    Some(Coerced {
+        path: json_path(error),
+        from,
+        to,
+    })
 }

@@ -59,6 +59,8 @@ impl Validators {
         let Some(validator) = self.by_name.get(name) else {
             return Err(ToolError::unknown_tool(name, &self.names));
         };
-        validator.check(args).map_err(|invalid| invalid.to_tool_error())
+        validator
+            .check(args)
+            .map_err(|invalid| invalid.to_tool_error())
     }
 }
