@@ -84,7 +84,10 @@ fn parse_bytewise(format: Format, text: &str) -> Parsed {
     let mut parsed = Parsed::default();
     let mut start = 0;
     for (i, _) in text.char_indices().skip(1) {
-        parsed.extend(parser.push(&text[start..i]).unwrap_or_default());
+        let events = parser.push(&text[start..i]).unwrap_or_default();
+        if !events.is_empty() {
+            parsed.extend(events);
+        }
         start = i;
     }
     parsed.extend(parser.push(&text[start..]).unwrap_or_default());

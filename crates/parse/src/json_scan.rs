@@ -166,7 +166,7 @@ impl JsonScan {
                         j += 1;
                     }
                     loop {
-                        match memchr::memchr2(quote, b'\\', &buf[j.min(len)..]) {
+                        match find_quote(quote, &buf[j.min(len)..]) {
                             None => {
                                 self.lex = Lex::Str {
                                     quote,
@@ -392,6 +392,15 @@ impl JsonScan {
         self.wrapper_next = false;
         self.expect = Expect::CommaOrClose;
     }
+}
+
+/// The next `quote` or backslash; a plain loop for the short tails streaming leaves.
+#[inline]
+fn find_quote(quote: u8, hay: &[u8]) -> Option<usize> {
+    if hay.len() < 16 {
+        return hay.iter().position(|&b| b == quote || b == b'\\');
+    }
+    memchr::memchr2(quote, b'\\', hay)
 }
 
 fn valid_scalar(token: &[u8]) -> bool {

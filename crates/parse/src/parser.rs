@@ -187,6 +187,8 @@ struct JsonState {
     calls: usize,
     malformed: bool,
     closed: bool,
+    /// A step the fast path in `run` already took and left for the state machine.
+    pending: Option<Step>,
 }
 
 /// Progress through a run of Python calls.
@@ -196,6 +198,8 @@ struct PyState {
     calls: usize,
     malformed: bool,
     in_list: bool,
+    /// A step the fast path in `run` already took and left for the state machine.
+    pending: Option<PyStep>,
 }
 
 impl State {
@@ -206,6 +210,7 @@ impl State {
             calls: 0,
             malformed: false,
             closed: false,
+            pending: None,
         }))
     }
 
@@ -215,6 +220,7 @@ impl State {
             calls: 0,
             malformed: false,
             in_list,
+            pending: None,
         }))
     }
 }
@@ -372,6 +378,26 @@ impl CallParser {
     }
 
     fn run(&mut self, eof: bool, out: &mut Vec<Event>) {
+        // Fast path: mid-value, a new chunk usually only needs scanning. Scan it in place and
+        // go through the state machine only when the scanner stops for a reason.
+        let bytes = &self.buf.as_bytes()[self.head..];
+        match &mut self.state {
+            State::Json(js) if js.pending.is_none() => {
+                let step = js.scan.scan(bytes, eof);
+                if step == Step::NeedMore && !eof {
+                    return;
+                }
+                js.pending = Some(step);
+            }
+            State::Python(ps) if ps.pending.is_none() => {
+                let step = ps.scan.scan(bytes, eof);
+                if step == PyStep::NeedMore && !eof {
+                    return;
+                }
+                ps.pending = Some(step);
+            }
+            _ => {}
+        }
         while self.step(eof, out) {}
     }
 
@@ -862,14 +888,20 @@ impl CallParser {
 
     fn json(&mut self, mut js: Box<JsonState>, eof: bool, out: &mut Vec<Event>) -> bool {
         loop {
+            let pending = js.pending.take();
             let JsonState {
                 scan,
                 ctx,
                 calls,
                 malformed,
                 closed,
+                ..
             } = &mut *js;
-            match scan.scan(&self.buf.as_bytes()[self.head..], eof) {
+            let step = match pending {
+                Some(step) => step,
+                None => scan.scan(&self.buf.as_bytes()[self.head..], eof),
+            };
+            match step {
                 Step::Candidate { start, end } => {
                     if !matches!(*ctx, Ctx::Args { .. }) {
                         match self.candidate(start, end, ctx, *closed, out) {
@@ -1126,14 +1158,20 @@ impl CallParser {
 
     fn python(&mut self, mut ps: Box<PyState>, eof: bool, out: &mut Vec<Event>) -> bool {
         loop {
+            let pending = ps.pending.take();
             let PyState {
                 scan,
                 calls,
                 malformed,
                 in_list,
+                ..
             } = &mut *ps;
             let (calls, malformed, in_list) = (calls, malformed, *in_list);
-            match scan.scan(&self.buf.as_bytes()[self.head..], eof) {
+            let step = match pending {
+                Some(step) => step,
+                None => scan.scan(&self.buf.as_bytes()[self.head..], eof),
+            };
+            match step {
                 PyStep::NeedMore => {
                     self.state = State::Python(ps);
                     return false;
