@@ -381,10 +381,20 @@ impl JsonScan {
     fn key_done(&mut self, key: &[u8]) {
         self.expect = Expect::Colon;
         if let Some(top) = self.frames.last_mut().filter(|f| f.cand) {
-            if key == b"name" || key == b"function" {
-                top.call_key = true;
+            // Most keys are argument names: rule them out by length and first byte before comparing.
+            let maybe = matches!((key.len(), key.first()), (4, Some(b'n')) | (8, Some(b'f')))
+                || matches!(
+                    (key.len(), key.first()),
+                    (10 | 13, Some(b't' | b'f')) | (5, Some(b'c')) | (7, Some(b'c' | b'm'))
+                );
+            if maybe {
+                if key == b"name" || key == b"function" {
+                    top.call_key = true;
+                }
+                self.wrapper_next = WRAPPER_KEYS.contains(&key);
+            } else {
+                self.wrapper_next = false;
             }
-            self.wrapper_next = WRAPPER_KEYS.contains(&key);
         }
     }
 
