@@ -21,6 +21,7 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod arguments;
 mod event;
 mod json_scan;
 mod lenient;
@@ -29,5 +30,6 @@ mod py_scan;
 pub mod python;
 mod shape;
 
+pub use arguments::{ArgumentStream, ArgumentsResult};
 pub use event::{Event, Format, Malformed, ParseError, ParsedCall, Repair};
 pub use parser::{CallParser, DEFAULT_MAX_INPUT, Parsed, parse};
