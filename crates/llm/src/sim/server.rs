@@ -33,12 +33,23 @@ struct Shared {
     script: Script,
     requests: AtomicU64,
     responses: AtomicU64,
+    open_streams: std::sync::atomic::AtomicI64,
+}
+
+/// Counts a streamed response as open until it is dropped (finished or cut by the client).
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A running simulated-model server; dropping it (or [`SimServer::close`]) stops it.
 #[derive(Debug)]
 pub struct SimServer {
     addr: SocketAddr,
+    shared: Arc<Shared>,
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -52,12 +63,13 @@ impl SimServer {
             script,
             requests: AtomicU64::new(0),
             responses: AtomicU64::new(0),
+            open_streams: std::sync::atomic::AtomicI64::new(0),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
             .route("/v1/models", get(models))
             .route("/health", get(|| async { "ok" }))
-            .with_state(shared);
+            .with_state(Arc::clone(&shared));
         let stop = CancellationToken::new();
         let signal = stop.clone();
         let task = tokio::spawn(async move {
@@ -69,9 +81,20 @@ impl SimServer {
         });
         Ok(Self {
             addr,
+            shared,
             stop,
             task: Some(task),
         })
+    }
+
+    /// Requests received so far (failed ones included).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Streamed responses still being sent.
+    pub fn open_streams(&self) -> i64 {
+        self.shared.open_streams.load(Ordering::Relaxed)
     }
 
     /// The address it listens on.
@@ -125,6 +148,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("script", &self.script.name()).finish()
+    }
 }
 
 async fn models(State(shared): State<Arc<Shared>>) -> Response {
@@ -212,7 +241,10 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
             .into_response();
     }
     let faults = faults.clone();
+    shared.open_streams.fetch_add(1, Ordering::Relaxed);
+    let guard = OpenGuard(Arc::clone(&shared));
     let events = async_stream::stream! {
+        let _guard = guard;
         let chunk = |delta: Value, finish: Value| {
             json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
