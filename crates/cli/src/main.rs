@@ -1,6 +1,8 @@
 //! The `agentry` command: flags, one library call, an exit code.
 
+mod ask;
 mod bench;
+mod bench_llm;
 
 use std::{
     io::{Read, Write},
@@ -72,6 +74,50 @@ Exits 1 if any call is invalid.")]
         #[arg(long)]
         json: bool,
     },
+    /// Send one prompt to a model and stream its reply: text as it comes, each call as it completes.
+    #[command(after_help = "\
+Example:
+  $ agentry ask \"What is the weather in Oslo?\" --model sim:weather
+  → call get_weather {\"city\":\"Oslo\"}  [call_00000001]  +0.31s
+
+Models: sim:NAME (bundled scripts: weather, hermes, plan), sim:PATH (a script file, see
+examples/sim/), openai:MODEL (any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY).")]
+    Ask {
+        /// What to ask.
+        prompt: String,
+        /// The model: sim:NAME, sim:PATH or openai:MODEL.
+        #[arg(long, default_value = "sim:weather")]
+        model: String,
+        /// Tools to offer: a JSON array of tool definitions.
+        #[arg(long, value_name = "TOOLS.json")]
+        tools: Option<PathBuf>,
+        /// Send tools natively, or render them into the prompt and read calls from the text.
+        #[arg(long, value_enum, default_value = "native")]
+        tool_mode: ToolModeArg,
+        /// A system message.
+        #[arg(long)]
+        system: Option<String>,
+    },
+    /// Serve a simulated model as an OpenAI-compatible endpoint (streaming and not).
+    #[command(after_help = "\
+Example:
+  $ agentry sim-server --script examples/sim/weather.yaml --port 8089
+  serving sim:weather at http://127.0.0.1:8089/v1
+  $ curl -s http://127.0.0.1:8089/v1/chat/completions -d '{\"model\": \"sim\", \"messages\": [{\"role\": \"user\", \"content\": \"weather in Rome?\"}]}'
+
+Any OpenAI client pointed at that URL (LangGraph, the OpenAI Agents SDK, agentry itself)
+gets the same replies with the same latency. Stops on Ctrl-C.")]
+    SimServer {
+        /// The script: a file (.yaml, .yml, .json) or a bundled name (weather, hermes, plan).
+        #[arg(long)]
+        script: String,
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 8089)]
+        port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+    },
     /// Measure agentry's own speed and print ratios against a baseline from the same run.
     Bench {
         #[command(subcommand)]
@@ -91,6 +137,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The model client's CPU per streamed token, and the sim server under concurrent load.
+    #[command(
+        after_help = "Example:\n  $ cargo run --release -p agentry-cli -- bench llm --streams 1000"
+    )]
+    Llm {
+        /// Concurrent streaming requests for the load test.
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ToolModeArg {
+    Native,
+    Prompted,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -130,6 +194,33 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchCommand::Parse { mb, json },
         } => bench::parse(mb, json).map(|()| true),
+        Command::Bench {
+            what: BenchCommand::Llm { streams, json },
+        } => bench_llm::run(streams, json).map(|()| true),
+        Command::Ask {
+            prompt,
+            model,
+            tools,
+            tool_mode,
+            system,
+        } => {
+            let mode = match tool_mode {
+                ToolModeArg::Native => agentry_llm::ToolMode::Native,
+                ToolModeArg::Prompted => agentry_llm::ToolMode::Prompted(Format::Auto),
+            };
+            runtime().and_then(|rt| {
+                rt.block_on(ask::ask(
+                    &prompt,
+                    &model,
+                    tools.as_deref(),
+                    mode,
+                    system.as_deref(),
+                ))
+            })
+        }
+        Command::SimServer { script, port, host } => {
+            runtime().and_then(|rt| rt.block_on(sim_server(&script, host, port)))
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -139,6 +230,34 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `agentry sim-server`: serves until Ctrl-C.
+async fn sim_server(script: &str, host: std::net::IpAddr, port: u16) -> Result<bool> {
+    let script = match agentry_llm::BUNDLED_SCRIPTS
+        .iter()
+        .find(|(name, _)| *name == script)
+    {
+        Some((name, text)) => agentry_llm::sim::Script::parse(text, &format!("sim:{name}"))?,
+        None => agentry_llm::sim::Script::from_file(Path::new(script))?,
+    };
+    let name = script.name().to_owned();
+    let server = agentry_llm::sim::SimServer::bind(script, std::net::SocketAddr::new(host, port))
+        .await
+        .with_context(|| format!("listening on {host}:{port}"))?;
+    println!("serving sim:{name} at {} (Ctrl-C to stop)", server.url());
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    server.close().await;
+    Ok(true)
 }
 
 /// `agentry parse`: returns whether the run succeeded.

@@ -168,3 +168,83 @@ fn validate_prints_a_verdict_per_call() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading /nonexistent/tools.json"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Kills the child when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sim_server_serves_the_weather_script_to_the_openai_client() {
+    use std::io::BufRead;
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .args(["sim-server", "--script", "weather", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/v1"),
+        "{url}"
+    );
+
+    let tools =
+        std::env::temp_dir().join(format!("agentry-weather-tools-{}.json", std::process::id()));
+    std::fs::write(&tools, include_str!("../../../examples/tools/weather.json")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args([
+            "ask",
+            "What is the weather in Lima?",
+            "--model",
+            "openai:sim",
+            "--tools",
+            tools.to_str().unwrap(),
+        ])
+        .env("OPENAI_BASE_URL", url)
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&tools).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("→ call get_weather {\"city\":\"Lima\"}"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("openai:sim: ToolCalls"), "{stderr}");
+}
+
+#[test]
+fn ask_names_unknown_models_and_scripts() {
+    let out = agentry(&["ask", "hi", "--model", "sim:nope"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bundled scripts: weather, hermes, plan")
+    );
+    let out = agentry(
+        &["sim-server", "--script", "/nonexistent.yaml", "--port", "0"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent.yaml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

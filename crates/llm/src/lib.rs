@@ -28,13 +28,15 @@ mod openai;
 pub mod prompt;
 mod rng;
 pub mod sim;
+mod spec;
 pub mod sse;
 mod types;
 
 pub use error::LlmError;
 pub use model::{Model, ModelStream, complete};
-pub use openai::{OpenAi, OpenAiConfig, RetryPolicy, ToolMode};
+pub use openai::{OpenAi, OpenAiConfig, RetryPolicy, StreamDecoder, ToolMode};
 pub use rng::SplitMix64;
+pub use spec::{BUNDLED_SCRIPTS, open};
 pub use types::{
     ChatRequest, Completion, FinishReason, ModelCall, ModelEvent, Response, Timing, ToolChoice,
     Usage,

@@ -284,10 +284,8 @@ impl Model for OpenAi {
                 return;
             }
             let mut body = response.bytes_stream();
-            let mut decoder = SseDecoder::new();
-            let mut last = Vec::<u8>::new();
-            let mut done = false;
-            'read: loop {
+            let mut decoder = StreamDecoder::with_assembler(assembler);
+            while !decoder.is_done() {
                 let next = tokio::time::timeout(cfg.idle_timeout, body.next())
                     .await
                     .map_err(|_| LlmError::Timeout { what: "waiting for the next streamed chunk", after: cfg.idle_timeout })?;
@@ -296,45 +294,113 @@ impl Model for OpenAi {
                     Some(Ok(bytes)) => bytes,
                     Some(Err(e)) => Err(LlmError::Truncated {
                         message: format!("the connection failed mid-stream ({e})"),
-                        bytes: show_bytes(&last),
+                        bytes: show_bytes(decoder.last_bytes()),
                     })?,
                 };
-                last = bytes.to_vec();
                 for event in decoder.push(&bytes)? {
-                    if event.data.trim() == "[DONE]" {
-                        done = true;
-                        break 'read;
-                    }
-                    let value: Value = serde_json::from_str(&event.data)
-                        .map_err(|e| LlmError::protocol(format!("a streamed chunk is not JSON ({e})"), event.data.as_bytes()))?;
-                    for model_event in assembler.chunk(&value, event.data.as_bytes())? {
-                        yield model_event;
-                    }
+                    yield event;
                 }
             }
-            if !done {
-                if let Some(event) = decoder.finish() {
-                    let value: Value = serde_json::from_str(&event.data)
-                        .map_err(|e| LlmError::protocol(format!("the last streamed chunk is not JSON ({e})"), event.data.as_bytes()))?;
-                    for model_event in assembler.chunk(&value, event.data.as_bytes())? {
-                        yield model_event;
-                    }
-                }
-                if !assembler.has_finish_reason() {
-                    let message = if assembler.has_open_call() {
-                        "the stream ended inside a tool call, before `finish_reason` and [DONE]"
-                    } else if assembler.saw_any() {
-                        "the stream ended before `finish_reason` and [DONE]"
-                    } else {
-                        "the stream ended before any chunk"
-                    };
-                    Err(LlmError::Truncated { message: message.into(), bytes: show_bytes(&last) })?;
-                }
-            }
-            for event in assembler.finish(attempts) {
+            for event in decoder.finish(attempts)? {
                 yield event;
             }
         })
+    }
+}
+
+/// Decodes a streamed chat-completions body (server-sent events) into [`crate::ModelEvent`]s.
+///
+/// The client's own per-token work: framing, JSON, call assembly. Public so a recorded body
+/// can be replayed through exactly the code that read it live.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    sse: SseDecoder,
+    assembler: Assembler,
+    done: bool,
+    last: Vec<u8>,
+}
+
+impl StreamDecoder {
+    /// A decoder reading calls from text in `text_format` (or only native tool calls).
+    pub fn new(text_format: Option<Format>) -> Self {
+        Self::with_assembler(Assembler::new(text_format, Instant::now()))
+    }
+
+    fn with_assembler(assembler: Assembler) -> Self {
+        Self {
+            sse: SseDecoder::new(),
+            assembler,
+            done: false,
+            last: Vec::new(),
+        }
+    }
+
+    /// Whether `[DONE]` arrived.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The last bytes pushed, for error messages.
+    pub fn last_bytes(&self) -> &[u8] {
+        &self.last
+    }
+
+    /// Feeds body bytes; returns the events they completed. Bytes after `[DONE]` are ignored.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<crate::ModelEvent>, LlmError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        self.last.clear();
+        self.last
+            .extend_from_slice(&bytes[bytes.len().saturating_sub(300)..]);
+        let mut out = Vec::new();
+        for event in self.sse.push(bytes)? {
+            if event.data.trim() == "[DONE]" {
+                self.done = true;
+                break;
+            }
+            self.data(&event.data, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn data(&mut self, data: &str, out: &mut Vec<crate::ModelEvent>) -> Result<(), LlmError> {
+        let value: Value = serde_json::from_str(data).map_err(|e| {
+            LlmError::protocol(
+                format!("a streamed chunk is not JSON ({e})"),
+                data.as_bytes(),
+            )
+        })?;
+        out.extend(self.assembler.chunk(&value, data.as_bytes())?);
+        Ok(())
+    }
+
+    /// Ends the body: an error if it stopped before `finish_reason` and `[DONE]`, else the
+    /// remaining events and `Done`.
+    pub fn finish(&mut self, attempts: u32) -> Result<Vec<crate::ModelEvent>, LlmError> {
+        let mut out = Vec::new();
+        if !self.done {
+            if let Some(event) = self.sse.finish()
+                && event.data.trim() != "[DONE]"
+            {
+                self.data(&event.data, &mut out)?;
+            }
+            if !self.assembler.has_finish_reason() {
+                let message = if self.assembler.has_open_call() {
+                    "the stream ended inside a tool call, before `finish_reason` and [DONE]"
+                } else if self.assembler.saw_any() {
+                    "the stream ended before `finish_reason` and [DONE]"
+                } else {
+                    "the stream ended before any chunk"
+                };
+                return Err(LlmError::Truncated {
+                    message: message.into(),
+                    bytes: show_bytes(&self.last),
+                });
+            }
+        }
+        out.extend(self.assembler.finish(attempts));
+        Ok(out)
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use agentry_core::{Message, ToolSpec};
 use agentry_llm::{
-    ChatRequest, FinishReason, LlmError, Model, ModelEvent, OpenAi, OpenAiConfig, RetryPolicy, ToolMode, complete,
+    ChatRequest, FinishReason, LlmError, Model, ModelEvent, OpenAi, OpenAiConfig, RetryPolicy,
+    ToolMode, complete,
     sim::{Script, SimServer},
 };
 use agentry_parse::Format;
@@ -25,12 +26,26 @@ const TWO_CALLS: &str = r#"{
 }"#;
 
 async fn server(script: &str) -> SimServer {
-    SimServer::bind(Script::parse(script, "test").unwrap(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
+    SimServer::bind(
+        Script::parse(script, "test").unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
 }
 
 fn client(url: &str) -> OpenAi {
-    let retry = RetryPolicy { max_retries: 3, base: Duration::from_millis(5), max: Duration::from_millis(50) };
-    OpenAi::new(OpenAiConfig::new(url, "sim").retry(retry).timeouts(Duration::from_secs(5), Duration::from_millis(500))).unwrap()
+    let retry = RetryPolicy {
+        max_retries: 3,
+        base: Duration::from_millis(5),
+        max: Duration::from_millis(50),
+    };
+    OpenAi::new(
+        OpenAiConfig::new(url, "sim")
+            .retry(retry)
+            .timeouts(Duration::from_secs(5), Duration::from_millis(500)),
+    )
+    .unwrap()
 }
 
 fn request() -> ChatRequest {
@@ -41,7 +56,10 @@ fn request() -> ChatRequest {
 }
 
 /// Every event with the time it arrived.
-async fn timed_events(model: &dyn Model, req: ChatRequest) -> Result<Vec<(Duration, ModelEvent)>, LlmError> {
+async fn timed_events(
+    model: &dyn Model,
+    req: ChatRequest,
+) -> Result<Vec<(Duration, ModelEvent)>, LlmError> {
     let start = Instant::now();
     let mut stream = model.stream(req);
     let mut out = Vec::new();
@@ -64,18 +82,44 @@ async fn streams_native_calls_each_as_soon_as_it_is_complete() {
         .collect();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].1.name, "get_weather");
-    assert_eq!(calls[0].1.arguments, json!({"city": "Paris", "note": "a \"quoted\" é string"}));
+    assert_eq!(
+        calls[0].1.arguments,
+        json!({"city": "Paris", "note": "a \"quoted\" é string"})
+    );
     assert_eq!(calls[1].1.arguments["zone"], "Europe/Paris");
     assert!(calls[0].1.id.starts_with("call_") && calls[0].1.id != calls[1].1.id);
-    let text: String = events.iter().filter_map(|(_, e)| if let ModelEvent::Text(t) = e { Some(t.as_str()) } else { None }).collect();
+    let text: String = events
+        .iter()
+        .filter_map(|(_, e)| {
+            if let ModelEvent::Text(t) = e {
+                Some(t.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(text, "Checking both.");
-    let (done_at, ModelEvent::Done(done)) = events.last().unwrap().clone() else { panic!("no Done") };
+    let (done_at, ModelEvent::Done(done)) = events.last().unwrap().clone() else {
+        panic!("no Done")
+    };
     // The first call is handed out while the second is still streaming (its ~40 tokens take ~100 ms).
-    assert!(done_at - calls[0].0 > Duration::from_millis(40), "first call at {:?}, done at {done_at:?}", calls[0].0);
+    assert!(
+        done_at - calls[0].0 > Duration::from_millis(40),
+        "first call at {:?}, done at {done_at:?}",
+        calls[0].0
+    );
     assert_eq!(done.finish_reason, FinishReason::ToolCalls);
-    assert!(done.usage.prompt_tokens > 0 && done.usage.completion_tokens > 40, "{:?}", done.usage);
+    assert!(
+        done.usage.prompt_tokens > 0 && done.usage.completion_tokens > 40,
+        "{:?}",
+        done.usage
+    );
     let ttft = done.timing.time_to_first_token.unwrap();
-    assert!(ttft >= Duration::from_millis(20) && ttft < done.timing.total, "{:?}", done.timing);
+    assert!(
+        ttft >= Duration::from_millis(20) && ttft < done.timing.total,
+        "{:?}",
+        done.timing
+    );
     assert!(done.timing.time_per_output_token.unwrap() < Duration::from_millis(10));
     assert_eq!(done.timing.attempts, 1);
     srv.close().await;
@@ -90,11 +134,20 @@ async fn awkward_chunk_boundaries_give_the_same_result() {
         r
     };
     for n in [1, 2, 3, 7, 13] {
-        let script = TWO_CALLS.replacen("\"latency\"", &format!("\"faults\": {{\"chunk_bytes\": {n}}}, \"latency\""), 1);
+        let script = TWO_CALLS.replacen(
+            "\"latency\"",
+            &format!("\"faults\": {{\"chunk_bytes\": {n}}}, \"latency\""),
+            1,
+        );
         let srv = server(&script).await;
         let r = complete(&client(&srv.url()), request()).await.unwrap();
         assert_eq!(r.text, whole.text, "chunk_bytes {n}");
-        let names = |r: &agentry_llm::Response| r.calls.iter().map(|c| (c.call.name.clone(), c.call.arguments.clone())).collect::<Vec<_>>();
+        let names = |r: &agentry_llm::Response| {
+            r.calls
+                .iter()
+                .map(|c| (c.call.name.clone(), c.call.arguments.clone()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(&r), names(&whole), "chunk_bytes {n}");
         srv.close().await;
     }
@@ -103,7 +156,9 @@ async fn awkward_chunk_boundaries_give_the_same_result() {
 #[tokio::test]
 async fn retries_after_injected_429_and_500() {
     for status in [429, 500, 503] {
-        let script = format!(r#"{{"faults": {{"fail_first": 2, "fail_status": {status}, "retry_after_s": 0.01}}, "turns": [{{"text": "ok"}}]}}"#);
+        let script = format!(
+            r#"{{"faults": {{"fail_first": 2, "fail_status": {status}, "retry_after_s": 0.01}}, "turns": [{{"text": "ok"}}]}}"#
+        );
         let srv = server(&script).await;
         let r = complete(&client(&srv.url()), request()).await.unwrap();
         assert_eq!(r.text, "ok");
@@ -112,9 +167,17 @@ async fn retries_after_injected_429_and_500() {
         srv.close().await;
     }
     // Out of retries: the server's status and message come through.
-    let srv = server(r#"{"faults": {"fail_first": 9, "fail_status": 429}, "turns": [{"text": "ok"}]}"#).await;
+    let srv =
+        server(r#"{"faults": {"fail_first": 9, "fail_status": 429}, "turns": [{"text": "ok"}]}"#)
+            .await;
     let err = complete(&client(&srv.url()), request()).await.unwrap_err();
-    assert_eq!(err, LlmError::Status { status: 429, message: "injected failure 4 of 9".into() });
+    assert_eq!(
+        err,
+        LlmError::Status {
+            status: 429,
+            message: "injected failure 4 of 9".into()
+        }
+    );
     assert_eq!(srv.requests(), 4);
     srv.close().await;
 }
@@ -123,8 +186,17 @@ async fn retries_after_injected_429_and_500() {
 async fn client_errors_are_not_retried_and_carry_the_server_message() {
     let srv = server(r#"{"turns": [{"when": {"turn": 5}, "text": "never"}]}"#).await;
     let err = complete(&client(&srv.url()), request()).await.unwrap_err();
-    let LlmError::Status { status: 400, message } = &err else { panic!("{err:?}") };
-    assert!(message.contains("no turn for assistant turn 1"), "{message}");
+    let LlmError::Status {
+        status: 400,
+        message,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains("no turn for assistant turn 1"),
+        "{message}"
+    );
     assert_eq!(srv.requests(), 1);
     srv.close().await;
 }
@@ -134,7 +206,16 @@ async fn a_hanging_server_times_out() {
     let srv = server(r#"{"faults": {"hang_after_chunks": 2}, "turns": [{"text": "one two three four five six"}]}"#).await;
     let t = Instant::now();
     let err = complete(&client(&srv.url()), request()).await.unwrap_err();
-    assert!(matches!(err, LlmError::Timeout { what: "waiting for the next streamed chunk", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            LlmError::Timeout {
+                what: "waiting for the next streamed chunk",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(t.elapsed() < Duration::from_secs(3));
     srv.close().await;
 }
@@ -151,8 +232,13 @@ async fn a_connection_cut_mid_stream_is_an_error_not_a_partial_answer() {
 async fn a_malformed_event_names_its_bytes() {
     let srv = server(r#"{"faults": {"garbage": "{not json"}, "turns": [{"text": "ok"}]}"#).await;
     let err = complete(&client(&srv.url()), request()).await.unwrap_err();
-    let LlmError::Protocol { message, bytes } = &err else { panic!("{err:?}") };
-    assert!(message.contains("not JSON") && bytes.contains("{not json"), "{err}");
+    let LlmError::Protocol { message, bytes } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains("not JSON") && bytes.contains("{not json"),
+        "{err}"
+    );
     srv.close().await;
 }
 
@@ -162,9 +248,14 @@ async fn connection_refused_is_retried_then_reported() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let err = complete(&client(&format!("http://127.0.0.1:{port}/v1")), request()).await.unwrap_err();
+    let err = complete(&client(&format!("http://127.0.0.1:{port}/v1")), request())
+        .await
+        .unwrap_err();
     assert!(matches!(err, LlmError::Connect { .. }), "{err:?}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -176,7 +267,10 @@ async fn non_streaming_gives_the_same_answer() {
     let whole = complete(&whole_client, request()).await.unwrap();
     assert_eq!(whole.text, streamed.text);
     assert_eq!(whole.calls.len(), 2);
-    assert_eq!(whole.calls[0].call.arguments, streamed.calls[0].call.arguments);
+    assert_eq!(
+        whole.calls[0].call.arguments,
+        streamed.calls[0].call.arguments
+    );
     assert_eq!(whole.completion.usage, streamed.completion.usage);
     assert_eq!(whole.completion.finish_reason, FinishReason::ToolCalls);
     srv.close().await;
@@ -185,8 +279,16 @@ async fn non_streaming_gives_the_same_answer() {
 #[tokio::test]
 async fn prompted_mode_reads_calls_from_text() {
     let srv = server(r#"{"format": "hermes", "turns": [{"text": "Let me look.", "calls": [{"name": "get_weather", "arguments": {"city": "Rome"}}]}]}"#).await;
-    let model = OpenAi::new(OpenAiConfig::new(srv.url(), "sim").tool_mode(ToolMode::Prompted(Format::Auto))).unwrap();
-    assert!(model.body(&request())["messages"][0]["content"].as_str().unwrap().contains("<tools>"));
+    let model = OpenAi::new(
+        OpenAiConfig::new(srv.url(), "sim").tool_mode(ToolMode::Prompted(Format::Auto)),
+    )
+    .unwrap();
+    assert!(
+        model.body(&request())["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<tools>")
+    );
     let r = complete(&model, request()).await.unwrap();
     assert_eq!(r.text.trim(), "Let me look.");
     assert_eq!(r.calls.len(), 1);
@@ -206,6 +308,10 @@ async fn dropping_the_stream_closes_the_connection() {
     while srv.open_streams() != 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(srv.open_streams(), 0, "the server still streams to a client that left");
+    assert_eq!(
+        srv.open_streams(),
+        0,
+        "the server still streams to a client that left"
+    );
     srv.close().await;
 }

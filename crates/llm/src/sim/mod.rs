@@ -29,7 +29,7 @@ use crate::{
 };
 
 pub use script::{Faults, Latency, Reply, Script, ScriptCall, Turn, When};
-pub use server::SimServer;
+pub use server::{SimServer, sse_frames};
 
 /// Splits text into tokens by the rule in the module docs.
 pub fn tokenize(text: &str) -> Vec<&str> {
@@ -415,8 +415,7 @@ mod tests {
                     _ => {}
                 }
             }
-            let want = if format == "react" { 2 } else { 2 };
-            assert_eq!(calls.len(), want, "{format}");
+            assert_eq!(calls.len(), 2, "{format}");
             assert_eq!(
                 calls[0],
                 ("f".to_owned(), json!({"x": 1, "s": "a b"})),

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{Script, plan};
+use super::{Plan, Script, plan};
 
 struct Shared {
     script: Script,
@@ -152,8 +152,42 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("script", &self.script.name()).finish()
+        f.debug_struct("Shared")
+            .field("script", &self.script.name())
+            .finish()
     }
+}
+
+fn usage_json(plan: &Plan) -> Value {
+    json!({"prompt_tokens": plan.usage.prompt_tokens, "completion_tokens": plan.usage.completion_tokens,
+           "total_tokens": plan.usage.prompt_tokens + plan.usage.completion_tokens})
+}
+
+/// The event-stream frames of a planned response, each with when it is due: one chunk per
+/// token, then the `finish_reason` chunk, the usage chunk (if asked for) and `[DONE]`.
+pub fn sse_frames(
+    plan: Plan,
+    id: &str,
+    model: &str,
+    include_usage: bool,
+) -> Vec<(Duration, String)> {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let usage = usage_json(&plan);
+    let mut frames: Vec<(Duration, String)> = Vec::with_capacity(plan.deltas.len() + 1);
+    for (due, delta) in plan.deltas {
+        frames.push((due, format!("data: {}\n\n", chunk(delta, Value::Null))));
+    }
+    let mut tail = format!("data: {}\n\n", chunk(json!({}), json!(plan.finish_reason)));
+    if include_usage {
+        let last = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage});
+        tail.push_str(&format!("data: {last}\n\n"));
+    }
+    tail.push_str("data: [DONE]\n\n");
+    frames.push((plan.end, tail));
+    frames
 }
 
 async fn models(State(shared): State<Arc<Shared>>) -> Response {
@@ -228,8 +262,7 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         "chatcmpl-sim-{}",
         shared.responses.fetch_add(1, Ordering::Relaxed)
     );
-    let usage = json!({"prompt_tokens": plan.usage.prompt_tokens, "completion_tokens": plan.usage.completion_tokens,
-                       "total_tokens": plan.usage.prompt_tokens + plan.usage.completion_tokens});
+    let usage = usage_json(&plan);
     if !stream {
         tokio::time::sleep_until((started + plan.end).into()).await;
         let body = json!({"id": id, "object": "chat.completion", "created": 0, "model": model,
@@ -245,25 +278,11 @@ async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
     let guard = OpenGuard(Arc::clone(&shared));
     let events = async_stream::stream! {
         let _guard = guard;
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        };
         let mut sent = 0usize;
         if let Some(garbage) = &faults.garbage {
             yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {garbage}\n\n")));
         }
-        let mut frames: Vec<(Duration, String)> = plan
-            .deltas
-            .into_iter()
-            .map(|(due, delta)| (due, format!("data: {}\n\n", chunk(delta, Value::Null))))
-            .collect();
-        let mut tail = format!("data: {}\n\n", chunk(json!({}), json!(plan.finish_reason)));
-        if include_usage {
-            tail.push_str(&format!("data: {}\n\n", json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage})));
-        }
-        tail.push_str("data: [DONE]\n\n");
-        frames.push((plan.end, tail));
+        let frames = sse_frames(plan, &id, &model, include_usage);
         for (due, frame) in frames {
             if faults.hang_after_chunks == Some(sent) {
                 std::future::pending::<()>().await;

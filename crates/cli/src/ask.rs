@@ -1,0 +1,96 @@
+//! `agentry ask`: one model turn, streamed to the terminal as it arrives.
+
+use std::{io::Write, path::Path, time::Instant};
+
+use agentry_core::{Message, ToolSpec};
+use agentry_llm::{ChatRequest, ModelEvent, ToolMode};
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+
+/// Streams one reply; returns whether the model produced no malformed calls.
+pub(crate) async fn ask(
+    prompt: &str,
+    model: &str,
+    tools: Option<&Path>,
+    mode: ToolMode,
+    system: Option<&str>,
+) -> Result<bool> {
+    let specs = match tools {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            ToolSpec::list_from_json(&text).with_context(|| {
+                format!("{} is not a JSON array of tool definitions", path.display())
+            })?
+        }
+        None => Vec::new(),
+    };
+    let model = agentry_llm::open(model, mode)?;
+    let mut messages = Vec::new();
+    if let Some(system) = system {
+        messages.push(Message::system(system));
+    }
+    messages.push(Message::user(prompt));
+    let started = Instant::now();
+    let mut stream = model.stream(ChatRequest::new(messages).tools(specs));
+    let mut stdout = std::io::stdout().lock();
+    let mut clean = true;
+    let mut at_line_start = true;
+    while let Some(event) = stream.next().await {
+        let at = started.elapsed().as_secs_f64();
+        match event.with_context(|| format!("asking {}", model.name()))? {
+            ModelEvent::Text(text) => {
+                write!(stdout, "{text}")?;
+                at_line_start = text.ends_with('\n');
+                stdout.flush()?;
+            }
+            ModelEvent::Call(c) => {
+                if !at_line_start {
+                    writeln!(stdout)?;
+                }
+                let repaired = if c.repairs.is_empty() {
+                    String::new()
+                } else {
+                    format!("  (repaired: {} fix(es))", c.repairs.len())
+                };
+                writeln!(
+                    stdout,
+                    "→ call {} {}  [{}]  +{at:.2}s{repaired}",
+                    c.call.name, c.call.arguments, c.call.id
+                )?;
+                at_line_start = true;
+            }
+            ModelEvent::Malformed(m) => {
+                clean = false;
+                if !at_line_start {
+                    writeln!(stdout)?;
+                }
+                writeln!(
+                    stdout,
+                    "✗ malformed {} call: {}  +{at:.2}s",
+                    m.format, m.reason
+                )?;
+                at_line_start = true;
+            }
+            ModelEvent::Done(done) => {
+                if !at_line_start {
+                    writeln!(stdout)?;
+                }
+                let ttft = done
+                    .timing
+                    .time_to_first_token
+                    .map_or("-".into(), |d| format!("{:.2}s", d.as_secs_f64()));
+                eprintln!(
+                    "— {}: {:?} · {} prompt + {} completion tokens · first token {ttft} · total {:.2}s",
+                    model.name(),
+                    done.finish_reason,
+                    done.usage.prompt_tokens,
+                    done.usage.completion_tokens,
+                    done.timing.total.as_secs_f64()
+                );
+                return Ok(clean);
+            }
+        }
+    }
+    bail!("{} ended its stream without finishing", model.name())
+}

@@ -1,0 +1,77 @@
+//! Choosing a backend by name: [`open`].
+
+use std::{path::Path, sync::Arc};
+
+use crate::{
+    LlmError, Model, OpenAi, OpenAiConfig, ToolMode,
+    sim::{Script, SimModel},
+};
+
+/// Scripts bundled with the binary, usable as `sim:NAME` from anywhere.
+pub const BUNDLED_SCRIPTS: &[(&str, &str)] = &[
+    (
+        "weather",
+        include_str!("../../../examples/sim/weather.yaml"),
+    ),
+    ("hermes", include_str!("../../../examples/sim/hermes.yaml")),
+    ("plan", include_str!("../../../examples/sim/plan.yaml")),
+];
+
+/// Opens the backend named by `spec`:
+/// - `sim:NAME` — a bundled script (`weather`, `hermes`, `plan`);
+/// - `sim:PATH` — a script file (`.yaml`, `.yml`, `.json`);
+/// - `openai:MODEL` or `openai` — an OpenAI-compatible server from `OPENAI_BASE_URL`,
+///   `OPENAI_API_KEY` and (without `:MODEL`) `AGENTRY_MODEL`.
+pub fn open(spec: &str, tool_mode: ToolMode) -> Result<Arc<dyn Model>, LlmError> {
+    let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
+    match kind {
+        "sim" => {
+            if let Some((_, text)) = BUNDLED_SCRIPTS.iter().find(|(name, _)| *name == rest) {
+                return Ok(Arc::new(SimModel::new(Script::parse(
+                    text,
+                    &format!("sim:{rest}"),
+                )?)));
+            }
+            let path = Path::new(rest);
+            if rest.is_empty() || !path.exists() {
+                let names: Vec<&str> = BUNDLED_SCRIPTS.iter().map(|(n, _)| *n).collect();
+                return Err(LlmError::Config(format!(
+                    "`{spec}`: no bundled script or file named `{rest}`; bundled scripts: {}",
+                    names.join(", ")
+                )));
+            }
+            Ok(Arc::new(SimModel::from_file(path)?))
+        }
+        "openai" => {
+            let cfg =
+                OpenAiConfig::from_env(Some(rest).filter(|m| !m.is_empty()))?.tool_mode(tool_mode);
+            Ok(Arc::new(OpenAi::new(cfg)?))
+        }
+        _ => Err(LlmError::Config(format!(
+            "unknown model `{spec}`; use sim:NAME (bundled: weather, hermes, plan), sim:PATH (a script file) or openai:MODEL"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_scripts_parse_and_bad_specs_explain() {
+        for (name, _) in BUNDLED_SCRIPTS {
+            let model = open(&format!("sim:{name}"), ToolMode::Native).unwrap();
+            assert_eq!(model.name(), format!("sim:{name}"));
+        }
+        let err = open("sim:nope", ToolMode::Native)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("bundled scripts: weather, hermes, plan"),
+            "{err}"
+        );
+        let err = open("gpt", ToolMode::Native).err().unwrap().to_string();
+        assert!(err.contains("unknown model `gpt`"), "{err}");
+    }
+}
