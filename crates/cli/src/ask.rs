@@ -3,7 +3,7 @@
 use std::{io::Write, path::Path, time::Instant};
 
 use agentry_core::{Message, ToolSpec};
-use agentry_llm::{ChatRequest, ModelEvent, ToolMode};
+use agentry_llm::{ChatRequest, ModelEvent, OpenOptions};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 
@@ -12,7 +12,7 @@ pub(crate) async fn ask(
     prompt: &str,
     model: &str,
     tools: Option<&Path>,
-    mode: ToolMode,
+    options: &OpenOptions,
     system: Option<&str>,
 ) -> Result<bool> {
     let specs = match tools {
@@ -25,7 +25,7 @@ pub(crate) async fn ask(
         }
         None => Vec::new(),
     };
-    let model = agentry_llm::open(model, mode)?;
+    let model = agentry_llm::open(model, options)?;
     let mut messages = Vec::new();
     if let Some(system) = system {
         messages.push(Message::system(system));

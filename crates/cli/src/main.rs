@@ -97,6 +97,12 @@ examples/sim/), openai:MODEL (any OpenAI-compatible server: OPENAI_BASE_URL, OPE
         /// A system message.
         #[arg(long)]
         system: Option<String>,
+        /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// API key (instead of OPENAI_API_KEY).
+        #[arg(long, value_name = "KEY")]
+        api_key: Option<String>,
     },
     /// Serve a simulated model as an OpenAI-compatible endpoint (streaming and not).
     #[command(after_help = "\
@@ -203,17 +209,23 @@ fn main() -> ExitCode {
             tools,
             tool_mode,
             system,
+            base_url,
+            api_key,
         } => {
-            let mode = match tool_mode {
-                ToolModeArg::Native => agentry_llm::ToolMode::Native,
-                ToolModeArg::Prompted => agentry_llm::ToolMode::Prompted(Format::Auto),
+            let options = agentry_llm::OpenOptions {
+                tool_mode: Some(match tool_mode {
+                    ToolModeArg::Native => agentry_llm::ToolMode::Native,
+                    ToolModeArg::Prompted => agentry_llm::ToolMode::Prompted(Format::Auto),
+                }),
+                base_url,
+                api_key,
             };
             runtime().and_then(|rt| {
                 rt.block_on(ask::ask(
                     &prompt,
                     &model,
                     tools.as_deref(),
-                    mode,
+                    &options,
                     system.as_deref(),
                 ))
             })

@@ -17,12 +17,23 @@ pub const BUNDLED_SCRIPTS: &[(&str, &str)] = &[
     ("plan", include_str!("../../../examples/sim/plan.yaml")),
 ];
 
+/// Settings for [`open`] beyond the spec itself; the environment fills what is `None`.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Native or prompted tool calling (OpenAI-compatible servers).
+    pub tool_mode: Option<ToolMode>,
+    /// Base URL, instead of `OPENAI_BASE_URL`.
+    pub base_url: Option<String>,
+    /// API key, instead of `OPENAI_API_KEY`.
+    pub api_key: Option<String>,
+}
+
 /// Opens the backend named by `spec`:
 /// - `sim:NAME` — a bundled script (`weather`, `hermes`, `plan`);
 /// - `sim:PATH` — a script file (`.yaml`, `.yml`, `.json`);
 /// - `openai:MODEL` or `openai` — an OpenAI-compatible server from `OPENAI_BASE_URL`,
 ///   `OPENAI_API_KEY` and (without `:MODEL`) `AGENTRY_MODEL`.
-pub fn open(spec: &str, tool_mode: ToolMode) -> Result<Arc<dyn Model>, LlmError> {
+pub fn open(spec: &str, options: &OpenOptions) -> Result<Arc<dyn Model>, LlmError> {
     let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
         "sim" => {
@@ -43,8 +54,14 @@ pub fn open(spec: &str, tool_mode: ToolMode) -> Result<Arc<dyn Model>, LlmError>
             Ok(Arc::new(SimModel::from_file(path)?))
         }
         "openai" => {
-            let cfg =
-                OpenAiConfig::from_env(Some(rest).filter(|m| !m.is_empty()))?.tool_mode(tool_mode);
+            let mut cfg = OpenAiConfig::from_env(Some(rest).filter(|m| !m.is_empty()))?
+                .tool_mode(options.tool_mode.unwrap_or(ToolMode::Native));
+            if let Some(url) = &options.base_url {
+                cfg.base_url = url.clone();
+            }
+            if let Some(key) = &options.api_key {
+                cfg.api_key = Some(key.clone());
+            }
             Ok(Arc::new(OpenAi::new(cfg)?))
         }
         _ => Err(LlmError::Config(format!(
@@ -60,10 +77,10 @@ mod tests {
     #[test]
     fn bundled_scripts_parse_and_bad_specs_explain() {
         for (name, _) in BUNDLED_SCRIPTS {
-            let model = open(&format!("sim:{name}"), ToolMode::Native).unwrap();
+            let model = open(&format!("sim:{name}"), &OpenOptions::default()).unwrap();
             assert_eq!(model.name(), format!("sim:{name}"));
         }
-        let err = open("sim:nope", ToolMode::Native)
+        let err = open("sim:nope", &OpenOptions::default())
             .err()
             .unwrap()
             .to_string();
@@ -71,7 +88,10 @@ mod tests {
             err.contains("bundled scripts: weather, hermes, plan"),
             "{err}"
         );
-        let err = open("gpt", ToolMode::Native).err().unwrap().to_string();
+        let err = open("gpt", &OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("unknown model `gpt`"), "{err}");
     }
 }
