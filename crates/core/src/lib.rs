@@ -23,8 +23,10 @@ mod call;
 mod error;
 mod message;
 mod spec;
+mod trace;
 
 pub use call::{ToolCall, ToolResult};
 pub use error::{ErrorKind, ToolError};
 pub use message::Message;
 pub use spec::ToolSpec;
+pub use trace::{ModelPurpose, RunStatus, TraceEvent, TraceKind};

@@ -1,0 +1,192 @@
+//! What a run records, step by step: [`TraceEvent`].
+//!
+//! The engine emits these as it goes; the trace store persists them, `agentry trace show`
+//! draws them, and replay compares them. Times are microseconds since the run started, so a
+//! trace reads the same wherever it is replayed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ToolCall, ToolResult};
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    /// The run it belongs to.
+    pub run_id: String,
+    /// Position in the run, from 0.
+    pub seq: u64,
+    /// Microseconds since the run started.
+    pub at_us: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: TraceKind,
+}
+
+/// Why a model was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelPurpose {
+    /// A turn of the sequential loop.
+    Turn,
+    /// Writing a plan (compiled mode).
+    Plan,
+    /// Joining plan results into an answer or a replan (compiled mode).
+    Join,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// The model answered.
+    Answered,
+    /// A budget (time, tokens, calls, turns, replans) ran out first.
+    BudgetExhausted,
+    /// The run was cancelled.
+    Cancelled,
+    /// The model backend failed and the run could not go on.
+    Failed,
+}
+
+impl RunStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What happened at a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TraceKind {
+    /// The run began.
+    RunStarted {
+        /// The task as given.
+        task: String,
+        /// The model's name.
+        model: String,
+        /// `sequential` or `compiled`.
+        mode: String,
+        /// Names of the tools offered.
+        tools: Vec<String>,
+    },
+    /// A model request was sent.
+    ModelRequest {
+        /// Step id (`m1`, `m2`, …).
+        step: String,
+        /// Why.
+        purpose: ModelPurpose,
+        /// Messages in the request.
+        messages: usize,
+    },
+    /// A model response ended.
+    ModelResponse {
+        /// Step id of the request.
+        step: String,
+        /// Text outside calls.
+        text: String,
+        /// Calls it made.
+        calls: Vec<ToolCall>,
+        /// Malformed call text, as the sentences the model was sent back.
+        malformed: Vec<String>,
+        /// Prompt tokens.
+        prompt_tokens: u64,
+        /// Completion tokens.
+        completion_tokens: u64,
+        /// Microseconds to the first token, if any.
+        ttft_us: Option<u64>,
+    },
+    /// The model request failed.
+    ModelFailed {
+        /// Step id of the request.
+        step: String,
+        /// Why.
+        error: String,
+    },
+    /// A tool call started.
+    CallStarted {
+        /// The call.
+        call: ToolCall,
+        /// Plan task number in compiled mode.
+        task: Option<u32>,
+        /// Steps this call waited for (the model turn, or the tasks it references).
+        after: Vec<String>,
+    },
+    /// A tool call ended.
+    CallFinished {
+        /// The result (value or error).
+        result: ToolResult,
+        /// Plan task number in compiled mode.
+        task: Option<u32>,
+        /// Attempts made (more than 1 after retries).
+        attempts: u32,
+        /// Microseconds the call took, retries included.
+        duration_us: u64,
+    },
+    /// A plan was rejected (cycle, bad reference, unknown tool, too many tasks).
+    PlanRejected {
+        /// Why, as sent back to the model.
+        reason: String,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How.
+        status: RunStatus,
+        /// The answer, if there is one.
+        answer: Option<String>,
+        /// Why it stopped, when it did not answer.
+        reason: Option<String>,
+        /// Tool calls made.
+        calls: u64,
+        /// Prompt tokens over all requests.
+        prompt_tokens: u64,
+        /// Completion tokens over all requests.
+        completion_tokens: u64,
+    },
+}
+
+impl TraceKind {
+    /// The snake_case name of the kind, as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RunStarted { .. } => "run_started",
+            Self::ModelRequest { .. } => "model_request",
+            Self::ModelResponse { .. } => "model_response",
+            Self::ModelFailed { .. } => "model_failed",
+            Self::CallStarted { .. } => "call_started",
+            Self::CallFinished { .. } => "call_finished",
+            Self::PlanRejected { .. } => "plan_rejected",
+            Self::RunFinished { .. } => "run_finished",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ToolError;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    #[test]
+    fn events_round_trip_with_their_kind_tag() {
+        let call = ToolCall::new("c1", "f", json!({"x": 1}));
+        let events = vec![
+            TraceKind::RunStarted { task: "t".into(), model: "sim:x".into(), mode: "compiled".into(), tools: vec!["f".into()] },
+            TraceKind::CallStarted { call: call.clone(), task: Some(1), after: vec!["m1".into()] },
+            TraceKind::CallFinished { result: ToolResult::err(&call, ToolError::timeout(5)), task: Some(1), attempts: 2, duration_us: 10 },
+            TraceKind::RunFinished { status: RunStatus::Answered, answer: Some("a".into()), reason: None, calls: 1, prompt_tokens: 3, completion_tokens: 4 },
+        ];
+        for (seq, kind) in events.into_iter().enumerate() {
+            let e = TraceEvent { run_id: "r".into(), seq: seq as u64, at_us: 5, kind };
+            let wire = serde_json::to_value(&e).unwrap();
+            assert_eq!(wire["kind"], e.kind.name());
+            assert_eq!(serde_json::from_value::<TraceEvent>(wire).unwrap(), e);
+        }
+    }
+}

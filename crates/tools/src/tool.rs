@@ -1,0 +1,131 @@
+//! The tool traits: typed [`Tool`] for authors, object-safe [`DynTool`] for registries.
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use agentry_core::{ToolError, ToolSpec};
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// What a running call knows about its situation.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The call's id.
+    pub call_id: String,
+    /// Cancelled when the run is cancelled or the call's deadline passes; long tools
+    /// `select!` on it.
+    pub cancel: CancellationToken,
+    /// When the call will be abandoned, if it has a deadline.
+    pub deadline: Option<Instant>,
+}
+
+impl CallContext {
+    /// A context with no deadline and its own cancellation token.
+    pub fn detached(call_id: impl Into<String>) -> Self {
+        Self { call_id: call_id.into(), cancel: CancellationToken::new(), deadline: None }
+    }
+}
+
+/// A tool with typed arguments; registries hold it as a [`DynTool`].
+pub trait Tool: Send + Sync + 'static {
+    /// Name the model calls it by; unique within a registry.
+    const NAME: &'static str;
+    /// Arguments, decoded once they pass the schema derived from this type.
+    type Args: DeserializeOwned + JsonSchema + Send;
+    /// One sentence for the model: what the tool does and when to use it.
+    fn description(&self) -> &str;
+    /// Whether running a call twice is harmless; retries need `true`.
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+    /// Runs one call. `Err` goes back to the model; it does not end the run.
+    fn call(&self, args: Self::Args, cx: CallContext) -> impl Future<Output = Result<Value, ToolError>> + Send;
+}
+
+/// The object-safe form of [`Tool`], held by registries and the executor.
+pub trait DynTool: Send + Sync {
+    /// Name, description and JSON Schema, as offered to the model.
+    fn spec(&self) -> ToolSpec;
+    /// Whether a call may be retried.
+    fn is_idempotent(&self) -> bool;
+    /// Decodes `args` and runs the call.
+    fn call_json(&self, args: Value, cx: CallContext) -> BoxFuture<'_, Result<Value, ToolError>>;
+}
+
+/// The JSON Schema of `T`, as offered to the model (draft 2020-12, no `$schema`/`title` noise).
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut schema {
+        map.remove("$schema");
+        map.remove("title");
+    }
+    schema
+}
+
+impl<T: Tool> DynTool for T {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec::new(T::NAME, self.description(), schema_of::<T::Args>())
+    }
+
+    fn is_idempotent(&self) -> bool {
+        Tool::is_idempotent(self)
+    }
+
+    fn call_json(&self, args: Value, cx: CallContext) -> BoxFuture<'_, Result<Value, ToolError>> {
+        Box::pin(async move {
+            let args: T::Args = serde_json::from_value(args)
+                .map_err(|e| ToolError::invalid_arguments(format!("the arguments of `{}` do not fit: {e}", T::NAME)))?;
+            self.call(args, cx).await
+        })
+    }
+}
+
+type Handler = dyn Fn(Value, CallContext) -> BoxFuture<'static, Result<Value, ToolError>> + Send + Sync;
+
+/// A tool made from a closure over JSON arguments, for tests, benchmarks and glue.
+#[derive(Clone)]
+pub struct FnTool {
+    spec: ToolSpec,
+    idempotent: bool,
+    handler: Arc<Handler>,
+}
+
+impl std::fmt::Debug for FnTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnTool").field("name", &self.spec.name).finish()
+    }
+}
+
+impl FnTool {
+    /// A tool named by `spec` whose calls run `handler`.
+    pub fn new<F, Fut>(spec: ToolSpec, handler: F) -> Self
+    where
+        F: Fn(Value, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, ToolError>> + Send + 'static,
+    {
+        Self { spec, idempotent: false, handler: Arc::new(move |args, cx| Box::pin(handler(args, cx))) }
+    }
+
+    /// Declares the tool idempotent (retries allowed).
+    #[must_use]
+    pub fn idempotent(mut self, yes: bool) -> Self {
+        self.idempotent = yes;
+        self
+    }
+}
+
+impl DynTool for FnTool {
+    fn spec(&self) -> ToolSpec {
+        self.spec.clone()
+    }
+
+    fn is_idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    fn call_json(&self, args: Value, cx: CallContext) -> BoxFuture<'_, Result<Value, ToolError>> {
+        (self.handler)(args, cx)
+    }
+}
