@@ -26,6 +26,7 @@ mod event;
 mod json_scan;
 mod lenient;
 mod parser;
+pub mod plan;
 mod py_scan;
 pub mod python;
 mod shape;
