@@ -1,0 +1,88 @@
+//! Running one call: validation, deadline, retries, panics, cancellation, result size.
+//!
+//! The per-call path cannot fail: every outcome, a panic included, becomes a [`ToolResult`]
+//! the model can act on.
+
+use std::{
+    panic::AssertUnwindSafe,
+    time::{Duration, Instant},
+};
+
+use agentry_core::{ToolCall, ToolError, ToolResult};
+use agentry_tools::{CallContext, ToolSet};
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::EngineConfig;
+
+/// Runs `call` to an outcome; returns it with the number of attempts made.
+pub(crate) async fn invoke(tools: &ToolSet, cfg: &EngineConfig, call: &ToolCall, cancel: &CancellationToken) -> (ToolResult, u32) {
+    let checked = match tools.check(&call.name, call.arguments.clone()) {
+        Ok(checked) => checked,
+        Err(e) => return (ToolResult::err(call, e), 0),
+    };
+    let Some(tool) = tools.get(&call.name) else {
+        return (ToolResult::err(call, ToolError::unknown_tool(&call.name, &tools.names())), 0);
+    };
+    let idempotent = tool.is_idempotent();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let cx = CallContext {
+            call_id: call.id.clone(),
+            cancel: cancel.child_token(),
+            deadline: Some(Instant::now() + cfg.call_timeout),
+        };
+        let call_cancel = cx.cancel.clone();
+        let running = AssertUnwindSafe(tool.call_json(checked.arguments.clone(), cx)).catch_unwind();
+        let outcome = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(ToolError::unavailable("the run was cancelled before the call finished")),
+            r = tokio::time::timeout(cfg.call_timeout, running) => match r {
+                Err(_) => {
+                    call_cancel.cancel();
+                    Err(ToolError::timeout(cfg.call_timeout.as_millis() as u64))
+                }
+                Ok(Err(panic)) => Err(ToolError::failed("the tool crashed (it panicked); the call had no result")
+                    .with_cause(panic_message(&panic))),
+                Ok(Ok(result)) => result,
+            },
+        };
+        match outcome {
+            Ok(value) => {
+                let size = serde_json::to_string(&value).map_or(usize::MAX, |s| s.len());
+                if size > cfg.max_result_bytes {
+                    let e = ToolError::failed(format!(
+                        "the result is {size} bytes, more than the {} allowed; ask for less (a narrower query, fewer items)",
+                        cfg.max_result_bytes
+                    ));
+                    return (ToolResult::err(call, e), attempt);
+                }
+                return (ToolResult::ok(call, value), attempt);
+            }
+            Err(e) if idempotent && e.kind().is_retryable() && attempt <= cfg.retries && !cancel.is_cancelled() => {
+                let wait = cfg.retry_backoff.saturating_mul(1 << (attempt - 1).min(10));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = cancel.cancelled() => return (ToolResult::err(call, e), attempt),
+                }
+            }
+            Err(e) => return (ToolResult::err(call, e), attempt),
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
+
+/// Microseconds in `d`, saturating.
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

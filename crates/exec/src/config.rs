@@ -1,0 +1,120 @@
+//! How a run is driven and bounded: [`EngineConfig`], [`Mode`], [`Budget`].
+
+use std::{str::FromStr, time::Duration};
+
+/// How the engine drives the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// ReAct / OpenAI style: a turn's calls run (concurrently), results go back, repeat.
+    Sequential,
+    /// LLMCompiler style: a streamed plan's tasks run as soon as their inputs exist; a join
+    /// answers or replans.
+    Compiled,
+}
+
+impl Mode {
+    /// `sequential` or `compiled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sequential => "sequential",
+            Self::Compiled => "compiled",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sequential" => Ok(Self::Sequential),
+            "compiled" => Ok(Self::Compiled),
+            other => Err(format!("unknown mode `{other}`; expected sequential or compiled")),
+        }
+    }
+}
+
+/// Limits that end a run cleanly with what it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Wall time of the whole run.
+    pub wall: Option<Duration>,
+    /// Prompt plus completion tokens over all model requests.
+    pub tokens: Option<u64>,
+    /// Tool calls started.
+    pub tool_calls: Option<u64>,
+    /// Model turns (sequential) or plan-and-join rounds (compiled).
+    pub turns: u32,
+    /// Replans after the first plan (compiled).
+    pub replans: u32,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self { wall: Some(Duration::from_secs(300)), tokens: None, tool_calls: Some(1000), turns: 16, replans: 2 }
+    }
+}
+
+/// Settings of an [`crate::Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Sequential or compiled.
+    pub mode: Mode,
+    /// Most tool calls running at once within a run.
+    pub max_concurrency: usize,
+    /// Limits of the run.
+    pub budget: Budget,
+    /// Deadline of each tool call.
+    pub call_timeout: Duration,
+    /// Retries of an idempotent tool after a retryable error (timeout, unavailable).
+    pub retries: u32,
+    /// Wait before the first retry; doubles each time.
+    pub retry_backoff: Duration,
+    /// Largest tool result passed on (its JSON text); a larger one becomes an error.
+    pub max_result_bytes: usize,
+    /// A system message before the task (sequential mode).
+    pub system_prompt: Option<String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Sequential,
+            max_concurrency: 64,
+            budget: Budget::default(),
+            call_timeout: Duration::from_secs(60),
+            retries: 2,
+            retry_backoff: Duration::from_millis(100),
+            max_result_bytes: 1024 * 1024,
+            system_prompt: None,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The default settings in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        Self { mode, ..Self::default() }
+    }
+
+    /// Sets the per-call deadline.
+    #[must_use]
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Sets the budget.
+    #[must_use]
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Sets the concurrency limit.
+    #[must_use]
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
+        self
+    }
+}

@@ -1,0 +1,623 @@
+//! The engine: [`Engine::run`] in sequential or compiled mode.
+//!
+//! Each run is one future. Tool calls run as futures inside it (a `FuturesUnordered` polled
+//! together with the model stream), not as spawned tasks: that keeps the engine's own cost
+//! per call to microseconds, lets a call start the moment the stream yields it, and means
+//! dropping the run drops (cancels) everything it started.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use agentry_core::{Message, ModelPurpose, RunStatus, ToolCall, ToolError, ToolResult, TraceKind};
+use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, Usage};
+use agentry_parse::plan::{PlanEvent, PlanParser, PlanTask, refs_in};
+use agentry_tools::ToolSet;
+use futures::{StreamExt, stream::FuturesUnordered};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    EngineConfig, Mode, Observer,
+    call::{invoke, micros},
+    prompts,
+    record::Recorder,
+};
+
+/// How a run ended, with what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// The run's id (its key in the trace store).
+    pub run_id: String,
+    /// How it ended.
+    pub status: RunStatus,
+    /// The answer, when the model gave one.
+    pub answer: Option<String>,
+    /// Why it stopped without an answer.
+    pub reason: Option<String>,
+    /// Tool calls started.
+    pub calls: u64,
+    /// Tokens over all model requests.
+    pub usage: Usage,
+    /// Wall time of the run.
+    pub wall: Duration,
+}
+
+/// Runs agents: a model, a set of tools, and how to drive them.
+pub struct Engine {
+    model: Arc<dyn Model>,
+    tools: Arc<ToolSet>,
+    cfg: EngineConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("model", &self.model.name()).field("tools", &self.tools).field("cfg", &self.cfg).finish()
+    }
+}
+
+static RUN_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A new run id: time-ordered and unique within and across processes.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("r{:011x}{:04x}{:04x}", now.as_millis(), std::process::id() & 0xffff, seq & 0xffff)
+}
+
+enum Ended {
+    Answer(String),
+    Budget(String),
+    Failed(String),
+    Cancelled,
+}
+
+/// Counters shared by the parts of one run.
+#[derive(Default)]
+struct RunState {
+    calls: AtomicU64,
+    prompt: AtomicU64,
+    completion: AtomicU64,
+    steps: AtomicU32,
+    inflight: Mutex<HashMap<String, (ToolCall, Option<u32>, Instant)>>,
+}
+
+impl RunState {
+    fn next_step(&self) -> String {
+        format!("m{}", self.steps.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    fn usage(&self) -> Usage {
+        Usage { prompt_tokens: self.prompt.load(Ordering::Relaxed), completion_tokens: self.completion.load(Ordering::Relaxed) }
+    }
+}
+
+impl Engine {
+    /// An engine driving `model` with `tools`.
+    pub fn new(model: Arc<dyn Model>, tools: Arc<ToolSet>, cfg: EngineConfig) -> Self {
+        Self { model, tools, cfg }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<dyn Model> {
+        &self.model
+    }
+
+    /// Runs `task` to an answer or a budget; every step goes to `observer`.
+    pub async fn run(&self, task: &str, observer: &dyn Observer) -> RunOutcome {
+        self.run_with(task, observer, CancellationToken::new(), new_run_id()).await
+    }
+
+    /// [`Engine::run`] with a cancellation token and a chosen run id.
+    pub async fn run_with(&self, task: &str, observer: &dyn Observer, cancel: CancellationToken, run_id: String) -> RunOutcome {
+        let rec = Recorder::new(run_id, observer);
+        let st = RunState::default();
+        rec.emit(TraceKind::RunStarted {
+            task: task.to_owned(),
+            model: self.model.name(),
+            mode: self.cfg.mode.as_str().to_owned(),
+            tools: self.tools.names(),
+        });
+        let inner = async {
+            match self.cfg.mode {
+                Mode::Sequential => self.sequential(task, &rec, &st, &cancel).await,
+                Mode::Compiled => self.compiled(task, &rec, &st, &cancel).await,
+            }
+        };
+        let ended = match self.cfg.budget.wall {
+            Some(wall) => match tokio::time::timeout(wall, inner).await {
+                Ok(ended) => ended,
+                Err(_) => Ended::Budget(format!("the run's wall-time budget of {:.1} s ran out", wall.as_secs_f64())),
+            },
+            None => inner.await,
+        };
+        cancel.cancel();
+        // Calls cut short by the end of the run still get a recorded outcome.
+        let cut: Vec<_> = st.inflight.lock().map(|mut m| m.drain().collect()).unwrap_or_default();
+        for (_, (call, task, started)) in cut {
+            let error = ToolError::unavailable("the run ended before the call finished");
+            rec.emit(TraceKind::CallFinished {
+                result: ToolResult::err(&call, error),
+                task,
+                attempts: 1,
+                duration_us: micros(started.elapsed()),
+            });
+        }
+        let (status, answer, reason) = match ended {
+            Ended::Answer(a) => (RunStatus::Answered, Some(a), None),
+            Ended::Budget(r) => (RunStatus::BudgetExhausted, None, Some(r)),
+            Ended::Failed(r) => (RunStatus::Failed, None, Some(r)),
+            Ended::Cancelled => (RunStatus::Cancelled, None, Some("the run was cancelled".to_owned())),
+        };
+        let usage = st.usage();
+        let calls = st.calls.load(Ordering::Relaxed);
+        rec.emit(TraceKind::RunFinished {
+            status,
+            answer: answer.clone(),
+            reason: reason.clone(),
+            calls,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+        });
+        RunOutcome { run_id: rec.run_id.clone(), status, answer, reason, calls, usage, wall: rec.started().elapsed() }
+    }
+
+    /// Runs one call with its trace events; `key` travels with the result.
+    async fn run_call<K>(&self, key: K, call: ToolCall, task: Option<u32>, after: Vec<String>, rec: &Recorder<'_>, st: &RunState, cancel: &CancellationToken) -> (K, ToolResult) {
+        rec.emit(TraceKind::CallStarted { call: call.clone(), task, after });
+        let started = Instant::now();
+        if let Ok(mut m) = st.inflight.lock() {
+            m.insert(call.id.clone(), (call.clone(), task, started));
+        }
+        let (result, attempts) = invoke(&self.tools, &self.cfg, &call, cancel).await;
+        if let Ok(mut m) = st.inflight.lock() {
+            m.remove(&call.id);
+        }
+        rec.emit(TraceKind::CallFinished { result: result.clone(), task, attempts, duration_us: micros(started.elapsed()) });
+        (key, result)
+    }
+
+    /// Takes one tool call from the budget; `false` when it is used up.
+    fn take_call(&self, st: &RunState) -> bool {
+        let n = st.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        match self.cfg.budget.tool_calls {
+            Some(limit) if n > limit => {
+                st.calls.fetch_sub(1, Ordering::Relaxed);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn record_response(&self, rec: &Recorder<'_>, st: &RunState, step: &str, text: &str, calls: &[ToolCall], malformed: &[String], done: &Completion) {
+        st.prompt.fetch_add(done.usage.prompt_tokens, Ordering::Relaxed);
+        st.completion.fetch_add(done.usage.completion_tokens, Ordering::Relaxed);
+        rec.emit(TraceKind::ModelResponse {
+            step: step.to_owned(),
+            text: text.to_owned(),
+            calls: calls.to_vec(),
+            malformed: malformed.to_vec(),
+            prompt_tokens: done.usage.prompt_tokens,
+            completion_tokens: done.usage.completion_tokens,
+            ttft_us: done.timing.time_to_first_token.map(micros),
+        });
+    }
+
+    fn over_tokens(&self, st: &RunState) -> Option<Ended> {
+        let limit = self.cfg.budget.tokens?;
+        let used = st.usage();
+        let total = used.prompt_tokens + used.completion_tokens;
+        (total > limit).then(|| Ended::Budget(format!("the token budget of {limit} is used up ({total} tokens)")))
+    }
+
+    // ---- sequential ---------------------------------------------------------------
+
+    async fn sequential(&self, task: &str, rec: &Recorder<'_>, st: &RunState, cancel: &CancellationToken) -> Ended {
+        let mut messages = Vec::new();
+        if let Some(system) = &self.cfg.system_prompt {
+            messages.push(Message::system(system.clone()));
+        }
+        messages.push(Message::user(task));
+        let specs = self.tools.specs().to_vec();
+        for _ in 0..self.cfg.budget.turns {
+            if let Some(ended) = self.over_tokens(st) {
+                return ended;
+            }
+            let step = st.next_step();
+            rec.emit(TraceKind::ModelRequest { step: step.clone(), purpose: ModelPurpose::Turn, messages: messages.len() });
+            let mut stream = self.model.stream(ChatRequest::new(messages.clone()).tools(specs.clone()));
+            let mut running = FuturesUnordered::new();
+            let mut queued: VecDeque<(usize, ToolCall)> = VecDeque::new();
+            let mut calls: Vec<ToolCall> = Vec::new();
+            let mut results: Vec<Option<ToolResult>> = Vec::new();
+            let mut text = String::new();
+            let mut malformed: Vec<String> = Vec::new();
+            let mut open = true;
+            let mut out_of_calls = false;
+            loop {
+                while running.len() < self.cfg.max_concurrency {
+                    let Some((i, call)) = queued.pop_front() else { break };
+                    if !self.take_call(st) {
+                        out_of_calls = true;
+                        results[i] = Some(ToolResult::err(&call, ToolError::denied("the run's tool-call budget is used up")));
+                        continue;
+                    }
+                    running.push(self.run_call(i, call, None, vec![step.clone()], rec, st, cancel));
+                }
+                if !open && running.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    event = stream.next(), if open => match event {
+                        Some(Ok(ModelEvent::Text(t))) => text.push_str(&t),
+                        Some(Ok(ModelEvent::Call(c))) => {
+                            results.push(None);
+                            queued.push_back((calls.len(), c.call.clone()));
+                            calls.push(c.call);
+                        }
+                        Some(Ok(ModelEvent::Malformed(m))) => malformed.push(m.to_tool_error().for_model().to_owned()),
+                        Some(Ok(ModelEvent::Done(done))) => {
+                            open = false;
+                            self.record_response(rec, st, &step, &text, &calls, &malformed, &done);
+                        }
+                        Some(Err(e)) => {
+                            rec.emit(TraceKind::ModelFailed { step: step.clone(), error: e.to_string() });
+                            return Ended::Failed(format!("the model failed: {e}"));
+                        }
+                        None => {
+                            rec.emit(TraceKind::ModelFailed { step: step.clone(), error: "the stream ended without a final event".into() });
+                            return Ended::Failed("the model's stream ended without a final event".into());
+                        }
+                    },
+                    Some((i, result)) = running.next(), if !running.is_empty() => results[i] = Some(result),
+                    () = cancel.cancelled() => return Ended::Cancelled,
+                }
+            }
+            if calls.is_empty() && malformed.is_empty() {
+                return Ended::Answer(text.trim().to_owned());
+            }
+            let content = (!text.trim().is_empty()).then(|| text.clone());
+            messages.push(Message::Assistant { content, tool_calls: calls.clone() });
+            for (call, result) in calls.iter().zip(results) {
+                let result = result.unwrap_or_else(|| ToolResult::err(call, ToolError::unavailable("the call did not run")));
+                messages.push(result.to_message());
+            }
+            if !malformed.is_empty() {
+                messages.push(Message::user(format!(
+                    "Some of your tool calls could not be read:\n- {}\nWrite those calls again, correctly.",
+                    malformed.join("\n- ")
+                )));
+            }
+            if out_of_calls {
+                return Ended::Budget(format!(
+                    "the tool-call budget of {} is used up",
+                    self.cfg.budget.tool_calls.unwrap_or_default()
+                ));
+            }
+        }
+        Ended::Budget(format!("the model did not answer within {} turns", self.cfg.budget.turns))
+    }
+
+    // ---- compiled -----------------------------------------------------------------
+
+    async fn compiled(&self, task: &str, rec: &Recorder<'_>, st: &RunState, cancel: &CancellationToken) -> Ended {
+        let planner = prompts::planner(self.tools.specs());
+        let mut context: Vec<Message> = Vec::new();
+        let mut replans_left = self.cfg.budget.replans;
+        for _ in 0..self.cfg.budget.turns.max(1) {
+            if let Some(ended) = self.over_tokens(st) {
+                return ended;
+            }
+            let mut messages = vec![Message::system(planner.clone()), Message::user(task)];
+            messages.extend(context.iter().cloned());
+            let step = st.next_step();
+            rec.emit(TraceKind::ModelRequest { step: step.clone(), purpose: ModelPurpose::Plan, messages: messages.len() });
+            let mut stream = self.model.stream(ChatRequest::new(messages));
+            let mut plan = PlanRun::default();
+            let mut parser = PlanParser::new();
+            let mut running = FuturesUnordered::new();
+            let mut open = true;
+            let mut out_of_calls = false;
+            loop {
+                while running.len() < self.cfg.max_concurrency {
+                    let Some((index, call)) = plan.ready.pop_front() else { break };
+                    if !self.take_call(st) {
+                        out_of_calls = true;
+                        plan.finish(index, ToolResult::err(&call, ToolError::denied("the run's tool-call budget is used up")));
+                        continue;
+                    }
+                    let after = plan.after(index, &step);
+                    running.push(self.run_call(index, call, Some(index), after, rec, st, cancel));
+                }
+                if !open && running.is_empty() && plan.ready.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    event = stream.next(), if open => match event {
+                        Some(Ok(ModelEvent::Text(t))) => {
+                            plan.text.push_str(&t);
+                            for e in parser.push(&t) {
+                                plan.event(e, &self.tools);
+                            }
+                        }
+                        Some(Ok(ModelEvent::Call(c))) => plan.native_call(c.call, &self.tools),
+                        Some(Ok(ModelEvent::Malformed(m))) => plan.problems.push(m.to_tool_error().for_model().to_owned()),
+                        Some(Ok(ModelEvent::Done(done))) => {
+                            open = false;
+                            for e in parser.finish() {
+                                plan.event(e, &self.tools);
+                            }
+                            plan.close();
+                            self.record_response(rec, st, &step, &plan.text, &[], &plan.problems, &done);
+                        }
+                        Some(Err(e)) => {
+                            rec.emit(TraceKind::ModelFailed { step: step.clone(), error: e.to_string() });
+                            return Ended::Failed(format!("the planner failed: {e}"));
+                        }
+                        None => {
+                            rec.emit(TraceKind::ModelFailed { step: step.clone(), error: "the stream ended without a final event".into() });
+                            return Ended::Failed("the planner's stream ended without a final event".into());
+                        }
+                    },
+                    Some((index, result)) = running.next(), if !running.is_empty() => plan.finish(index, result),
+                    () = cancel.cancelled() => return Ended::Cancelled,
+                }
+            }
+            if out_of_calls {
+                return Ended::Budget(format!("the tool-call budget of {} is used up", self.cfg.budget.tool_calls.unwrap_or_default()));
+            }
+            if plan.tasks.is_empty() && plan.problems.is_empty() {
+                // No plan at all: the planner answered directly.
+                return Ended::Answer(plan.text.trim().to_owned());
+            }
+            if !plan.problems.is_empty() {
+                let reason = plan.problems.join("; ");
+                rec.emit(TraceKind::PlanRejected { reason: reason.clone() });
+                if replans_left == 0 {
+                    return Ended::Failed(format!("the plan was rejected and no replans are left: {reason}"));
+                }
+                replans_left -= 1;
+                context.push(Message::assistant(plan.text.clone()));
+                context.push(Message::user(format!(
+                    "{}\nThat plan cannot run: {reason}. Write a corrected plan; tasks that ran are listed above.",
+                    prompts::observations(&plan.results())
+                )));
+                continue;
+            }
+            // Join.
+            let observations = prompts::observations(&plan.results());
+            let messages = vec![
+                Message::system(prompts::JOINER),
+                Message::user(task),
+                Message::assistant(plan.text.clone()),
+                Message::user(observations.clone()),
+            ];
+            let step = st.next_step();
+            rec.emit(TraceKind::ModelRequest { step: step.clone(), purpose: ModelPurpose::Join, messages: messages.len() });
+            let response = match agentry_llm::complete(self.model.as_ref(), ChatRequest::new(messages)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    rec.emit(TraceKind::ModelFailed { step: step.clone(), error: e.to_string() });
+                    return Ended::Failed(format!("the joiner failed: {e}"));
+                }
+            };
+            let calls: Vec<ToolCall> = response.calls.iter().map(|c| c.call.clone()).collect();
+            self.record_response(rec, st, &step, &response.text, &calls, &[], &response.completion);
+            let text = response.text.trim();
+            if let Some(missing) = text.strip_prefix("Replan:") {
+                if replans_left == 0 {
+                    return Ended::Budget(format!("the joiner asked for a replan and none are left: {}", missing.trim()));
+                }
+                replans_left -= 1;
+                context.push(Message::assistant(plan.text.clone()));
+                context.push(Message::user(observations));
+                context.push(Message::assistant(text.to_owned()));
+                context.push(Message::user("Write a new plan for what is missing; the results so far are above."));
+                continue;
+            }
+            let answer = text.strip_prefix("Answer:").or_else(|| text.strip_prefix("Final Answer:")).unwrap_or(text);
+            return Ended::Answer(answer.trim().to_owned());
+        }
+        Ended::Budget(format!("no answer within {} plan-and-join rounds", self.cfg.budget.turns))
+    }
+}
+
+/// One plan's tasks as they stream in, wait for inputs, run and finish.
+#[derive(Default)]
+struct PlanRun {
+    text: String,
+    tasks: BTreeMap<u32, PlanTask>,
+    results: BTreeMap<u32, ToolResult>,
+    waiting: Vec<u32>,
+    ready: VecDeque<(u32, ToolCall)>,
+    problems: Vec<String>,
+    next_native: u32,
+}
+
+impl PlanRun {
+    fn event(&mut self, event: PlanEvent, tools: &ToolSet) {
+        match event {
+            PlanEvent::Task(task) => self.add(task, tools),
+            PlanEvent::Invalid { line, reason } => self.problems.push(format!("`{line}`: {reason}")),
+            PlanEvent::Join { .. } | PlanEvent::Thought { .. } => {}
+        }
+    }
+
+    /// A model that answers the planner with native tool calls: each call is an independent task.
+    fn native_call(&mut self, call: ToolCall, tools: &ToolSet) {
+        self.next_native = self.next_native.max(self.tasks.keys().next_back().copied().unwrap_or(0)) + 1;
+        let task = PlanTask { index: self.next_native, name: call.name, arguments: call.arguments, deps: Vec::new() };
+        self.add(task, tools);
+    }
+
+    fn add(&mut self, task: PlanTask, tools: &ToolSet) {
+        let index = task.index;
+        if tools.get(&task.name).is_none() {
+            let names = tools.names().join(", ");
+            self.problems.push(format!("task {index} calls `{}`, which is not a tool; tools: {names}", task.name));
+            let call = ToolCall::new(format!("t{index}"), task.name.clone(), task.arguments.clone());
+            self.results.insert(index, ToolResult::err(&call, ToolError::unknown_tool(&task.name, &tools.names())));
+            self.tasks.insert(index, task);
+            return;
+        }
+        self.tasks.insert(index, task);
+        self.waiting.push(index);
+        self.release();
+    }
+
+    /// The steps a task waited for: the planner's turn and the tasks it uses.
+    fn after(&self, index: u32, plan_step: &str) -> Vec<String> {
+        let mut after = vec![plan_step.to_owned()];
+        if let Some(t) = self.tasks.get(&index) {
+            after.extend(t.deps.iter().map(|d| format!("t{d}")));
+        }
+        after
+    }
+
+    fn finish(&mut self, index: u32, result: ToolResult) {
+        self.results.insert(index, result);
+        self.release();
+    }
+
+    /// Moves every waiting task whose inputs are all done to `ready` (or fails it when an input failed).
+    fn release(&mut self) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            let index = self.waiting[i];
+            let Some(task) = self.tasks.get(&index) else {
+                self.waiting.swap_remove(i);
+                continue;
+            };
+            if !task.deps.iter().all(|d| self.results.contains_key(d)) {
+                i += 1;
+                continue;
+            }
+            self.waiting.swap_remove(i);
+            let call_id = format!("t{index}");
+            let failed = task.deps.iter().find_map(|d| self.results.get(d).and_then(|r| r.outcome.as_ref().err().map(|e| (*d, e.clone()))));
+            if let Some((dep, error)) = failed {
+                let call = ToolCall::new(call_id, task.name.clone(), task.arguments.clone());
+                let e = ToolError::failed(format!("not run: it needs task {dep}, which failed ({})", error.for_model()));
+                self.results.insert(index, ToolResult::err(&call, e));
+                // Its dependents may be waiting on it: look again from the start.
+                i = 0;
+                continue;
+            }
+            match resolve(&task.arguments, &self.results) {
+                Ok(arguments) => self.ready.push_back((index, ToolCall::new(call_id, task.name.clone(), arguments))),
+                Err(why) => {
+                    let call = ToolCall::new(call_id, task.name.clone(), task.arguments.clone());
+                    self.results.insert(index, ToolResult::err(&call, ToolError::invalid_arguments(why)));
+                    i = 0;
+                }
+            }
+        }
+    }
+
+    /// The plan stream ended: tasks still waiting can never run.
+    fn close(&mut self) {
+        for index in std::mem::take(&mut self.waiting) {
+            if let Some(task) = self.tasks.get(&index) {
+                let call = ToolCall::new(format!("t{index}"), task.name.clone(), task.arguments.clone());
+                let e = ToolError::failed("not run: an input it needs never became available");
+                self.results.insert(index, ToolResult::err(&call, e));
+            }
+        }
+    }
+
+    /// `(index, "name(args)", result)` for every task, in order.
+    fn results(&self) -> Vec<(u32, String, ToolResult)> {
+        self.tasks
+            .iter()
+            .filter_map(|(i, t)| self.results.get(i).map(|r| (*i, format!("{}({})", t.name, t.arguments), r.clone())))
+            .collect()
+    }
+}
+
+/// Replaces `$N` references in `args` with results: a string that is exactly one reference
+/// becomes the referenced value; references inside longer strings become its text.
+fn resolve(args: &Value, results: &BTreeMap<u32, ToolResult>) -> Result<Value, String> {
+    Ok(match args {
+        Value::String(s) => {
+            let refs = refs_in(s);
+            if refs.is_empty() {
+                return Ok(args.clone());
+            }
+            if refs.len() == 1 && refs[0].span == (0..s.len()) {
+                return lookup(&refs[0], results);
+            }
+            let mut out = String::with_capacity(s.len());
+            let mut last = 0;
+            for r in &refs {
+                out.push_str(&s[last..r.span.start]);
+                match lookup(r, results)? {
+                    Value::String(text) => out.push_str(&text),
+                    other => out.push_str(&other.to_string()),
+                }
+                last = r.span.end;
+            }
+            out.push_str(&s[last..]);
+            Value::String(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, results)).collect::<Result<_, _>>()?),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| Ok((k.clone(), resolve(v, results)?))).collect::<Result<_, String>>()?)
+        }
+        other => other.clone(),
+    })
+}
+
+fn lookup(r: &agentry_parse::plan::Ref, results: &BTreeMap<u32, ToolResult>) -> Result<Value, String> {
+    let Some(Ok(value)) = results.get(&r.task).map(|res| res.outcome.as_ref()) else {
+        return Err(format!("${} has no result", r.task));
+    };
+    let mut v = value;
+    for (depth, seg) in r.path.iter().enumerate() {
+        let next = match v {
+            Value::Object(m) => m.get(seg),
+            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        };
+        v = next.ok_or_else(|| {
+            let at = if depth == 0 { format!("${}", r.task) } else { format!("${}.{}", r.task, r.path[..depth].join(".")) };
+            let fields = match v {
+                Value::Object(m) => format!("; its fields: {}", m.keys().cloned().collect::<Vec<_>>().join(", ")),
+                _ => String::new(),
+            };
+            format!("{at} has no field `{seg}`{fields}")
+        })?;
+    }
+    Ok(v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    #[test]
+    fn references_resolve_to_values_paths_and_text() {
+        let mut results = BTreeMap::new();
+        let c = ToolCall::new("t1", "get_weather", json!({}));
+        results.insert(1, ToolResult::ok(&c, json!({"city": "Paris", "temp_c": 18, "tags": ["a", "b"]})));
+        results.insert(2, ToolResult::ok(&c, json!("sunny")));
+        results.insert(3, ToolResult::err(&c, ToolError::timeout(5)));
+        assert_eq!(
+            resolve(&json!({"a": "$1", "b": "$1.temp_c", "c": "it is $2 in $1.city", "d": ["$1.tags.1"]}), &results).unwrap(),
+            json!({"a": {"city": "Paris", "temp_c": 18, "tags": ["a", "b"]}, "b": 18, "c": "it is sunny in Paris", "d": ["b"]})
+        );
+        assert_eq!(resolve(&json!("$1.wind"), &results).unwrap_err(), "$1 has no field `wind`; its fields: city, temp_c, tags");
+        assert_eq!(resolve(&json!("$3"), &results).unwrap_err(), "$3 has no result");
+    }
+}

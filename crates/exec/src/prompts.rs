@@ -1,0 +1,53 @@
+//! The planner and joiner prompts of compiled mode.
+
+use agentry_core::{ToolResult, ToolSpec};
+use serde_json::Value;
+
+/// The planner's system prompt: the plan format and the tools.
+pub(crate) fn planner(tools: &[ToolSpec]) -> String {
+    let mut out = String::from(
+        "You write plans of tool calls that run in parallel where they can.\n\
+         Write one task per line, numbered from 1, each a single call in Python syntax with \
+         keyword arguments: `N. tool_name(arg=value, ...)`. Use the result of an earlier task \
+         by writing $K (or $K.field for one field of it), also inside strings. Tasks that do \
+         not use each other's results run at the same time, so plan independent lookups as \
+         separate tasks. End the plan with a line `N. join()`.\n\nTools:\n",
+    );
+    for t in tools {
+        let params = t.parameters.get("properties").and_then(Value::as_object).map(|p| {
+            p.iter()
+                .map(|(k, v)| format!("{k}: {}", v.get("type").and_then(Value::as_str).unwrap_or("any")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        out.push_str(&format!("- {}({}): {}\n", t.name, params.unwrap_or_default(), t.description));
+    }
+    out.push_str(
+        "\nExample:\n1. get_weather(city=\"Paris\")\n2. get_weather(city=\"Oslo\")\n\
+         3. calculator(expression=\"$1.temp_c - $2.temp_c\")\n4. join()\n",
+    );
+    out
+}
+
+/// The joiner's system prompt.
+pub(crate) const JOINER: &str = "You are given a task, the plan that was run for it and each task's result. \
+If the results answer the task, reply with the answer only. If they do not (a task failed, \
+or more is needed), reply with a line starting `Replan:` saying what is missing.";
+
+/// The observations message after a plan ran: one line per task, in task order.
+pub(crate) fn observations(results: &[(u32, String, ToolResult)]) -> String {
+    let mut out = String::from("Observations:\n");
+    for (index, line, result) in results {
+        let text = result.content_for_model();
+        let text = if text.len() > 4000 { format!("{}… ({} bytes)", &text[..floor(&text, 4000)], text.len()) } else { text };
+        out.push_str(&format!("{index}. {line} -> {text}\n"));
+    }
+    out
+}
+
+fn floor(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}

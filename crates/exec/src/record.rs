@@ -1,0 +1,90 @@
+//! Where a run's steps go: [`Observer`], and the per-run [`Recorder`] that numbers them.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use agentry_core::{TraceEvent, TraceKind};
+
+/// Receives every step of a run as it happens (the trace store, a progress printer).
+///
+/// Called on the engine's task: keep it quick (hand the event to a channel or a buffer).
+pub trait Observer: Send + Sync {
+    /// One step.
+    fn event(&self, event: &TraceEvent);
+}
+
+/// Discards events.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn event(&self, _event: &TraceEvent) {}
+}
+
+/// Keeps events in memory (tests, replay).
+#[derive(Debug, Default, Clone)]
+pub struct Collect(Arc<Mutex<Vec<TraceEvent>>>);
+
+impl Collect {
+    /// A new, empty collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<TraceEvent> {
+        self.0.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl Observer for Collect {
+    fn event(&self, event: &TraceEvent) {
+        if let Ok(mut events) = self.0.lock() {
+            events.push(event.clone());
+        }
+    }
+}
+
+/// Sends each event to several observers.
+pub struct Fanout(pub Vec<Arc<dyn Observer>>);
+
+impl Observer for Fanout {
+    fn event(&self, event: &TraceEvent) {
+        for o in &self.0 {
+            o.event(event);
+        }
+    }
+}
+
+/// Numbers and times one run's events.
+pub(crate) struct Recorder<'a> {
+    pub(crate) run_id: String,
+    start: Instant,
+    seq: AtomicU64,
+    observer: &'a dyn Observer,
+}
+
+impl<'a> Recorder<'a> {
+    pub(crate) fn new(run_id: String, observer: &'a dyn Observer) -> Self {
+        Self { run_id, start: Instant::now(), seq: AtomicU64::new(0), observer }
+    }
+
+    pub(crate) fn started(&self) -> Instant {
+        self.start
+    }
+
+    pub(crate) fn emit(&self, kind: TraceKind) {
+        let event = TraceEvent {
+            run_id: self.run_id.clone(),
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            at_us: self.start.elapsed().as_micros() as u64,
+            kind,
+        };
+        self.observer.event(&event);
+    }
+}
