@@ -1,0 +1,253 @@
+//! The engine end to end on the simulated model: parallelism, plans, failures, budgets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use agentry_core::{ErrorKind, RunStatus, ToolError, ToolSpec, TraceEvent, TraceKind};
+use agentry_exec::{Budget, Collect, Engine, EngineConfig, Mode};
+use agentry_llm::sim::{Script, SimModel};
+use agentry_tools::{FnTool, ToolSet, demo_tools};
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+fn engine(script: &str, tools: ToolSet, cfg: EngineConfig) -> Engine {
+    let model = SimModel::new(Script::parse(script, "test").unwrap());
+    Engine::new(Arc::new(model), Arc::new(tools), cfg)
+}
+
+fn tools() -> ToolSet {
+    demo_tools(Duration::ZERO)
+}
+
+/// `(call name, start µs, end µs, result)` of every finished call.
+fn calls(events: &[TraceEvent]) -> Vec<(String, u64, u64, Result<serde_json::Value, ErrorKind>)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            TraceKind::CallFinished { result, duration_us, .. } => Some((
+                result.name.clone(),
+                e.at_us - duration_us,
+                e.at_us,
+                result.outcome.clone().map_err(|err| err.kind()),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sequential_runs_a_turns_calls_concurrently() {
+    let script = r#"{"turns": [
+        {"when": {"last": "user"}, "calls": [{"name": "sleep", "arguments": {"ms": 150, "tag": "a"}}, {"name": "sleep", "arguments": {"ms": 150, "tag": "b"}}]},
+        {"when": {"last": "tool"}, "text": "both done"}]}"#;
+    let e = engine(script, tools(), EngineConfig::new(Mode::Sequential));
+    let trace = Collect::new();
+    let t = Instant::now();
+    let out = e.run("sleep twice", &trace).await;
+    assert_eq!(out.status, RunStatus::Answered);
+    assert_eq!(out.answer.as_deref(), Some("both done"));
+    assert!(t.elapsed() < Duration::from_millis(290), "{:?}", t.elapsed());
+    let c = calls(&trace.events());
+    assert_eq!(c.len(), 2);
+    assert!(c[0].1 < c[1].2 && c[1].1 < c[0].2, "the two calls did not overlap: {c:?}");
+    let kinds: Vec<&str> = trace.events().iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_finished"));
+    assert_eq!(out.calls, 2);
+}
+
+const PLAN: &str = r#"{"latency": {"ttft_ms": 10, "tokens_per_s": 300}, "format": "text", "turns": [
+  {"when": {"user": "^Observations:"}, "text": "Compared: {{user}}"},
+  {"when": {"last": "user"}, "text": "1. sleep(ms=120, tag=\"one\")\n2. sleep(ms=120, tag=\"two\")\n3. calculator(expression=\"$1.slept_ms + $2.slept_ms\")\n4. kv_set(key=\"sum\", value=$3)\n5. join()\n"}
+]}"#;
+
+#[tokio::test]
+async fn compiled_dispatches_tasks_while_the_plan_streams_and_respects_dependencies() {
+    let e = engine(PLAN, tools(), EngineConfig::new(Mode::Compiled));
+    let trace = Collect::new();
+    let out = e.run("add two waits", &trace).await;
+    assert_eq!(out.status, RunStatus::Answered, "{out:?}");
+    let answer = out.answer.unwrap();
+    assert!(answer.contains("3. calculator") && answer.contains("-> 240.0"), "{answer}");
+    let events = trace.events();
+    // Task 1 starts before the plan's response has ended.
+    let plan_done = events.iter().find(|e| matches!(&e.kind, TraceKind::ModelResponse { step, .. } if step == "m1")).unwrap().at_us;
+    let first_start = events.iter().find(|e| matches!(&e.kind, TraceKind::CallStarted { task: Some(1), .. })).unwrap().at_us;
+    assert!(first_start < plan_done, "task 1 started at {first_start} µs, the plan ended at {plan_done} µs");
+    let c = calls(&events);
+    let by = |name: &str| c.iter().find(|x| x.0 == name).unwrap().clone();
+    let (sleeps, calc, kv) = (c.iter().filter(|x| x.0 == "sleep").cloned().collect::<Vec<_>>(), by("calculator"), by("kv_set"));
+    assert!(sleeps[0].1 < sleeps[1].2 && sleeps[1].1 < sleeps[0].2, "independent tasks must overlap: {sleeps:?}");
+    assert!(calc.1 >= sleeps[0].2.max(sleeps[1].2), "the calculator ran before its inputs: {c:?}");
+    assert!(kv.1 >= calc.2);
+    assert_eq!(calc.3, Ok(json!(240.0)));
+    // The task numbers and what each waited for are recorded.
+    let after: Vec<Vec<String>> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            TraceKind::CallStarted { task: Some(3), after, .. } => Some(after.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(after, vec![vec!["m1".to_owned(), "t1".to_owned(), "t2".to_owned()]]);
+}
+
+#[tokio::test]
+async fn a_bad_plan_is_sent_back_for_a_replan() {
+    let script = r#"{"format": "text", "turns": [
+      {"when": {"user": "cannot run"}, "text": "1. calculator(expression=\"2 + 2\")\n2. join()"},
+      {"when": {"user": "^Observations:"}, "text": "four"},
+      {"when": {"last": "user"}, "text": "1. calculator(expression=\"$2\")\n2. teleport(to=\"Mars\")\n3. join()"}
+    ]}"#;
+    let e = engine(script, tools(), EngineConfig::new(Mode::Compiled));
+    let trace = Collect::new();
+    let out = e.run("2+2", &trace).await;
+    assert_eq!(out.answer.as_deref(), Some("four"), "{out:?}");
+    let rejected: Vec<String> = trace
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            TraceKind::PlanRejected { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].contains("refers to $2, which is not an earlier task"), "{}", rejected[0]);
+    assert!(rejected[0].contains("`teleport`, which is not a tool"), "{}", rejected[0]);
+}
+
+#[tokio::test]
+async fn rejected_plans_end_the_run_when_no_replans_are_left() {
+    let script = r#"{"format": "text", "turns": [{"text": "1. f(x=$1)\n2. join()"}]}"#;
+    let cfg = EngineConfig::new(Mode::Compiled).budget(Budget { replans: 1, ..Budget::default() });
+    let out = engine(script, tools(), cfg).run("loop", &Collect::new()).await;
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(out.reason.unwrap().contains("refers to its own result $1"));
+}
+
+#[tokio::test]
+async fn ten_thousand_tasks_are_refused_not_run() {
+    let plan: String = (1..=10_000).map(|i| format!("{i}. calculator(expression=\"{i}\")\n")).collect();
+    let script = json!({"format": "text", "turns": [{"text": plan}]}).to_string();
+    let cfg = EngineConfig::new(Mode::Compiled).budget(Budget { replans: 0, tool_calls: None, ..Budget::default() });
+    let out = engine(&script, tools(), cfg).run("huge", &Collect::new()).await;
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(out.reason.unwrap().contains("more than 1000 tasks"));
+    assert!(out.calls <= 1000, "{}", out.calls);
+}
+
+fn failing_tools(attempts: Arc<AtomicU32>) -> ToolSet {
+    let mut set = tools();
+    let spec = |name: &str| ToolSpec::new(name, "test tool", json!({"type": "object"}));
+    let a = Arc::clone(&attempts);
+    set.add(
+        FnTool::new(spec("flaky"), move |_, _| {
+            let n = a.fetch_add(1, Ordering::Relaxed) + 1;
+            async move { if n < 3 { Err(ToolError::unavailable("try again")) } else { Ok(json!({"attempt": n})) } }
+        })
+        .idempotent(true),
+    )
+    .unwrap();
+    set.add(FnTool::new(spec("unsafe_flaky"), |_, _| async { Err(ToolError::unavailable("down")) })).unwrap();
+    set.add(FnTool::new(spec("boom"), |_, _| async { panic!("tool bug: index out of range") })).unwrap();
+    set.add(FnTool::new(spec("huge"), |_, _| async { Ok(json!("x".repeat(50 * 1024 * 1024))) })).unwrap();
+    set.add(FnTool::new(spec("forever"), |_, _| std::future::pending())).unwrap();
+    set
+}
+
+#[tokio::test]
+async fn failures_become_results_the_model_sees() {
+    let script = r#"{"turns": [
+        {"when": {"last": "user"}, "calls": [
+            {"name": "flaky"}, {"name": "unsafe_flaky"}, {"name": "boom"}, {"name": "huge"}, {"name": "forever"},
+            {"name": "nope"}, {"name": "get_weather", "arguments": {"town": "Paris"}}]},
+        {"when": {"last": "tool"}, "text": "saw: {{tool}}"}]}"#;
+    let attempts = Arc::new(AtomicU32::new(0));
+    let cfg = EngineConfig { call_timeout: Duration::from_millis(100), retry_backoff: Duration::from_millis(1), ..EngineConfig::new(Mode::Sequential) };
+    let trace = Collect::new();
+    let t = Instant::now();
+    let out = engine(script, failing_tools(Arc::clone(&attempts)), cfg).run("break things", &trace).await;
+    assert_eq!(out.status, RunStatus::Answered);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let results: Vec<(String, Result<serde_json::Value, ErrorKind>)> = calls(&trace.events()).into_iter().map(|c| (c.0, c.3)).collect();
+    let find = |n: &str| results.iter().find(|r| r.0 == n).unwrap().1.clone();
+    assert_eq!(find("flaky"), Ok(json!({"attempt": 3})));
+    assert_eq!(attempts.load(Ordering::Relaxed), 3);
+    assert_eq!(find("unsafe_flaky"), Err(ErrorKind::Unavailable));
+    assert_eq!(find("boom"), Err(ErrorKind::ToolFailed));
+    assert_eq!(find("huge"), Err(ErrorKind::ToolFailed));
+    assert_eq!(find("forever"), Err(ErrorKind::Timeout));
+    assert_eq!(find("nope"), Err(ErrorKind::UnknownTool));
+    assert_eq!(find("get_weather"), Err(ErrorKind::InvalidArguments));
+    let attempts_of = |name: &str| {
+        trace.events().iter().find_map(|e| match &e.kind {
+            TraceKind::CallFinished { result, attempts, .. } if result.name == name => Some(*attempts),
+            _ => None,
+        })
+    };
+    assert_eq!(attempts_of("flaky"), Some(3));
+    assert_eq!(attempts_of("unsafe_flaky"), Some(1), "a tool not declared idempotent is not retried");
+    // The panic's message stays out of what the model reads.
+    let answer = out.answer.unwrap();
+    assert!(!answer.contains("index out of range"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_wall_budget_ends_the_run_and_records_the_cut_call() {
+    let script = r#"{"turns": [{"when": {"last": "user"}, "calls": [{"name": "sleep", "arguments": {"ms": 10000}}]}, {"text": "never"}]}"#;
+    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget { wall: Some(Duration::from_millis(150)), ..Budget::default() });
+    let trace = Collect::new();
+    let t = Instant::now();
+    let out = engine(script, tools(), cfg).run("wait", &trace).await;
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(out.status, RunStatus::BudgetExhausted);
+    assert!(out.reason.unwrap().contains("wall-time budget"));
+    assert_eq!(calls(&trace.events())[0].3, Err(ErrorKind::Unavailable));
+}
+
+#[tokio::test]
+async fn call_and_turn_budgets() {
+    let script = r#"{"turns": [{"calls": [{"name": "calculator", "arguments": {"expression": "1"}}, {"name": "calculator", "arguments": {"expression": "2"}}, {"name": "calculator", "arguments": {"expression": "3"}}]}]}"#;
+    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget { tool_calls: Some(2), ..Budget::default() });
+    let out = engine(script, tools(), cfg).run("count", &Collect::new()).await;
+    assert_eq!(out.status, RunStatus::BudgetExhausted);
+    assert_eq!(out.calls, 2);
+    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget { turns: 3, ..Budget::default() });
+    let out = engine(script, tools(), cfg).run("count", &Collect::new()).await;
+    assert_eq!(out.status, RunStatus::BudgetExhausted);
+    assert!(out.reason.unwrap().contains("within 3 turns"));
+    assert_eq!(out.calls, 9);
+}
+
+#[tokio::test]
+async fn garbage_from_the_model_goes_back_as_an_error_it_can_fix() {
+    let script = r#"{"format": "hermes", "turns": [
+        {"when": {"turn": 1}, "text": "<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": }}</tool_call>"},
+        {"when": {"last": "user", "user": "could not be read"}, "calls": [{"name": "calculator", "arguments": {"expression": "1 + 1"}}]},
+        {"when": {"last": "tool"}, "text": "{{tool}}"}]}"#;
+    let out = engine(script, tools(), EngineConfig::new(Mode::Sequential)).run("add", &Collect::new()).await;
+    assert_eq!(out.answer.as_deref(), Some("2.0"), "{out:?}");
+}
+
+#[tokio::test]
+async fn cancellation_stops_the_run() {
+    let script = r#"{"turns": [{"calls": [{"name": "sleep", "arguments": {"ms": 10000}}]}]}"#;
+    let e = engine(script, tools(), EngineConfig::new(Mode::Sequential));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        c.cancel();
+    });
+    let t = Instant::now();
+    let out = e.run_with("wait", &Collect::new(), cancel, "r-test".into()).await;
+    assert_eq!(out.status, RunStatus::Cancelled);
+    assert_eq!(out.run_id, "r-test");
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
