@@ -1,0 +1,385 @@
+//! The SQLite trace store: [`TraceStore`] to read, [`TraceWriter`] to write off the hot path.
+//!
+//! One table of runs (a summary row each) and one of events (every [`TraceEvent`] as JSON).
+//! The database runs in WAL mode, so readers (`agentry trace show`, the UI) never block a
+//! running agent, and the writer commits a batch every few milliseconds: a crash loses at most
+//! the batch in flight, and what was committed stays readable.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel},
+    thread::JoinHandle,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use agentry_core::{TraceEvent, TraceKind};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Why the trace store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// SQLite failed (file missing, locked, corrupt, not a database).
+    #[error("trace database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by another version of agentry.
+    #[error("trace database {path} has schema version {found}; this agentry reads version {expected} (move the file aside to start a new one)")]
+    Version {
+        /// The database file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// The version this build reads.
+        expected: i64,
+    },
+    /// No run matches.
+    #[error("no run matches `{0}`; `agentry trace list` shows the runs")]
+    NoRun(String),
+    /// Several runs match a prefix.
+    #[error("`{prefix}` matches {count} runs; give more of the id")]
+    Ambiguous {
+        /// The prefix given.
+        prefix: String,
+        /// How many runs it matches.
+        count: usize,
+    },
+    /// A stored event is not readable.
+    #[error("run {run}, event {seq}: {why}")]
+    Corrupt {
+        /// The run.
+        run: String,
+        /// The event's position.
+        seq: i64,
+        /// What is wrong.
+        why: String,
+    },
+    /// The file system refused (creating the directory).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A run's summary row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: String,
+    /// Start, in milliseconds since the Unix epoch.
+    pub started_at_ms: i64,
+    /// The task.
+    pub task: String,
+    /// The model's name.
+    pub model: String,
+    /// `sequential` or `compiled`.
+    pub mode: String,
+    /// `running`, `answered`, `budget_exhausted`, `cancelled` or `failed`.
+    pub status: String,
+    /// The answer, if any.
+    pub answer: Option<String>,
+    /// Tool calls made.
+    pub calls: i64,
+    /// Prompt plus completion tokens.
+    pub tokens: i64,
+    /// Wall time in microseconds (0 while running).
+    pub wall_us: i64,
+}
+
+/// Reads the trace store.
+#[derive(Debug)]
+pub struct TraceStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> TraceError + '_ {
+    move |source| TraceError::Sqlite { path: path.display().to_string(), source }
+}
+
+/// Opens (creating if needed) the database at `path` and checks its schema version.
+fn connect(path: &Path, create: bool) -> Result<Connection, TraceError> {
+    if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| TraceError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    if !create && !path.exists() {
+        return Err(TraceError::Io(format!(
+            "no trace database at {}; run an agent first (`agentry run …`) or pass --trace-db",
+            path.display()
+        )));
+    }
+    let conn = Connection::open(path).map_err(sqlite(path))?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite(path))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite(path))?;
+    if version == 0 {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS runs (
+               id TEXT PRIMARY KEY, started_at_ms INTEGER NOT NULL, task TEXT NOT NULL, model TEXT NOT NULL,
+               mode TEXT NOT NULL, status TEXT NOT NULL, answer TEXT, reason TEXT, calls INTEGER NOT NULL DEFAULT 0,
+               tokens INTEGER NOT NULL DEFAULT 0, wall_us INTEGER NOT NULL DEFAULT 0);
+             CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at_ms);
+             CREATE TABLE IF NOT EXISTS events (
+               run_id TEXT NOT NULL, seq INTEGER NOT NULL, at_us INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
+               PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
+             PRAGMA user_version = 1;",
+        )
+        .map_err(sqlite(path))?;
+    } else if version != SCHEMA_VERSION {
+        return Err(TraceError::Version { path: path.display().to_string(), found: version, expected: SCHEMA_VERSION });
+    } else {
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite(path))?;
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite(path))?;
+    Ok(conn)
+}
+
+impl TraceStore {
+    /// Opens an existing store for reading.
+    pub fn open(path: &Path) -> Result<Self, TraceError> {
+        Ok(Self { conn: connect(path, false)?, path: path.to_owned() })
+    }
+
+    /// Opens a store, creating it if needed.
+    pub fn create(path: &Path) -> Result<Self, TraceError> {
+        Ok(Self { conn: connect(path, true)?, path: path.to_owned() })
+    }
+
+    /// The newest runs first, at most `limit`.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunSummary>, TraceError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, started_at_ms, task, model, mode, status, answer, calls, tokens, wall_us
+                 FROM runs ORDER BY started_at_ms DESC, id DESC LIMIT ?1",
+            )
+            .map_err(sqlite(&self.path))?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(RunSummary {
+                    id: r.get(0)?,
+                    started_at_ms: r.get(1)?,
+                    task: r.get(2)?,
+                    model: r.get(3)?,
+                    mode: r.get(4)?,
+                    status: r.get(5)?,
+                    answer: r.get(6)?,
+                    calls: r.get(7)?,
+                    tokens: r.get(8)?,
+                    wall_us: r.get(9)?,
+                })
+            })
+            .map_err(sqlite(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sqlite(&self.path))
+    }
+
+    /// The run id named by `spec`: `last`, a whole id, or a unique prefix.
+    pub fn resolve(&self, spec: &str) -> Result<String, TraceError> {
+        if spec == "last" {
+            return self.runs(1)?.into_iter().next().map(|r| r.id).ok_or_else(|| TraceError::NoRun(spec.into()));
+        }
+        let exact: Option<String> = self
+            .conn
+            .query_row("SELECT id FROM runs WHERE id = ?1", [spec], |r| r.get(0))
+            .optional()
+            .map_err(sqlite(&self.path))?;
+        if let Some(id) = exact {
+            return Ok(id);
+        }
+        let mut stmt = self.conn.prepare("SELECT id FROM runs WHERE substr(id, 1, ?2) = ?1 LIMIT 10").map_err(sqlite(&self.path))?;
+        let ids: Vec<String> = stmt
+            .query_map(params![spec, spec.len() as i64], |r| r.get(0))
+            .map_err(sqlite(&self.path))?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite(&self.path))?;
+        match ids.len() {
+            0 => Err(TraceError::NoRun(spec.into())),
+            1 => Ok(ids.into_iter().next().unwrap_or_default()),
+            count => Err(TraceError::Ambiguous { prefix: spec.into(), count }),
+        }
+    }
+
+    /// Every event of a run, in order.
+    pub fn events(&self, run_id: &str) -> Result<Vec<TraceEvent>, TraceError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, at_us, body FROM events WHERE run_id = ?1 ORDER BY seq")
+            .map_err(sqlite(&self.path))?;
+        let rows = stmt
+            .query_map([run_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
+            .map_err(sqlite(&self.path))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at_us, body) = row.map_err(sqlite(&self.path))?;
+            let kind: TraceKind = serde_json::from_str(&body)
+                .map_err(|e| TraceError::Corrupt { run: run_id.into(), seq, why: e.to_string() })?;
+            out.push(TraceEvent { run_id: run_id.to_owned(), seq: seq as u64, at_us: at_us as u64, kind });
+        }
+        if out.is_empty() {
+            return Err(TraceError::NoRun(run_id.into()));
+        }
+        Ok(out)
+    }
+}
+
+enum Msg {
+    Event(Box<TraceEvent>),
+    Flush(SyncSender<()>),
+}
+
+/// Writes events on its own thread, in batches; cheap to call from the engine.
+#[derive(Debug)]
+pub struct TraceWriter {
+    tx: Option<SyncSender<Msg>>,
+    thread: Option<JoinHandle<Result<(), TraceError>>>,
+    path: PathBuf,
+}
+
+/// Events the writer may hold before the engine waits for it.
+const CAPACITY: usize = 65_536;
+
+impl TraceWriter {
+    /// Starts a writer for the store at `path` (created if needed).
+    pub fn open(path: &Path) -> Result<Self, TraceError> {
+        let conn = connect(path, true)?;
+        let (tx, rx) = sync_channel(CAPACITY);
+        let p = path.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("agentry-trace".into())
+            .spawn(move || write_loop(conn, &p, rx))
+            .map_err(|e| TraceError::Io(format!("cannot start the trace writer: {e}")))?;
+        Ok(Self { tx: Some(tx), thread: Some(thread), path: path.to_owned() })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues one event. Blocks only if the writer is [`CAPACITY`] events behind.
+    pub fn record(&self, event: &TraceEvent) {
+        if let Some(tx) = &self.tx {
+            match tx.try_send(Msg::Event(Box::new(event.clone()))) {
+                Ok(()) => {}
+                Err(TrySendError::Full(msg)) => {
+                    let _ = tx.send(msg);
+                }
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    /// Waits until every queued event is committed.
+    pub fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (done_tx, done_rx) = sync_channel(1);
+            if tx.send(Msg::Flush(done_tx)).is_ok() {
+                let _ = done_rx.recv();
+            }
+        }
+    }
+
+    /// Commits what is queued and stops the writer, reporting a write failure if one happened.
+    pub fn close(mut self) -> Result<(), TraceError> {
+        self.tx.take();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(TraceError::Io("the trace writer thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TraceWriter {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn write_loop(mut conn: Connection, path: &Path, rx: Receiver<Msg>) -> Result<(), TraceError> {
+    let mut batch: Vec<Box<TraceEvent>> = Vec::with_capacity(1024);
+    let mut waiters: Vec<SyncSender<()>> = Vec::new();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for msg in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok()).take(4096)) {
+            match msg {
+                Msg::Event(e) => batch.push(e),
+                Msg::Flush(w) => waiters.push(w),
+            }
+        }
+        if !batch.is_empty() {
+            commit(&mut conn, path, &batch)?;
+            batch.clear();
+        }
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Event(e) = msg {
+            batch.push(e);
+        }
+    }
+    commit(&mut conn, path, &batch)
+}
+
+fn commit(conn: &mut Connection, path: &Path, batch: &[Box<TraceEvent>]) -> Result<(), TraceError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(sqlite(path))?;
+    {
+        let mut insert = tx
+            .prepare_cached("INSERT OR REPLACE INTO events (run_id, seq, at_us, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(sqlite(path))?;
+        for e in batch {
+            let body = serde_json::to_string(&e.kind).unwrap_or_else(|_| "{}".into());
+            insert
+                .execute(params![e.run_id, e.seq as i64, e.at_us as i64, e.kind.name(), body])
+                .map_err(sqlite(path))?;
+            match &e.kind {
+                TraceKind::RunStarted { task, model, mode, .. } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO runs (id, started_at_ms, task, model, mode, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+                        params![e.run_id, now_ms() - (e.at_us / 1000) as i64, task, model, mode],
+                    )
+                    .map_err(sqlite(path))?;
+                }
+                TraceKind::RunFinished { status, answer, reason, calls, prompt_tokens, completion_tokens } => {
+                    tx.execute(
+                        "UPDATE runs SET status = ?2, answer = ?3, reason = ?4, calls = ?5, tokens = ?6, wall_us = ?7 WHERE id = ?1",
+                        params![
+                            e.run_id,
+                            status.as_str(),
+                            answer,
+                            reason,
+                            *calls as i64,
+                            (*prompt_tokens + *completion_tokens) as i64,
+                            e.at_us as i64
+                        ],
+                    )
+                    .map_err(sqlite(path))?;
+                }
+                _ => {}
+            }
+        }
+    }
+    tx.commit().map_err(sqlite(path))
+}
