@@ -177,13 +177,39 @@ mod tests {
     fn events_round_trip_with_their_kind_tag() {
         let call = ToolCall::new("c1", "f", json!({"x": 1}));
         let events = vec![
-            TraceKind::RunStarted { task: "t".into(), model: "sim:x".into(), mode: "compiled".into(), tools: vec!["f".into()] },
-            TraceKind::CallStarted { call: call.clone(), task: Some(1), after: vec!["m1".into()] },
-            TraceKind::CallFinished { result: ToolResult::err(&call, ToolError::timeout(5)), task: Some(1), attempts: 2, duration_us: 10 },
-            TraceKind::RunFinished { status: RunStatus::Answered, answer: Some("a".into()), reason: None, calls: 1, prompt_tokens: 3, completion_tokens: 4 },
+            TraceKind::RunStarted {
+                task: "t".into(),
+                model: "sim:x".into(),
+                mode: "compiled".into(),
+                tools: vec!["f".into()],
+            },
+            TraceKind::CallStarted {
+                call: call.clone(),
+                task: Some(1),
+                after: vec!["m1".into()],
+            },
+            TraceKind::CallFinished {
+                result: ToolResult::err(&call, ToolError::timeout(5)),
+                task: Some(1),
+                attempts: 2,
+                duration_us: 10,
+            },
+            TraceKind::RunFinished {
+                status: RunStatus::Answered,
+                answer: Some("a".into()),
+                reason: None,
+                calls: 1,
+                prompt_tokens: 3,
+                completion_tokens: 4,
+            },
         ];
         for (seq, kind) in events.into_iter().enumerate() {
-            let e = TraceEvent { run_id: "r".into(), seq: seq as u64, at_us: 5, kind };
+            let e = TraceEvent {
+                run_id: "r".into(),
+                seq: seq as u64,
+                at_us: 5,
+                kind,
+            };
             let wire = serde_json::to_value(&e).unwrap();
             assert_eq!(wire["kind"], e.kind.name());
             assert_eq!(serde_json::from_value::<TraceEvent>(wire).unwrap(), e);

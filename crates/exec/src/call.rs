@@ -16,13 +16,21 @@ use tokio_util::sync::CancellationToken;
 use crate::EngineConfig;
 
 /// Runs `call` to an outcome; returns it with the number of attempts made.
-pub(crate) async fn invoke(tools: &ToolSet, cfg: &EngineConfig, call: &ToolCall, cancel: &CancellationToken) -> (ToolResult, u32) {
+pub(crate) async fn invoke(
+    tools: &ToolSet,
+    cfg: &EngineConfig,
+    call: &ToolCall,
+    cancel: &CancellationToken,
+) -> (ToolResult, u32) {
     let checked = match tools.check(&call.name, call.arguments.clone()) {
         Ok(checked) => checked,
         Err(e) => return (ToolResult::err(call, e), 0),
     };
     let Some(tool) = tools.get(&call.name) else {
-        return (ToolResult::err(call, ToolError::unknown_tool(&call.name, &tools.names())), 0);
+        return (
+            ToolResult::err(call, ToolError::unknown_tool(&call.name, &tools.names())),
+            0,
+        );
     };
     let idempotent = tool.is_idempotent();
     let mut attempt = 0;
@@ -34,7 +42,8 @@ pub(crate) async fn invoke(tools: &ToolSet, cfg: &EngineConfig, call: &ToolCall,
             deadline: Some(Instant::now() + cfg.call_timeout),
         };
         let call_cancel = cx.cancel.clone();
-        let running = AssertUnwindSafe(tool.call_json(checked.arguments.clone(), cx)).catch_unwind();
+        let running =
+            AssertUnwindSafe(tool.call_json(checked.arguments.clone(), cx)).catch_unwind();
         let outcome = tokio::select! {
             biased;
             () = cancel.cancelled() => Err(ToolError::unavailable("the run was cancelled before the call finished")),
@@ -60,7 +69,12 @@ pub(crate) async fn invoke(tools: &ToolSet, cfg: &EngineConfig, call: &ToolCall,
                 }
                 return (ToolResult::ok(call, value), attempt);
             }
-            Err(e) if idempotent && e.kind().is_retryable() && attempt <= cfg.retries && !cancel.is_cancelled() => {
+            Err(e)
+                if idempotent
+                    && e.kind().is_retryable()
+                    && attempt <= cfg.retries
+                    && !cancel.is_cancelled() =>
+            {
                 let wait = cfg.retry_backoff.saturating_mul(1 << (attempt - 1).min(10));
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}

@@ -29,7 +29,9 @@ impl FromStr for Mode {
         match s {
             "sequential" => Ok(Self::Sequential),
             "compiled" => Ok(Self::Compiled),
-            other => Err(format!("unknown mode `{other}`; expected sequential or compiled")),
+            other => Err(format!(
+                "unknown mode `{other}`; expected sequential or compiled"
+            )),
         }
     }
 }
@@ -51,7 +53,13 @@ pub struct Budget {
 
 impl Default for Budget {
     fn default() -> Self {
-        Self { wall: Some(Duration::from_secs(300)), tokens: None, tool_calls: Some(1000), turns: 16, replans: 2 }
+        Self {
+            wall: Some(Duration::from_secs(300)),
+            tokens: None,
+            tool_calls: Some(1000),
+            turns: 16,
+            replans: 2,
+        }
     }
 }
 
@@ -94,7 +102,10 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// The default settings in `mode`.
     pub fn new(mode: Mode) -> Self {
-        Self { mode, ..Self::default() }
+        Self {
+            mode,
+            ..Self::default()
+        }
     }
 
     /// Sets the per-call deadline.

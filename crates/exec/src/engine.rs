@@ -57,7 +57,11 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("model", &self.model.name()).field("tools", &self.tools).field("cfg", &self.cfg).finish()
+        f.debug_struct("Engine")
+            .field("model", &self.model.name())
+            .field("tools", &self.tools)
+            .field("cfg", &self.cfg)
+            .finish()
     }
 }
 
@@ -65,9 +69,16 @@ static RUN_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A new run id: time-ordered and unique within and across processes.
 pub fn new_run_id() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("r{:011x}{:04x}{:04x}", now.as_millis(), std::process::id() & 0xffff, seq & 0xffff)
+    format!(
+        "r{:011x}{:04x}{:04x}",
+        now.as_millis(),
+        std::process::id() & 0xffff,
+        seq & 0xffff
+    )
 }
 
 enum Ended {
@@ -77,6 +88,9 @@ enum Ended {
     Cancelled,
 }
 
+/// A call that started: the call, its plan task, when.
+type InFlight = (ToolCall, Option<u32>, Instant);
+
 /// Counters shared by the parts of one run.
 #[derive(Default)]
 struct RunState {
@@ -84,7 +98,7 @@ struct RunState {
     prompt: AtomicU64,
     completion: AtomicU64,
     steps: AtomicU32,
-    inflight: Mutex<HashMap<String, (ToolCall, Option<u32>, Instant)>>,
+    inflight: Mutex<HashMap<String, InFlight>>,
 }
 
 impl RunState {
@@ -93,7 +107,10 @@ impl RunState {
     }
 
     fn usage(&self) -> Usage {
-        Usage { prompt_tokens: self.prompt.load(Ordering::Relaxed), completion_tokens: self.completion.load(Ordering::Relaxed) }
+        Usage {
+            prompt_tokens: self.prompt.load(Ordering::Relaxed),
+            completion_tokens: self.completion.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -115,11 +132,18 @@ impl Engine {
 
     /// Runs `task` to an answer or a budget; every step goes to `observer`.
     pub async fn run(&self, task: &str, observer: &dyn Observer) -> RunOutcome {
-        self.run_with(task, observer, CancellationToken::new(), new_run_id()).await
+        self.run_with(task, observer, CancellationToken::new(), new_run_id())
+            .await
     }
 
     /// [`Engine::run`] with a cancellation token and a chosen run id.
-    pub async fn run_with(&self, task: &str, observer: &dyn Observer, cancel: CancellationToken, run_id: String) -> RunOutcome {
+    pub async fn run_with(
+        &self,
+        task: &str,
+        observer: &dyn Observer,
+        cancel: CancellationToken,
+        run_id: String,
+    ) -> RunOutcome {
         let rec = Recorder::new(run_id, observer);
         let st = RunState::default();
         rec.emit(TraceKind::RunStarted {
@@ -137,13 +161,20 @@ impl Engine {
         let ended = match self.cfg.budget.wall {
             Some(wall) => match tokio::time::timeout(wall, inner).await {
                 Ok(ended) => ended,
-                Err(_) => Ended::Budget(format!("the run's wall-time budget of {:.1} s ran out", wall.as_secs_f64())),
+                Err(_) => Ended::Budget(format!(
+                    "the run's wall-time budget of {:.1} s ran out",
+                    wall.as_secs_f64()
+                )),
             },
             None => inner.await,
         };
         cancel.cancel();
         // Calls cut short by the end of the run still get a recorded outcome.
-        let cut: Vec<_> = st.inflight.lock().map(|mut m| m.drain().collect()).unwrap_or_default();
+        let cut: Vec<_> = st
+            .inflight
+            .lock()
+            .map(|mut m| m.drain().collect())
+            .unwrap_or_default();
         for (_, (call, task, started)) in cut {
             let error = ToolError::unavailable("the run ended before the call finished");
             rec.emit(TraceKind::CallFinished {
@@ -157,7 +188,11 @@ impl Engine {
             Ended::Answer(a) => (RunStatus::Answered, Some(a), None),
             Ended::Budget(r) => (RunStatus::BudgetExhausted, None, Some(r)),
             Ended::Failed(r) => (RunStatus::Failed, None, Some(r)),
-            Ended::Cancelled => (RunStatus::Cancelled, None, Some("the run was cancelled".to_owned())),
+            Ended::Cancelled => (
+                RunStatus::Cancelled,
+                None,
+                Some("the run was cancelled".to_owned()),
+            ),
         };
         let usage = st.usage();
         let calls = st.calls.load(Ordering::Relaxed);
@@ -169,12 +204,34 @@ impl Engine {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
         });
-        RunOutcome { run_id: rec.run_id.clone(), status, answer, reason, calls, usage, wall: rec.started().elapsed() }
+        RunOutcome {
+            run_id: rec.run_id.clone(),
+            status,
+            answer,
+            reason,
+            calls,
+            usage,
+            wall: rec.started().elapsed(),
+        }
     }
 
     /// Runs one call with its trace events; `key` travels with the result.
-    async fn run_call<K>(&self, key: K, call: ToolCall, task: Option<u32>, after: Vec<String>, rec: &Recorder<'_>, st: &RunState, cancel: &CancellationToken) -> (K, ToolResult) {
-        rec.emit(TraceKind::CallStarted { call: call.clone(), task, after });
+    #[allow(clippy::too_many_arguments)] // the run's context travels as three references
+    async fn run_call<K>(
+        &self,
+        key: K,
+        call: ToolCall,
+        task: Option<u32>,
+        after: Vec<String>,
+        rec: &Recorder<'_>,
+        st: &RunState,
+        cancel: &CancellationToken,
+    ) -> (K, ToolResult) {
+        rec.emit(TraceKind::CallStarted {
+            call: call.clone(),
+            task,
+            after,
+        });
         let started = Instant::now();
         if let Ok(mut m) = st.inflight.lock() {
             m.insert(call.id.clone(), (call.clone(), task, started));
@@ -183,7 +240,12 @@ impl Engine {
         if let Ok(mut m) = st.inflight.lock() {
             m.remove(&call.id);
         }
-        rec.emit(TraceKind::CallFinished { result: result.clone(), task, attempts, duration_us: micros(started.elapsed()) });
+        rec.emit(TraceKind::CallFinished {
+            result: result.clone(),
+            task,
+            attempts,
+            duration_us: micros(started.elapsed()),
+        });
         (key, result)
     }
 
@@ -199,9 +261,21 @@ impl Engine {
         }
     }
 
-    fn record_response(&self, rec: &Recorder<'_>, st: &RunState, step: &str, text: &str, calls: &[ToolCall], malformed: &[String], done: &Completion) {
-        st.prompt.fetch_add(done.usage.prompt_tokens, Ordering::Relaxed);
-        st.completion.fetch_add(done.usage.completion_tokens, Ordering::Relaxed);
+    #[allow(clippy::too_many_arguments)] // one argument per recorded field
+    fn record_response(
+        &self,
+        rec: &Recorder<'_>,
+        st: &RunState,
+        step: &str,
+        text: &str,
+        calls: &[ToolCall],
+        malformed: &[String],
+        done: &Completion,
+    ) {
+        st.prompt
+            .fetch_add(done.usage.prompt_tokens, Ordering::Relaxed);
+        st.completion
+            .fetch_add(done.usage.completion_tokens, Ordering::Relaxed);
         rec.emit(TraceKind::ModelResponse {
             step: step.to_owned(),
             text: text.to_owned(),
@@ -217,12 +291,22 @@ impl Engine {
         let limit = self.cfg.budget.tokens?;
         let used = st.usage();
         let total = used.prompt_tokens + used.completion_tokens;
-        (total > limit).then(|| Ended::Budget(format!("the token budget of {limit} is used up ({total} tokens)")))
+        (total > limit).then(|| {
+            Ended::Budget(format!(
+                "the token budget of {limit} is used up ({total} tokens)"
+            ))
+        })
     }
 
     // ---- sequential ---------------------------------------------------------------
 
-    async fn sequential(&self, task: &str, rec: &Recorder<'_>, st: &RunState, cancel: &CancellationToken) -> Ended {
+    async fn sequential(
+        &self,
+        task: &str,
+        rec: &Recorder<'_>,
+        st: &RunState,
+        cancel: &CancellationToken,
+    ) -> Ended {
         let mut messages = Vec::new();
         if let Some(system) = &self.cfg.system_prompt {
             messages.push(Message::system(system.clone()));
@@ -234,8 +318,14 @@ impl Engine {
                 return ended;
             }
             let step = st.next_step();
-            rec.emit(TraceKind::ModelRequest { step: step.clone(), purpose: ModelPurpose::Turn, messages: messages.len() });
-            let mut stream = self.model.stream(ChatRequest::new(messages.clone()).tools(specs.clone()));
+            rec.emit(TraceKind::ModelRequest {
+                step: step.clone(),
+                purpose: ModelPurpose::Turn,
+                messages: messages.len(),
+            });
+            let mut stream = self
+                .model
+                .stream(ChatRequest::new(messages.clone()).tools(specs.clone()));
             let mut running = FuturesUnordered::new();
             let mut queued: VecDeque<(usize, ToolCall)> = VecDeque::new();
             let mut calls: Vec<ToolCall> = Vec::new();
@@ -246,10 +336,15 @@ impl Engine {
             let mut out_of_calls = false;
             loop {
                 while running.len() < self.cfg.max_concurrency {
-                    let Some((i, call)) = queued.pop_front() else { break };
+                    let Some((i, call)) = queued.pop_front() else {
+                        break;
+                    };
                     if !self.take_call(st) {
                         out_of_calls = true;
-                        results[i] = Some(ToolResult::err(&call, ToolError::denied("the run's tool-call budget is used up")));
+                        results[i] = Some(ToolResult::err(
+                            &call,
+                            ToolError::denied("the run's tool-call budget is used up"),
+                        ));
                         continue;
                     }
                     running.push(self.run_call(i, call, None, vec![step.clone()], rec, st, cancel));
@@ -287,9 +382,14 @@ impl Engine {
                 return Ended::Answer(text.trim().to_owned());
             }
             let content = (!text.trim().is_empty()).then(|| text.clone());
-            messages.push(Message::Assistant { content, tool_calls: calls.clone() });
+            messages.push(Message::Assistant {
+                content,
+                tool_calls: calls.clone(),
+            });
             for (call, result) in calls.iter().zip(results) {
-                let result = result.unwrap_or_else(|| ToolResult::err(call, ToolError::unavailable("the call did not run")));
+                let result = result.unwrap_or_else(|| {
+                    ToolResult::err(call, ToolError::unavailable("the call did not run"))
+                });
                 messages.push(result.to_message());
             }
             if !malformed.is_empty() {
@@ -305,12 +405,21 @@ impl Engine {
                 ));
             }
         }
-        Ended::Budget(format!("the model did not answer within {} turns", self.cfg.budget.turns))
+        Ended::Budget(format!(
+            "the model did not answer within {} turns",
+            self.cfg.budget.turns
+        ))
     }
 
     // ---- compiled -----------------------------------------------------------------
 
-    async fn compiled(&self, task: &str, rec: &Recorder<'_>, st: &RunState, cancel: &CancellationToken) -> Ended {
+    async fn compiled(
+        &self,
+        task: &str,
+        rec: &Recorder<'_>,
+        st: &RunState,
+        cancel: &CancellationToken,
+    ) -> Ended {
         let planner = prompts::planner(self.tools.specs());
         let mut context: Vec<Message> = Vec::new();
         let mut replans_left = self.cfg.budget.replans;
@@ -321,7 +430,11 @@ impl Engine {
             let mut messages = vec![Message::system(planner.clone()), Message::user(task)];
             messages.extend(context.iter().cloned());
             let step = st.next_step();
-            rec.emit(TraceKind::ModelRequest { step: step.clone(), purpose: ModelPurpose::Plan, messages: messages.len() });
+            rec.emit(TraceKind::ModelRequest {
+                step: step.clone(),
+                purpose: ModelPurpose::Plan,
+                messages: messages.len(),
+            });
             let mut stream = self.model.stream(ChatRequest::new(messages));
             let mut plan = PlanRun::default();
             let mut parser = PlanParser::new();
@@ -330,10 +443,18 @@ impl Engine {
             let mut out_of_calls = false;
             loop {
                 while running.len() < self.cfg.max_concurrency {
-                    let Some((index, call)) = plan.ready.pop_front() else { break };
+                    let Some((index, call)) = plan.ready.pop_front() else {
+                        break;
+                    };
                     if !self.take_call(st) {
                         out_of_calls = true;
-                        plan.finish(index, ToolResult::err(&call, ToolError::denied("the run's tool-call budget is used up")));
+                        plan.finish(
+                            index,
+                            ToolResult::err(
+                                &call,
+                                ToolError::denied("the run's tool-call budget is used up"),
+                            ),
+                        );
                         continue;
                     }
                     let after = plan.after(index, &step);
@@ -374,7 +495,10 @@ impl Engine {
                 }
             }
             if out_of_calls {
-                return Ended::Budget(format!("the tool-call budget of {} is used up", self.cfg.budget.tool_calls.unwrap_or_default()));
+                return Ended::Budget(format!(
+                    "the tool-call budget of {} is used up",
+                    self.cfg.budget.tool_calls.unwrap_or_default()
+                ));
             }
             if plan.tasks.is_empty() && plan.problems.is_empty() {
                 // No plan at all: the planner answered directly.
@@ -382,9 +506,13 @@ impl Engine {
             }
             if !plan.problems.is_empty() {
                 let reason = plan.problems.join("; ");
-                rec.emit(TraceKind::PlanRejected { reason: reason.clone() });
+                rec.emit(TraceKind::PlanRejected {
+                    reason: reason.clone(),
+                });
                 if replans_left == 0 {
-                    return Ended::Failed(format!("the plan was rejected and no replans are left: {reason}"));
+                    return Ended::Failed(format!(
+                        "the plan was rejected and no replans are left: {reason}"
+                    ));
                 }
                 replans_left -= 1;
                 context.push(Message::assistant(plan.text.clone()));
@@ -403,32 +531,63 @@ impl Engine {
                 Message::user(observations.clone()),
             ];
             let step = st.next_step();
-            rec.emit(TraceKind::ModelRequest { step: step.clone(), purpose: ModelPurpose::Join, messages: messages.len() });
-            let response = match agentry_llm::complete(self.model.as_ref(), ChatRequest::new(messages)).await {
+            rec.emit(TraceKind::ModelRequest {
+                step: step.clone(),
+                purpose: ModelPurpose::Join,
+                messages: messages.len(),
+            });
+            let response = match agentry_llm::complete(
+                self.model.as_ref(),
+                ChatRequest::new(messages),
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(e) => {
-                    rec.emit(TraceKind::ModelFailed { step: step.clone(), error: e.to_string() });
+                    rec.emit(TraceKind::ModelFailed {
+                        step: step.clone(),
+                        error: e.to_string(),
+                    });
                     return Ended::Failed(format!("the joiner failed: {e}"));
                 }
             };
             let calls: Vec<ToolCall> = response.calls.iter().map(|c| c.call.clone()).collect();
-            self.record_response(rec, st, &step, &response.text, &calls, &[], &response.completion);
+            self.record_response(
+                rec,
+                st,
+                &step,
+                &response.text,
+                &calls,
+                &[],
+                &response.completion,
+            );
             let text = response.text.trim();
             if let Some(missing) = text.strip_prefix("Replan:") {
                 if replans_left == 0 {
-                    return Ended::Budget(format!("the joiner asked for a replan and none are left: {}", missing.trim()));
+                    return Ended::Budget(format!(
+                        "the joiner asked for a replan and none are left: {}",
+                        missing.trim()
+                    ));
                 }
                 replans_left -= 1;
                 context.push(Message::assistant(plan.text.clone()));
                 context.push(Message::user(observations));
                 context.push(Message::assistant(text.to_owned()));
-                context.push(Message::user("Write a new plan for what is missing; the results so far are above."));
+                context.push(Message::user(
+                    "Write a new plan for what is missing; the results so far are above.",
+                ));
                 continue;
             }
-            let answer = text.strip_prefix("Answer:").or_else(|| text.strip_prefix("Final Answer:")).unwrap_or(text);
+            let answer = text
+                .strip_prefix("Answer:")
+                .or_else(|| text.strip_prefix("Final Answer:"))
+                .unwrap_or(text);
             return Ended::Answer(answer.trim().to_owned());
         }
-        Ended::Budget(format!("no answer within {} plan-and-join rounds", self.cfg.budget.turns))
+        Ended::Budget(format!(
+            "no answer within {} plan-and-join rounds",
+            self.cfg.budget.turns
+        ))
     }
 }
 
@@ -448,15 +607,25 @@ impl PlanRun {
     fn event(&mut self, event: PlanEvent, tools: &ToolSet) {
         match event {
             PlanEvent::Task(task) => self.add(task, tools),
-            PlanEvent::Invalid { line, reason } => self.problems.push(format!("`{line}`: {reason}")),
+            PlanEvent::Invalid { line, reason } => {
+                self.problems.push(format!("`{line}`: {reason}"))
+            }
             PlanEvent::Join { .. } | PlanEvent::Thought { .. } => {}
         }
     }
 
     /// A model that answers the planner with native tool calls: each call is an independent task.
     fn native_call(&mut self, call: ToolCall, tools: &ToolSet) {
-        self.next_native = self.next_native.max(self.tasks.keys().next_back().copied().unwrap_or(0)) + 1;
-        let task = PlanTask { index: self.next_native, name: call.name, arguments: call.arguments, deps: Vec::new() };
+        self.next_native = self
+            .next_native
+            .max(self.tasks.keys().next_back().copied().unwrap_or(0))
+            + 1;
+        let task = PlanTask {
+            index: self.next_native,
+            name: call.name,
+            arguments: call.arguments,
+            deps: Vec::new(),
+        };
         self.add(task, tools);
     }
 
@@ -464,9 +633,19 @@ impl PlanRun {
         let index = task.index;
         if tools.get(&task.name).is_none() {
             let names = tools.names().join(", ");
-            self.problems.push(format!("task {index} calls `{}`, which is not a tool; tools: {names}", task.name));
-            let call = ToolCall::new(format!("t{index}"), task.name.clone(), task.arguments.clone());
-            self.results.insert(index, ToolResult::err(&call, ToolError::unknown_tool(&task.name, &tools.names())));
+            self.problems.push(format!(
+                "task {index} calls `{}`, which is not a tool; tools: {names}",
+                task.name
+            ));
+            let call = ToolCall::new(
+                format!("t{index}"),
+                task.name.clone(),
+                task.arguments.clone(),
+            );
+            self.results.insert(
+                index,
+                ToolResult::err(&call, ToolError::unknown_tool(&task.name, &tools.names())),
+            );
             self.tasks.insert(index, task);
             return;
         }
@@ -504,31 +683,56 @@ impl PlanRun {
             }
             self.waiting.swap_remove(i);
             let call_id = format!("t{index}");
-            let failed = task.deps.iter().find_map(|d| self.results.get(d).and_then(|r| r.outcome.as_ref().err().map(|e| (*d, e.clone()))));
+            let failed = task.deps.iter().find_map(|d| {
+                self.results
+                    .get(d)
+                    .and_then(|r| r.outcome.as_ref().err().map(|e| (*d, e.clone())))
+            });
             if let Some((dep, error)) = failed {
                 let call = ToolCall::new(call_id, task.name.clone(), task.arguments.clone());
-                let e = ToolError::failed(format!("not run: it needs task {dep}, which failed ({})", error.for_model()));
+                let e = ToolError::failed(format!(
+                    "not run: it needs task {dep}, which failed ({})",
+                    error.for_model()
+                ));
                 self.results.insert(index, ToolResult::err(&call, e));
                 // Its dependents may be waiting on it: look again from the start.
                 i = 0;
                 continue;
             }
             match resolve(&task.arguments, &self.results) {
-                Ok(arguments) => self.ready.push_back((index, ToolCall::new(call_id, task.name.clone(), arguments))),
+                Ok(arguments) => self
+                    .ready
+                    .push_back((index, ToolCall::new(call_id, task.name.clone(), arguments))),
                 Err(why) => {
                     let call = ToolCall::new(call_id, task.name.clone(), task.arguments.clone());
-                    self.results.insert(index, ToolResult::err(&call, ToolError::invalid_arguments(why)));
+                    self.results.insert(
+                        index,
+                        ToolResult::err(&call, ToolError::invalid_arguments(why)),
+                    );
                     i = 0;
                 }
             }
         }
     }
 
-    /// The plan stream ended: tasks still waiting can never run.
+    /// The plan stream ended: tasks waiting for a task that was never planned (its line was
+    /// invalid) can never run. Those waiting for running tasks are released as those finish.
     fn close(&mut self) {
-        for index in std::mem::take(&mut self.waiting) {
+        let (orphans, waiting): (Vec<u32>, Vec<u32>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|i| {
+                self.tasks
+                    .get(i)
+                    .is_some_and(|t| t.deps.iter().any(|d| !self.tasks.contains_key(d)))
+            });
+        self.waiting = waiting;
+        for index in orphans {
             if let Some(task) = self.tasks.get(&index) {
-                let call = ToolCall::new(format!("t{index}"), task.name.clone(), task.arguments.clone());
+                let call = ToolCall::new(
+                    format!("t{index}"),
+                    task.name.clone(),
+                    task.arguments.clone(),
+                );
                 let e = ToolError::failed("not run: an input it needs never became available");
                 self.results.insert(index, ToolResult::err(&call, e));
             }
@@ -539,7 +743,11 @@ impl PlanRun {
     fn results(&self) -> Vec<(u32, String, ToolResult)> {
         self.tasks
             .iter()
-            .filter_map(|(i, t)| self.results.get(i).map(|r| (*i, format!("{}({})", t.name, t.arguments), r.clone())))
+            .filter_map(|(i, t)| {
+                self.results
+                    .get(i)
+                    .map(|r| (*i, format!("{}({})", t.name, t.arguments), r.clone()))
+            })
             .collect()
     }
 }
@@ -569,15 +777,25 @@ fn resolve(args: &Value, results: &BTreeMap<u32, ToolResult>) -> Result<Value, S
             out.push_str(&s[last..]);
             Value::String(out)
         }
-        Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, results)).collect::<Result<_, _>>()?),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| Ok((k.clone(), resolve(v, results)?))).collect::<Result<_, String>>()?)
-        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| resolve(v, results))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), resolve(v, results)?)))
+                .collect::<Result<_, String>>()?,
+        ),
         other => other.clone(),
     })
 }
 
-fn lookup(r: &agentry_parse::plan::Ref, results: &BTreeMap<u32, ToolResult>) -> Result<Value, String> {
+fn lookup(
+    r: &agentry_parse::plan::Ref,
+    results: &BTreeMap<u32, ToolResult>,
+) -> Result<Value, String> {
     let Some(Ok(value)) = results.get(&r.task).map(|res| res.outcome.as_ref()) else {
         return Err(format!("${} has no result", r.task));
     };
@@ -589,9 +807,16 @@ fn lookup(r: &agentry_parse::plan::Ref, results: &BTreeMap<u32, ToolResult>) -> 
             _ => None,
         };
         v = next.ok_or_else(|| {
-            let at = if depth == 0 { format!("${}", r.task) } else { format!("${}.{}", r.task, r.path[..depth].join(".")) };
+            let at = if depth == 0 {
+                format!("${}", r.task)
+            } else {
+                format!("${}.{}", r.task, r.path[..depth].join("."))
+            };
             let fields = match v {
-                Value::Object(m) => format!("; its fields: {}", m.keys().cloned().collect::<Vec<_>>().join(", ")),
+                Value::Object(m) => format!(
+                    "; its fields: {}",
+                    m.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
                 _ => String::new(),
             };
             format!("{at} has no field `{seg}`{fields}")
@@ -610,14 +835,26 @@ mod tests {
     fn references_resolve_to_values_paths_and_text() {
         let mut results = BTreeMap::new();
         let c = ToolCall::new("t1", "get_weather", json!({}));
-        results.insert(1, ToolResult::ok(&c, json!({"city": "Paris", "temp_c": 18, "tags": ["a", "b"]})));
+        results.insert(
+            1,
+            ToolResult::ok(
+                &c,
+                json!({"city": "Paris", "temp_c": 18, "tags": ["a", "b"]}),
+            ),
+        );
         results.insert(2, ToolResult::ok(&c, json!("sunny")));
         results.insert(3, ToolResult::err(&c, ToolError::timeout(5)));
         assert_eq!(
             resolve(&json!({"a": "$1", "b": "$1.temp_c", "c": "it is $2 in $1.city", "d": ["$1.tags.1"]}), &results).unwrap(),
             json!({"a": {"city": "Paris", "temp_c": 18, "tags": ["a", "b"]}, "b": 18, "c": "it is sunny in Paris", "d": ["b"]})
         );
-        assert_eq!(resolve(&json!("$1.wind"), &results).unwrap_err(), "$1 has no field `wind`; its fields: city, temp_c, tags");
-        assert_eq!(resolve(&json!("$3"), &results).unwrap_err(), "$3 has no result");
+        assert_eq!(
+            resolve(&json!("$1.wind"), &results).unwrap_err(),
+            "$1 has no field `wind`; its fields: city, temp_c, tags"
+        );
+        assert_eq!(
+            resolve(&json!("$3"), &results).unwrap_err(),
+            "$3 has no result"
+        );
     }
 }

@@ -32,7 +32,9 @@ mod config;
 mod engine;
 mod prompts;
 mod record;
+mod replay;
 
 pub use config::{Budget, EngineConfig, Mode};
 pub use engine::{Engine, RunOutcome, new_run_id};
 pub use record::{Collect, Fanout, NoObserver, Observer};
+pub use replay::{Divergence, ReplayReport, compare, replay};

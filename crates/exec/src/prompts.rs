@@ -14,13 +14,27 @@ pub(crate) fn planner(tools: &[ToolSpec]) -> String {
          separate tasks. End the plan with a line `N. join()`.\n\nTools:\n",
     );
     for t in tools {
-        let params = t.parameters.get("properties").and_then(Value::as_object).map(|p| {
-            p.iter()
-                .map(|(k, v)| format!("{k}: {}", v.get("type").and_then(Value::as_str).unwrap_or("any")))
-                .collect::<Vec<_>>()
-                .join(", ")
-        });
-        out.push_str(&format!("- {}({}): {}\n", t.name, params.unwrap_or_default(), t.description));
+        let params = t
+            .parameters
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}: {}",
+                            v.get("type").and_then(Value::as_str).unwrap_or("any")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+        out.push_str(&format!(
+            "- {}({}): {}\n",
+            t.name,
+            params.unwrap_or_default(),
+            t.description
+        ));
     }
     out.push_str(
         "\nExample:\n1. get_weather(city=\"Paris\")\n2. get_weather(city=\"Oslo\")\n\
@@ -39,7 +53,11 @@ pub(crate) fn observations(results: &[(u32, String, ToolResult)]) -> String {
     let mut out = String::from("Observations:\n");
     for (index, line, result) in results {
         let text = result.content_for_model();
-        let text = if text.len() > 4000 { format!("{}… ({} bytes)", &text[..floor(&text, 4000)], text.len()) } else { text };
+        let text = if text.len() > 4000 {
+            format!("{}… ({} bytes)", &text[..floor(&text, 4000)], text.len())
+        } else {
+            text
+        };
         out.push_str(&format!("{index}. {line} -> {text}\n"));
     }
     out

@@ -71,7 +71,12 @@ pub(crate) struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     pub(crate) fn new(run_id: String, observer: &'a dyn Observer) -> Self {
-        Self { run_id, start: Instant::now(), seq: AtomicU64::new(0), observer }
+        Self {
+            run_id,
+            start: Instant::now(),
+            seq: AtomicU64::new(0),
+            observer,
+        }
     }
 
     pub(crate) fn started(&self) -> Instant {
@@ -86,5 +91,11 @@ impl<'a> Recorder<'a> {
             kind,
         };
         self.observer.event(&event);
+    }
+}
+
+impl Observer for agentry_trace::TraceWriter {
+    fn event(&self, event: &TraceEvent) {
+        self.record(event);
     }
 }

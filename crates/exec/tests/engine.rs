@@ -30,7 +30,11 @@ fn calls(events: &[TraceEvent]) -> Vec<(String, u64, u64, Result<serde_json::Val
     events
         .iter()
         .filter_map(|e| match &e.kind {
-            TraceKind::CallFinished { result, duration_us, .. } => Some((
+            TraceKind::CallFinished {
+                result,
+                duration_us,
+                ..
+            } => Some((
                 result.name.clone(),
                 e.at_us - duration_us,
                 e.at_us,
@@ -52,10 +56,17 @@ async fn sequential_runs_a_turns_calls_concurrently() {
     let out = e.run("sleep twice", &trace).await;
     assert_eq!(out.status, RunStatus::Answered);
     assert_eq!(out.answer.as_deref(), Some("both done"));
-    assert!(t.elapsed() < Duration::from_millis(290), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(290),
+        "{:?}",
+        t.elapsed()
+    );
     let c = calls(&trace.events());
     assert_eq!(c.len(), 2);
-    assert!(c[0].1 < c[1].2 && c[1].1 < c[0].2, "the two calls did not overlap: {c:?}");
+    assert!(
+        c[0].1 < c[1].2 && c[1].1 < c[0].2,
+        "the two calls did not overlap: {c:?}"
+    );
     let kinds: Vec<&str> = trace.events().iter().map(|e| e.kind.name()).collect();
     assert_eq!(kinds.first(), Some(&"run_started"));
     assert_eq!(kinds.last(), Some(&"run_finished"));
@@ -74,28 +85,62 @@ async fn compiled_dispatches_tasks_while_the_plan_streams_and_respects_dependenc
     let out = e.run("add two waits", &trace).await;
     assert_eq!(out.status, RunStatus::Answered, "{out:?}");
     let answer = out.answer.unwrap();
-    assert!(answer.contains("3. calculator") && answer.contains("-> 240.0"), "{answer}");
+    assert!(
+        answer.contains("3. calculator") && answer.contains("-> 240.0"),
+        "{answer}"
+    );
     let events = trace.events();
     // Task 1 starts before the plan's response has ended.
-    let plan_done = events.iter().find(|e| matches!(&e.kind, TraceKind::ModelResponse { step, .. } if step == "m1")).unwrap().at_us;
-    let first_start = events.iter().find(|e| matches!(&e.kind, TraceKind::CallStarted { task: Some(1), .. })).unwrap().at_us;
-    assert!(first_start < plan_done, "task 1 started at {first_start} µs, the plan ended at {plan_done} µs");
+    let plan_done = events
+        .iter()
+        .find(|e| matches!(&e.kind, TraceKind::ModelResponse { step, .. } if step == "m1"))
+        .unwrap()
+        .at_us;
+    let first_start = events
+        .iter()
+        .find(|e| matches!(&e.kind, TraceKind::CallStarted { task: Some(1), .. }))
+        .unwrap()
+        .at_us;
+    assert!(
+        first_start < plan_done,
+        "task 1 started at {first_start} µs, the plan ended at {plan_done} µs"
+    );
     let c = calls(&events);
     let by = |name: &str| c.iter().find(|x| x.0 == name).unwrap().clone();
-    let (sleeps, calc, kv) = (c.iter().filter(|x| x.0 == "sleep").cloned().collect::<Vec<_>>(), by("calculator"), by("kv_set"));
-    assert!(sleeps[0].1 < sleeps[1].2 && sleeps[1].1 < sleeps[0].2, "independent tasks must overlap: {sleeps:?}");
-    assert!(calc.1 >= sleeps[0].2.max(sleeps[1].2), "the calculator ran before its inputs: {c:?}");
+    let (sleeps, calc, kv) = (
+        c.iter()
+            .filter(|x| x.0 == "sleep")
+            .cloned()
+            .collect::<Vec<_>>(),
+        by("calculator"),
+        by("kv_set"),
+    );
+    assert!(
+        sleeps[0].1 < sleeps[1].2 && sleeps[1].1 < sleeps[0].2,
+        "independent tasks must overlap: {sleeps:?}"
+    );
+    assert!(
+        calc.1 >= sleeps[0].2.max(sleeps[1].2),
+        "the calculator ran before its inputs: {c:?}"
+    );
     assert!(kv.1 >= calc.2);
     assert_eq!(calc.3, Ok(json!(240.0)));
     // The task numbers and what each waited for are recorded.
     let after: Vec<Vec<String>> = events
         .iter()
         .filter_map(|e| match &e.kind {
-            TraceKind::CallStarted { task: Some(3), after, .. } => Some(after.clone()),
+            TraceKind::CallStarted {
+                task: Some(3),
+                after,
+                ..
+            } => Some(after.clone()),
             _ => None,
         })
         .collect();
-    assert_eq!(after, vec![vec!["m1".to_owned(), "t1".to_owned(), "t2".to_owned()]]);
+    assert_eq!(
+        after,
+        vec![vec!["m1".to_owned(), "t1".to_owned(), "t2".to_owned()]]
+    );
 }
 
 #[tokio::test]
@@ -118,25 +163,46 @@ async fn a_bad_plan_is_sent_back_for_a_replan() {
         })
         .collect();
     assert_eq!(rejected.len(), 1);
-    assert!(rejected[0].contains("refers to $2, which is not an earlier task"), "{}", rejected[0]);
-    assert!(rejected[0].contains("`teleport`, which is not a tool"), "{}", rejected[0]);
+    assert!(
+        rejected[0].contains("refers to $2, which is not an earlier task"),
+        "{}",
+        rejected[0]
+    );
+    assert!(
+        rejected[0].contains("`teleport`, which is not a tool"),
+        "{}",
+        rejected[0]
+    );
 }
 
 #[tokio::test]
 async fn rejected_plans_end_the_run_when_no_replans_are_left() {
     let script = r#"{"format": "text", "turns": [{"text": "1. f(x=$1)\n2. join()"}]}"#;
-    let cfg = EngineConfig::new(Mode::Compiled).budget(Budget { replans: 1, ..Budget::default() });
-    let out = engine(script, tools(), cfg).run("loop", &Collect::new()).await;
+    let cfg = EngineConfig::new(Mode::Compiled).budget(Budget {
+        replans: 1,
+        ..Budget::default()
+    });
+    let out = engine(script, tools(), cfg)
+        .run("loop", &Collect::new())
+        .await;
     assert_eq!(out.status, RunStatus::Failed);
     assert!(out.reason.unwrap().contains("refers to its own result $1"));
 }
 
 #[tokio::test]
 async fn ten_thousand_tasks_are_refused_not_run() {
-    let plan: String = (1..=10_000).map(|i| format!("{i}. calculator(expression=\"{i}\")\n")).collect();
+    let plan: String = (1..=10_000)
+        .map(|i| format!("{i}. calculator(expression=\"{i}\")\n"))
+        .collect();
     let script = json!({"format": "text", "turns": [{"text": plan}]}).to_string();
-    let cfg = EngineConfig::new(Mode::Compiled).budget(Budget { replans: 0, tool_calls: None, ..Budget::default() });
-    let out = engine(&script, tools(), cfg).run("huge", &Collect::new()).await;
+    let cfg = EngineConfig::new(Mode::Compiled).budget(Budget {
+        replans: 0,
+        tool_calls: None,
+        ..Budget::default()
+    });
+    let out = engine(&script, tools(), cfg)
+        .run("huge", &Collect::new())
+        .await;
     assert_eq!(out.status, RunStatus::Failed);
     assert!(out.reason.unwrap().contains("more than 1000 tasks"));
     assert!(out.calls <= 1000, "{}", out.calls);
@@ -149,15 +215,31 @@ fn failing_tools(attempts: Arc<AtomicU32>) -> ToolSet {
     set.add(
         FnTool::new(spec("flaky"), move |_, _| {
             let n = a.fetch_add(1, Ordering::Relaxed) + 1;
-            async move { if n < 3 { Err(ToolError::unavailable("try again")) } else { Ok(json!({"attempt": n})) } }
+            async move {
+                if n < 3 {
+                    Err(ToolError::unavailable("try again"))
+                } else {
+                    Ok(json!({"attempt": n}))
+                }
+            }
         })
         .idempotent(true),
     )
     .unwrap();
-    set.add(FnTool::new(spec("unsafe_flaky"), |_, _| async { Err(ToolError::unavailable("down")) })).unwrap();
-    set.add(FnTool::new(spec("boom"), |_, _| async { panic!("tool bug: index out of range") })).unwrap();
-    set.add(FnTool::new(spec("huge"), |_, _| async { Ok(json!("x".repeat(50 * 1024 * 1024))) })).unwrap();
-    set.add(FnTool::new(spec("forever"), |_, _| std::future::pending())).unwrap();
+    set.add(FnTool::new(spec("unsafe_flaky"), |_, _| async {
+        Err(ToolError::unavailable("down"))
+    }))
+    .unwrap();
+    set.add(FnTool::new(spec("boom"), |_, _| async {
+        panic!("tool bug: index out of range")
+    }))
+    .unwrap();
+    set.add(FnTool::new(spec("huge"), |_, _| async {
+        Ok(json!("x".repeat(50 * 1024 * 1024)))
+    }))
+    .unwrap();
+    set.add(FnTool::new(spec("forever"), |_, _| std::future::pending()))
+        .unwrap();
     set
 }
 
@@ -169,13 +251,22 @@ async fn failures_become_results_the_model_sees() {
             {"name": "nope"}, {"name": "get_weather", "arguments": {"town": "Paris"}}]},
         {"when": {"last": "tool"}, "text": "saw: {{tool}}"}]}"#;
     let attempts = Arc::new(AtomicU32::new(0));
-    let cfg = EngineConfig { call_timeout: Duration::from_millis(100), retry_backoff: Duration::from_millis(1), ..EngineConfig::new(Mode::Sequential) };
+    let cfg = EngineConfig {
+        call_timeout: Duration::from_millis(100),
+        retry_backoff: Duration::from_millis(1),
+        ..EngineConfig::new(Mode::Sequential)
+    };
     let trace = Collect::new();
     let t = Instant::now();
-    let out = engine(script, failing_tools(Arc::clone(&attempts)), cfg).run("break things", &trace).await;
+    let out = engine(script, failing_tools(Arc::clone(&attempts)), cfg)
+        .run("break things", &trace)
+        .await;
     assert_eq!(out.status, RunStatus::Answered);
     assert!(t.elapsed() < Duration::from_secs(2));
-    let results: Vec<(String, Result<serde_json::Value, ErrorKind>)> = calls(&trace.events()).into_iter().map(|c| (c.0, c.3)).collect();
+    let results: Vec<(String, Result<serde_json::Value, ErrorKind>)> = calls(&trace.events())
+        .into_iter()
+        .map(|c| (c.0, c.3))
+        .collect();
     let find = |n: &str| results.iter().find(|r| r.0 == n).unwrap().1.clone();
     assert_eq!(find("flaky"), Ok(json!({"attempt": 3})));
     assert_eq!(attempts.load(Ordering::Relaxed), 3);
@@ -187,12 +278,18 @@ async fn failures_become_results_the_model_sees() {
     assert_eq!(find("get_weather"), Err(ErrorKind::InvalidArguments));
     let attempts_of = |name: &str| {
         trace.events().iter().find_map(|e| match &e.kind {
-            TraceKind::CallFinished { result, attempts, .. } if result.name == name => Some(*attempts),
+            TraceKind::CallFinished {
+                result, attempts, ..
+            } if result.name == name => Some(*attempts),
             _ => None,
         })
     };
     assert_eq!(attempts_of("flaky"), Some(3));
-    assert_eq!(attempts_of("unsafe_flaky"), Some(1), "a tool not declared idempotent is not retried");
+    assert_eq!(
+        attempts_of("unsafe_flaky"),
+        Some(1),
+        "a tool not declared idempotent is not retried"
+    );
     // The panic's message stays out of what the model reads.
     let answer = out.answer.unwrap();
     assert!(!answer.contains("index out of range"), "{answer}");
@@ -201,7 +298,10 @@ async fn failures_become_results_the_model_sees() {
 #[tokio::test]
 async fn a_wall_budget_ends_the_run_and_records_the_cut_call() {
     let script = r#"{"turns": [{"when": {"last": "user"}, "calls": [{"name": "sleep", "arguments": {"ms": 10000}}]}, {"text": "never"}]}"#;
-    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget { wall: Some(Duration::from_millis(150)), ..Budget::default() });
+    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget {
+        wall: Some(Duration::from_millis(150)),
+        ..Budget::default()
+    });
     let trace = Collect::new();
     let t = Instant::now();
     let out = engine(script, tools(), cfg).run("wait", &trace).await;
@@ -214,12 +314,22 @@ async fn a_wall_budget_ends_the_run_and_records_the_cut_call() {
 #[tokio::test]
 async fn call_and_turn_budgets() {
     let script = r#"{"turns": [{"calls": [{"name": "calculator", "arguments": {"expression": "1"}}, {"name": "calculator", "arguments": {"expression": "2"}}, {"name": "calculator", "arguments": {"expression": "3"}}]}]}"#;
-    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget { tool_calls: Some(2), ..Budget::default() });
-    let out = engine(script, tools(), cfg).run("count", &Collect::new()).await;
+    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget {
+        tool_calls: Some(2),
+        ..Budget::default()
+    });
+    let out = engine(script, tools(), cfg)
+        .run("count", &Collect::new())
+        .await;
     assert_eq!(out.status, RunStatus::BudgetExhausted);
     assert_eq!(out.calls, 2);
-    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget { turns: 3, ..Budget::default() });
-    let out = engine(script, tools(), cfg).run("count", &Collect::new()).await;
+    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget {
+        turns: 3,
+        ..Budget::default()
+    });
+    let out = engine(script, tools(), cfg)
+        .run("count", &Collect::new())
+        .await;
     assert_eq!(out.status, RunStatus::BudgetExhausted);
     assert!(out.reason.unwrap().contains("within 3 turns"));
     assert_eq!(out.calls, 9);
@@ -231,7 +341,9 @@ async fn garbage_from_the_model_goes_back_as_an_error_it_can_fix() {
         {"when": {"turn": 1}, "text": "<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": }}</tool_call>"},
         {"when": {"last": "user", "user": "could not be read"}, "calls": [{"name": "calculator", "arguments": {"expression": "1 + 1"}}]},
         {"when": {"last": "tool"}, "text": "{{tool}}"}]}"#;
-    let out = engine(script, tools(), EngineConfig::new(Mode::Sequential)).run("add", &Collect::new()).await;
+    let out = engine(script, tools(), EngineConfig::new(Mode::Sequential))
+        .run("add", &Collect::new())
+        .await;
     assert_eq!(out.answer.as_deref(), Some("2.0"), "{out:?}");
 }
 
@@ -246,8 +358,48 @@ async fn cancellation_stops_the_run() {
         c.cancel();
     });
     let t = Instant::now();
-    let out = e.run_with("wait", &Collect::new(), cancel, "r-test".into()).await;
+    let out = e
+        .run_with("wait", &Collect::new(), cancel, "r-test".into())
+        .await;
     assert_eq!(out.status, RunStatus::Cancelled);
     assert_eq!(out.run_id, "r-test");
     assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_recorded_run_replays_step_for_step() {
+    for (script, mode) in [
+        (PLAN, Mode::Compiled),
+        (
+            r#"{"turns": [
+        {"when": {"last": "user"}, "calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}, {"name": "get_weather", "arguments": {"city": "Lima"}}]},
+        {"when": {"last": "tool"}, "text": "{{tool}}"}]}"#,
+            Mode::Sequential,
+        ),
+    ] {
+        let trace = Collect::new();
+        let out = engine(script, tools(), EngineConfig::new(mode))
+            .run("replay me", &trace)
+            .await;
+        assert_eq!(out.status, RunStatus::Answered);
+        let recorded = trace.events();
+        let report = agentry_exec::replay(&recorded, EngineConfig::new(mode)).await;
+        assert_eq!(report.divergence, None, "{mode:?}");
+        assert!(report.steps >= 6, "{}", report.steps);
+
+        // A recording whose call does not match what the model asked for: the replay names it.
+        let mut tampered = recorded.clone();
+        for e in &mut tampered {
+            if let TraceKind::CallStarted { call, .. } = &mut e.kind {
+                call.arguments = json!({"tampered": true});
+                break;
+            }
+        }
+        let report = agentry_exec::replay(&tampered, EngineConfig::new(mode)).await;
+        let d = report.divergence.expect("a divergence");
+        assert!(
+            d.expected.contains("tampered") || d.got.contains("not in the recording"),
+            "{d}"
+        );
+    }
 }

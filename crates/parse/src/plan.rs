@@ -126,17 +126,26 @@ impl PlanParser {
         }
         let Some((index, call)) = split_number(line) else {
             let text = line.strip_prefix("Thought:").map_or(line, str::trim);
-            out.push(PlanEvent::Thought { text: text.to_owned() });
+            out.push(PlanEvent::Thought {
+                text: text.to_owned(),
+            });
             return;
         };
-        let invalid = |reason: String| PlanEvent::Invalid { line: line.to_owned(), reason };
+        let invalid = |reason: String| PlanEvent::Invalid {
+            line: line.to_owned(),
+            reason,
+        };
         if !self.seen.insert(index) {
-            out.push(invalid(format!("task {index} is numbered twice; number tasks 1, 2, 3, …")));
+            out.push(invalid(format!(
+                "task {index} is numbered twice; number tasks 1, 2, 3, …"
+            )));
             return;
         }
         if self.tasks >= MAX_TASKS {
             self.refused = true;
-            out.push(invalid(format!("the plan has more than {MAX_TASKS} tasks; plan fewer, larger steps")));
+            out.push(invalid(format!(
+                "the plan has more than {MAX_TASKS} tasks; plan fewer, larger steps"
+            )));
             return;
         }
         match parse_task(index, call) {
@@ -145,13 +154,19 @@ impl PlanParser {
                 out.push(PlanEvent::Join { index });
             }
             Ok(Some(task)) => {
-                if let Some(bad) = task.deps.iter().find(|d| **d >= index || !self.seen.contains(d)) {
+                if let Some(bad) = task
+                    .deps
+                    .iter()
+                    .find(|d| **d >= index || !self.seen.contains(d))
+                {
                     let why = if *bad == index {
                         format!("task {index} refers to its own result ${bad}")
                     } else {
                         format!("task {index} refers to ${bad}, which is not an earlier task")
                     };
-                    out.push(invalid(format!("{why}; a task may only use results of tasks before it")));
+                    out.push(invalid(format!(
+                        "{why}; a task may only use results of tasks before it"
+                    )));
                     return;
                 }
                 self.tasks += 1;
@@ -177,26 +192,41 @@ fn split_number(line: &str) -> Option<(u32, &str)> {
 fn parse_task(index: u32, call: &str) -> Result<Option<PlanTask>, String> {
     let call = call.trim_end_matches(';').trim();
     let (source, refs) = mark_refs(call);
-    let expr = parse_expr(&source).map_err(|e| format!("task {index} is not a call: {}", e.message))?;
+    let expr =
+        parse_expr(&source).map_err(|e| format!("task {index} is not a call: {}", e.message))?;
     let PyExpr::Call { func, args, kwargs } = expr else {
-        return Err(format!("task {index} is not a call; write `{index}. tool_name(arg=value, …)`"));
+        return Err(format!(
+            "task {index} is not a call; write `{index}. tool_name(arg=value, …)`"
+        ));
     };
-    let name = func.dotted_name().ok_or_else(|| format!("task {index}: the called name must be a plain name"))?;
+    let name = func
+        .dotted_name()
+        .ok_or_else(|| format!("task {index}: the called name must be a plain name"))?;
     if name == "join" {
         return Ok(None);
     }
     if !args.is_empty() {
-        return Err(format!("task {index} (`{name}`) has positional arguments; write every argument as name=value"));
+        return Err(format!(
+            "task {index} (`{name}`) has positional arguments; write every argument as name=value"
+        ));
     }
     let mut arguments = Map::new();
     for (key, value) in kwargs {
-        let key = key.ok_or_else(|| format!("task {index} (`{name}`) uses `**`; write every argument as name=value"))?;
-        let value = ref_json(&value).map_err(|why| format!("task {index} (`{name}`), argument `{key}`: {why}"))?;
+        let key = key.ok_or_else(|| {
+            format!("task {index} (`{name}`) uses `**`; write every argument as name=value")
+        })?;
+        let value = ref_json(&value)
+            .map_err(|why| format!("task {index} (`{name}`), argument `{key}`: {why}"))?;
         arguments.insert(key, value);
     }
     let mut deps: BTreeSet<u32> = refs;
     collect_string_refs(&Value::Object(arguments.clone()), &mut deps);
-    Ok(Some(PlanTask { index, name, arguments: Value::Object(arguments), deps: deps.into_iter().collect() }))
+    Ok(Some(PlanTask {
+        index,
+        name,
+        arguments: Value::Object(arguments),
+        deps: deps.into_iter().collect(),
+    }))
 }
 
 /// Replaces `$N` outside string literals with a name Python can parse; returns the refs seen.
@@ -227,12 +257,17 @@ fn mark_refs(call: &str) -> (String, BTreeSet<u32>) {
                 let rest = &call[i + 1..];
                 let braced = rest.starts_with('{');
                 let digits_at = usize::from(braced);
-                let n: String = rest[digits_at..].chars().take_while(char::is_ascii_digit).collect();
+                let n: String = rest[digits_at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
                 if n.is_empty() {
                     out.push(c);
                     continue;
                 }
-                let consumed = digits_at + n.len() + usize::from(braced && rest[digits_at + n.len()..].starts_with('}'));
+                let consumed = digits_at
+                    + n.len()
+                    + usize::from(braced && rest[digits_at + n.len()..].starts_with('}'));
                 for _ in 0..consumed {
                     chars.next();
                 }
@@ -341,15 +376,25 @@ pub fn refs_in(s: &str) -> Vec<Ref> {
             j += 1;
         }
         let mut path = Vec::new();
-        while b.get(j) == Some(&b'.') && b.get(j + 1).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+        while b.get(j) == Some(&b'.')
+            && b.get(j + 1)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
             let seg_start = j + 1;
             j += 1;
-            while b.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+            while b
+                .get(j)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            {
                 j += 1;
             }
             path.push(s[seg_start..j].to_owned());
         }
-        out.push(Ref { span: start..j, task, path });
+        out.push(Ref {
+            span: start..j,
+            task,
+            path,
+        });
         i = j;
     }
     out
@@ -362,23 +407,49 @@ mod tests {
     use serde_json::json;
 
     fn task(index: u32, name: &str, arguments: Value, deps: Vec<u32>) -> PlanEvent {
-        PlanEvent::Task(PlanTask { index, name: name.into(), arguments, deps })
+        PlanEvent::Task(PlanTask {
+            index,
+            name: name.into(),
+            arguments,
+            deps,
+        })
     }
 
     #[test]
     fn reads_tasks_with_references_as_lines_complete() {
         let mut p = PlanParser::new();
-        assert_eq!(p.push("Thought: two lookups, then compare.\n1. get_weather(city=\"Paris\")\n2. get_wea"), vec![
-            PlanEvent::Thought { text: "two lookups, then compare.".into() },
-            task(1, "get_weather", json!({"city": "Paris"}), vec![]),
-        ]);
-        assert_eq!(p.push("ther(city='Oslo')\n3. calculator(expression=\"$1.temp_c - ${2}.temp_c\")\n"), vec![
-            task(2, "get_weather", json!({"city": "Oslo"}), vec![]),
-            task(3, "calculator", json!({"expression": "$1.temp_c - ${2}.temp_c"}), vec![1, 2]),
-        ]);
-        assert_eq!(p.push("4) compare(a=$1, b=$2.temp_c, both=[$1, $3])\n5. join()"), vec![
-            task(4, "compare", json!({"a": "$1", "b": "$2.temp_c", "both": ["$1", "$3"]}), vec![1, 2, 3]),
-        ]);
+        assert_eq!(
+            p.push(
+                "Thought: two lookups, then compare.\n1. get_weather(city=\"Paris\")\n2. get_wea"
+            ),
+            vec![
+                PlanEvent::Thought {
+                    text: "two lookups, then compare.".into()
+                },
+                task(1, "get_weather", json!({"city": "Paris"}), vec![]),
+            ]
+        );
+        assert_eq!(
+            p.push("ther(city='Oslo')\n3. calculator(expression=\"$1.temp_c - ${2}.temp_c\")\n"),
+            vec![
+                task(2, "get_weather", json!({"city": "Oslo"}), vec![]),
+                task(
+                    3,
+                    "calculator",
+                    json!({"expression": "$1.temp_c - ${2}.temp_c"}),
+                    vec![1, 2]
+                ),
+            ]
+        );
+        assert_eq!(
+            p.push("4) compare(a=$1, b=$2.temp_c, both=[$1, $3])\n5. join()"),
+            vec![task(
+                4,
+                "compare",
+                json!({"a": "$1", "b": "$2.temp_c", "both": ["$1", "$3"]}),
+                vec![1, 2, 3]
+            ),]
+        );
         assert_eq!(p.finish(), vec![PlanEvent::Join { index: 5 }]);
         assert!(p.is_joined());
     }
@@ -386,7 +457,8 @@ mod tests {
     #[test]
     fn bad_references_and_lines_are_invalid_with_reasons() {
         let mut p = PlanParser::new();
-        let events = p.push("1. f(x=$1)\n2. f(x=$3)\n2. g()\n3. f(\"positional\")\n4. not a call at all (\n");
+        let events = p
+            .push("1. f(x=$1)\n2. f(x=$3)\n2. g()\n3. f(\"positional\")\n4. not a call at all (\n");
         let reasons: Vec<String> = events
             .iter()
             .map(|e| match e {
@@ -394,8 +466,14 @@ mod tests {
                 other => format!("{other:?}"),
             })
             .collect();
-        assert!(reasons[0].contains("refers to its own result $1"), "{reasons:?}");
-        assert!(reasons[1].contains("refers to $3, which is not an earlier task"), "{reasons:?}");
+        assert!(
+            reasons[0].contains("refers to its own result $1"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("refers to $3, which is not an earlier task"),
+            "{reasons:?}"
+        );
         assert!(reasons[2].contains("numbered twice"), "{reasons:?}");
         assert!(reasons[3].contains("positional"), "{reasons:?}");
         assert!(reasons[4].contains("task 4 is not a call"), "{reasons:?}");
@@ -404,17 +482,42 @@ mod tests {
     #[test]
     fn too_many_tasks_are_refused_once() {
         let mut p = PlanParser::new();
-        let text: String = (1..=MAX_TASKS as u32 + 5).map(|i| format!("{i}. f()\n")).collect();
+        let text: String = (1..=MAX_TASKS as u32 + 5)
+            .map(|i| format!("{i}. f()\n"))
+            .collect();
         let events = p.push(&text);
-        assert_eq!(events.iter().filter(|e| matches!(e, PlanEvent::Task(_))).count(), MAX_TASKS);
-        assert_eq!(events.iter().filter(|e| matches!(e, PlanEvent::Invalid { .. })).count(), 1);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, PlanEvent::Task(_)))
+                .count(),
+            MAX_TASKS
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, PlanEvent::Invalid { .. }))
+                .count(),
+            1
+        );
     }
 
     #[test]
     fn references_inside_strings() {
-        assert_eq!(refs_in("weather in $1.city, then ${2} and $x $"), vec![
-            Ref { span: 11..18, task: 1, path: vec!["city".into()] },
-            Ref { span: 25..29, task: 2, path: vec![] },
-        ]);
+        assert_eq!(
+            refs_in("weather in $1.city, then ${2} and $x $"),
+            vec![
+                Ref {
+                    span: 11..18,
+                    task: 1,
+                    path: vec!["city".into()]
+                },
+                Ref {
+                    span: 25..29,
+                    task: 2,
+                    path: vec![]
+                },
+            ]
+        );
     }
 }

@@ -33,7 +33,9 @@ async fn delay(latency: Duration, cx: &CallContext) -> Result<(), ToolError> {
 }
 
 fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// `get_weather`: current weather for a city (deterministic, derived from the name).
@@ -67,7 +69,9 @@ impl Tool for Weather {
         delay(self.latency, &cx).await?;
         let city = args.city.trim();
         if city.is_empty() {
-            return Err(ToolError::invalid_arguments("`city` is empty; give a city name such as \"Paris\""));
+            return Err(ToolError::invalid_arguments(
+                "`city` is empty; give a city name such as \"Paris\"",
+            ));
         }
         let h = fnv(&city.to_lowercase());
         let conditions = ["sunny", "cloudy", "light rain", "windy", "clear", "foggy"];
@@ -148,7 +152,11 @@ impl Tool for KvSet {
     }
 
     async fn call(&self, args: KvSetArgs, _cx: CallContext) -> Result<Value, ToolError> {
-        let mut map = self.0.0.lock().map_err(|_| ToolError::failed("the store is unavailable"))?;
+        let mut map = self
+            .0
+            .0
+            .lock()
+            .map_err(|_| ToolError::failed("the store is unavailable"))?;
         let previous = map.insert(args.key, args.value);
         Ok(json!({"stored": true, "replaced": previous.is_some()}))
     }
@@ -179,10 +187,22 @@ impl Tool for KvGet {
     }
 
     async fn call(&self, args: KvGetArgs, _cx: CallContext) -> Result<Value, ToolError> {
-        let map = self.0.0.lock().map_err(|_| ToolError::failed("the store is unavailable"))?;
+        let map = self
+            .0
+            .0
+            .lock()
+            .map_err(|_| ToolError::failed("the store is unavailable"))?;
         map.get(&args.key).cloned().ok_or_else(|| {
             let keys: Vec<&str> = map.keys().map(String::as_str).take(20).collect();
-            ToolError::failed(format!("no value under `{}`; stored keys: {}", args.key, if keys.is_empty() { "none".into() } else { keys.join(", ") }))
+            ToolError::failed(format!(
+                "no value under `{}`; stored keys: {}",
+                args.key,
+                if keys.is_empty() {
+                    "none".into()
+                } else {
+                    keys.join(", ")
+                }
+            ))
         })
     }
 }
@@ -236,7 +256,15 @@ impl Tool for Clock {
         let days = (secs / 86_400) as i64;
         let (y, m, d) = civil_from_days(days);
         let rem = secs % 86_400;
-        let weekday = ["Thursday", "Friday", "Saturday", "Sunday", "Monday", "Tuesday", "Wednesday"][(days % 7) as usize];
+        let weekday = [
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+        ][(days % 7) as usize];
         Ok(json!({
             "iso": format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60),
             "weekday": weekday,
@@ -293,21 +321,66 @@ impl Tool for Sleep {
 }
 
 const CORPUS: &[(&str, &str)] = &[
-    ("Paris", "Paris is the capital of France, on the Seine; about 2.1 million people live in the city proper."),
-    ("Oslo", "Oslo is the capital of Norway, at the head of the Oslofjord; winters are cold and snowy."),
-    ("Lima", "Lima is the capital of Peru, on the Pacific coast; it rarely rains there."),
-    ("Rome", "Rome is the capital of Italy, founded according to legend in 753 BC."),
-    ("Tokyo", "Tokyo is the capital of Japan and one of the most populous metropolitan areas in the world."),
-    ("Nairobi", "Nairobi is the capital of Kenya, at about 1,795 m above sea level."),
-    ("Eiffel Tower", "The Eiffel Tower in Paris is 330 m tall and was completed in 1889."),
-    ("Seine", "The Seine is a 777 km river that flows through Paris into the English Channel."),
-    ("Fjord", "A fjord is a long, narrow inlet with steep sides, created by a glacier."),
-    ("Celsius", "To convert Celsius to Fahrenheit, multiply by 9/5 and add 32."),
-    ("LLMCompiler", "LLMCompiler plans function calls as a DAG and runs independent calls in parallel."),
-    ("ReAct", "ReAct interleaves reasoning and acting: the model thinks, calls one tool, observes, repeats."),
-    ("JSON Schema", "JSON Schema describes the shape of JSON data; draft 2020-12 is the current version."),
-    ("MCP", "The Model Context Protocol connects models to tools and data sources over JSON-RPC."),
-    ("Rust", "Rust is a systems programming language focused on safety, speed and concurrency."),
+    (
+        "Paris",
+        "Paris is the capital of France, on the Seine; about 2.1 million people live in the city proper.",
+    ),
+    (
+        "Oslo",
+        "Oslo is the capital of Norway, at the head of the Oslofjord; winters are cold and snowy.",
+    ),
+    (
+        "Lima",
+        "Lima is the capital of Peru, on the Pacific coast; it rarely rains there.",
+    ),
+    (
+        "Rome",
+        "Rome is the capital of Italy, founded according to legend in 753 BC.",
+    ),
+    (
+        "Tokyo",
+        "Tokyo is the capital of Japan and one of the most populous metropolitan areas in the world.",
+    ),
+    (
+        "Nairobi",
+        "Nairobi is the capital of Kenya, at about 1,795 m above sea level.",
+    ),
+    (
+        "Eiffel Tower",
+        "The Eiffel Tower in Paris is 330 m tall and was completed in 1889.",
+    ),
+    (
+        "Seine",
+        "The Seine is a 777 km river that flows through Paris into the English Channel.",
+    ),
+    (
+        "Fjord",
+        "A fjord is a long, narrow inlet with steep sides, created by a glacier.",
+    ),
+    (
+        "Celsius",
+        "To convert Celsius to Fahrenheit, multiply by 9/5 and add 32.",
+    ),
+    (
+        "LLMCompiler",
+        "LLMCompiler plans function calls as a DAG and runs independent calls in parallel.",
+    ),
+    (
+        "ReAct",
+        "ReAct interleaves reasoning and acting: the model thinks, calls one tool, observes, repeats.",
+    ),
+    (
+        "JSON Schema",
+        "JSON Schema describes the shape of JSON data; draft 2020-12 is the current version.",
+    ),
+    (
+        "MCP",
+        "The Model Context Protocol connects models to tools and data sources over JSON-RPC.",
+    ),
+    (
+        "Rust",
+        "Rust is a systems programming language focused on safety, speed and concurrency.",
+    ),
 ];
 
 /// `search`: ranked lookup in a small bundled encyclopedia.
@@ -343,13 +416,21 @@ impl Tool for Search {
 
     async fn call(&self, args: SearchArgs, cx: CallContext) -> Result<Value, ToolError> {
         delay(self.latency, &cx).await?;
-        let words: Vec<String> =
-            args.query.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1).map(str::to_lowercase).collect();
+        let words: Vec<String> = args
+            .query
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() > 1)
+            .map(str::to_lowercase)
+            .collect();
         let mut scored: Vec<(usize, &str, &str)> = CORPUS
             .iter()
             .map(|(title, text)| {
                 let hay = format!("{title} {title} {text}").to_lowercase();
-                (words.iter().filter(|w| hay.contains(w.as_str())).count(), *title, *text)
+                (
+                    words.iter().filter(|w| hay.contains(w.as_str())).count(),
+                    *title,
+                    *text,
+                )
             })
             .filter(|(s, _, _)| *s > 0)
             .collect();
@@ -370,7 +451,9 @@ pub fn demo_tools(latency: Duration) -> ToolSet {
     // The demo schemas are derived from types above and known to compile.
     let _ = set.add(Weather { latency });
     let _ = set.add(Search { latency });
-    let _ = set.add(Calculator { latency: Duration::ZERO });
+    let _ = set.add(Calculator {
+        latency: Duration::ZERO,
+    });
     let _ = set.add(KvSet(store.clone()));
     let _ = set.add(KvGet(store));
     let _ = set.add(Clock::default());
@@ -386,27 +469,73 @@ mod tests {
 
     async fn call(set: &ToolSet, name: &str, args: Value) -> Result<Value, ToolError> {
         let checked = set.check(name, args)?;
-        set.get(name).unwrap().call_json(checked.arguments, CallContext::detached("t")).await
+        set.get(name)
+            .unwrap()
+            .call_json(checked.arguments, CallContext::detached("t"))
+            .await
     }
 
     #[tokio::test]
     async fn demo_tools_answer_deterministically() {
         let set = demo_tools(Duration::ZERO);
-        assert_eq!(set.names(), vec!["get_weather", "search", "calculator", "kv_set", "kv_get", "clock_now", "sleep"]);
-        let a = call(&set, "get_weather", json!({"city": "Paris"})).await.unwrap();
-        assert_eq!(a, call(&set, "get_weather", json!({"city": "paris"})).await.unwrap().as_object().map(|o| {
-            let mut o = o.clone();
-            o.insert("city".into(), json!("Paris"));
-            Value::Object(o)
-        }).unwrap());
-        assert_eq!(call(&set, "calculator", json!({"expression": "(2 + 3) * 4 ^ 2"})).await.unwrap(), json!(80.0));
-        call(&set, "kv_set", json!({"key": "a", "value": [1, 2]})).await.unwrap();
-        assert_eq!(call(&set, "kv_get", json!({"key": "a"})).await.unwrap(), json!([1, 2]));
+        assert_eq!(
+            set.names(),
+            vec![
+                "get_weather",
+                "search",
+                "calculator",
+                "kv_set",
+                "kv_get",
+                "clock_now",
+                "sleep"
+            ]
+        );
+        let a = call(&set, "get_weather", json!({"city": "Paris"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            a,
+            call(&set, "get_weather", json!({"city": "paris"}))
+                .await
+                .unwrap()
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.insert("city".into(), json!("Paris"));
+                    Value::Object(o)
+                })
+                .unwrap()
+        );
+        assert_eq!(
+            call(&set, "calculator", json!({"expression": "(2 + 3) * 4 ^ 2"}))
+                .await
+                .unwrap(),
+            json!(80.0)
+        );
+        call(&set, "kv_set", json!({"key": "a", "value": [1, 2]}))
+            .await
+            .unwrap();
+        assert_eq!(
+            call(&set, "kv_get", json!({"key": "a"})).await.unwrap(),
+            json!([1, 2])
+        );
         let err = call(&set, "kv_get", json!({"key": "b"})).await.unwrap_err();
         assert_eq!(err.for_model(), "no value under `b`; stored keys: a");
-        assert_eq!(call(&set, "clock_now", json!({})).await.unwrap()["iso"], "2025-01-06T09:00:00Z");
-        assert_eq!(call(&set, "clock_now", json!({})).await.unwrap()["weekday"], "Monday");
-        let hits = call(&set, "search", json!({"query": "capital of Norway", "k": 1})).await.unwrap();
+        assert_eq!(
+            call(&set, "clock_now", json!({})).await.unwrap()["iso"],
+            "2025-01-06T09:00:00Z"
+        );
+        assert_eq!(
+            call(&set, "clock_now", json!({})).await.unwrap()["weekday"],
+            "Monday"
+        );
+        let hits = call(
+            &set,
+            "search",
+            json!({"query": "capital of Norway", "k": 1}),
+        )
+        .await
+        .unwrap();
         assert_eq!(hits["results"][0]["title"], "Oslo");
     }
 
@@ -414,12 +543,29 @@ mod tests {
     async fn schemas_come_from_the_argument_types() {
         let set = demo_tools(Duration::ZERO);
         let spec = set.specs().iter().find(|s| s.name == "search").unwrap();
-        assert_eq!(spec.parameters["properties"]["query"]["description"], "What to look for.");
+        assert_eq!(
+            spec.parameters["properties"]["query"]["description"],
+            "What to look for."
+        );
         assert_eq!(spec.parameters["required"], json!(["query"]));
-        let err = call(&set, "search", json!({"query": "x", "k": 50})).await.unwrap_err();
-        assert!(err.for_model().contains("`$.k`: 50 is greater than the maximum 10"), "{}", err.for_model());
-        let err = call(&set, "get_weather", json!({"town": "Paris"})).await.unwrap_err();
-        assert!(err.for_model().contains("required property `city` is missing"), "{}", err.for_model());
+        let err = call(&set, "search", json!({"query": "x", "k": 50}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.for_model()
+                .contains("`$.k`: 50 is greater than the maximum 10"),
+            "{}",
+            err.for_model()
+        );
+        let err = call(&set, "get_weather", json!({"town": "Paris"}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.for_model()
+                .contains("required property `city` is missing"),
+            "{}",
+            err.for_model()
+        );
     }
 
     #[tokio::test]
@@ -429,7 +575,11 @@ mod tests {
         let task = tokio::spawn(async move { Sleep.call_json(json!({"ms": 60_000}), cx).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         cancel.cancel();
-        let err = tokio::time::timeout(Duration::from_secs(1), task).await.unwrap().unwrap().unwrap_err();
+        let err = tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
         assert_eq!(err.kind(), agentry_core::ErrorKind::Unavailable);
     }
 

@@ -5,11 +5,18 @@ const MAX_DEPTH: usize = 64;
 
 /// Evaluates `expr`; the error is a sentence for the model.
 pub(crate) fn eval(expr: &str) -> Result<f64, String> {
-    let mut p = Calc { s: expr.as_bytes(), pos: 0, depth: 0 };
+    let mut p = Calc {
+        s: expr.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
     let v = p.sum()?;
     p.ws();
     if p.pos < p.s.len() {
-        return Err(format!("unexpected `{}` at position {} of `{expr}`", p.s[p.pos] as char, p.pos));
+        return Err(format!(
+            "unexpected `{}` at position {} of `{expr}`",
+            p.s[p.pos] as char, p.pos
+        ));
     }
     if !v.is_finite() {
         return Err(format!("`{expr}` has no finite value (division by zero?)"));
@@ -122,7 +129,9 @@ impl Calc<'_> {
                 return Ok(std::f64::consts::PI);
             }
             if !self.eat(b'(') {
-                return Err(format!("unknown name `{name}`; use numbers, + - * / % ^, parentheses, sqrt, abs, round, min, max, pi"));
+                return Err(format!(
+                    "unknown name `{name}`; use numbers, + - * / % ^, parentheses, sqrt, abs, round, min, max, pi"
+                ));
             }
             let mut args = vec![self.sum()?];
             while self.eat(b',') {
@@ -137,10 +146,17 @@ impl Calc<'_> {
                 ("round", [x]) => Ok(x.round()),
                 ("min", [a, rest @ ..]) => Ok(rest.iter().fold(*a, |m, x| m.min(*x))),
                 ("max", [a, rest @ ..]) => Ok(rest.iter().fold(*a, |m, x| m.max(*x))),
-                _ => Err(format!("unknown function `{name}` with {} argument(s)", args.len())),
+                _ => Err(format!(
+                    "unknown function `{name}` with {} argument(s)",
+                    args.len()
+                )),
             };
         }
-        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_digit() || *c == b'.' || *c == b'_') {
+        while self
+            .s
+            .get(self.pos)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'.' || *c == b'_')
+        {
             self.pos += 1;
         }
         if matches!(self.s.get(self.pos), Some(b'e' | b'E')) {
@@ -152,14 +168,20 @@ impl Calc<'_> {
                 self.pos += 1;
             }
         }
-        let text: String = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("").replace('_', "");
+        let text: String = std::str::from_utf8(&self.s[start..self.pos])
+            .unwrap_or("")
+            .replace('_', "");
         if text.is_empty() {
             return Err(match self.s.get(self.pos) {
-                Some(c) => format!("expected a number at position {}, found `{}`", self.pos, *c as char),
+                Some(c) => format!(
+                    "expected a number at position {}, found `{}`",
+                    self.pos, *c as char
+                ),
                 None => "the expression ended where a number was expected".into(),
             });
         }
-        text.parse().map_err(|_| format!("`{text}` is not a number"))
+        text.parse()
+            .map_err(|_| format!("`{text}` is not a number"))
     }
 }
 

@@ -18,7 +18,9 @@ pub struct ToolSet {
 
 impl std::fmt::Debug for ToolSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.specs.iter().map(|s| &s.name)).finish()
+        f.debug_list()
+            .entries(self.specs.iter().map(|s| &s.name))
+            .finish()
     }
 }
 
@@ -37,7 +39,10 @@ impl ToolSet {
     pub fn add_arc(&mut self, tool: Arc<dyn DynTool>) -> Result<&mut Self, SchemaError> {
         let spec = tool.spec();
         if self.tools.contains_key(&spec.name) {
-            return Err(SchemaError { tool: spec.name.clone(), reason: "a tool with this name is already in the set".into() });
+            return Err(SchemaError {
+                tool: spec.name.clone(),
+                reason: "a tool with this name is already in the set".into(),
+            });
         }
         let validator = ArgValidator::new(&spec)?;
         self.validators.insert(validator);

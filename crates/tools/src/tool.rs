@@ -24,7 +24,11 @@ pub struct CallContext {
 impl CallContext {
     /// A context with no deadline and its own cancellation token.
     pub fn detached(call_id: impl Into<String>) -> Self {
-        Self { call_id: call_id.into(), cancel: CancellationToken::new(), deadline: None }
+        Self {
+            call_id: call_id.into(),
+            cancel: CancellationToken::new(),
+            deadline: None,
+        }
     }
 }
 
@@ -41,7 +45,11 @@ pub trait Tool: Send + Sync + 'static {
         false
     }
     /// Runs one call. `Err` goes back to the model; it does not end the run.
-    fn call(&self, args: Self::Args, cx: CallContext) -> impl Future<Output = Result<Value, ToolError>> + Send;
+    fn call(
+        &self,
+        args: Self::Args,
+        cx: CallContext,
+    ) -> impl Future<Output = Result<Value, ToolError>> + Send;
 }
 
 /// The object-safe form of [`Tool`], held by registries and the executor.
@@ -75,14 +83,19 @@ impl<T: Tool> DynTool for T {
 
     fn call_json(&self, args: Value, cx: CallContext) -> BoxFuture<'_, Result<Value, ToolError>> {
         Box::pin(async move {
-            let args: T::Args = serde_json::from_value(args)
-                .map_err(|e| ToolError::invalid_arguments(format!("the arguments of `{}` do not fit: {e}", T::NAME)))?;
+            let args: T::Args = serde_json::from_value(args).map_err(|e| {
+                ToolError::invalid_arguments(format!(
+                    "the arguments of `{}` do not fit: {e}",
+                    T::NAME
+                ))
+            })?;
             self.call(args, cx).await
         })
     }
 }
 
-type Handler = dyn Fn(Value, CallContext) -> BoxFuture<'static, Result<Value, ToolError>> + Send + Sync;
+type Handler =
+    dyn Fn(Value, CallContext) -> BoxFuture<'static, Result<Value, ToolError>> + Send + Sync;
 
 /// A tool made from a closure over JSON arguments, for tests, benchmarks and glue.
 #[derive(Clone)]
@@ -94,7 +107,9 @@ pub struct FnTool {
 
 impl std::fmt::Debug for FnTool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FnTool").field("name", &self.spec.name).finish()
+        f.debug_struct("FnTool")
+            .field("name", &self.spec.name)
+            .finish()
     }
 }
 
@@ -105,7 +120,11 @@ impl FnTool {
         F: Fn(Value, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, ToolError>> + Send + 'static,
     {
-        Self { spec, idempotent: false, handler: Arc::new(move |args, cx| Box::pin(handler(args, cx))) }
+        Self {
+            spec,
+            idempotent: false,
+            handler: Arc::new(move |args, cx| Box::pin(handler(args, cx))),
+        }
     }
 
     /// Declares the tool idempotent (retries allowed).

@@ -32,7 +32,9 @@ pub enum TraceError {
         source: rusqlite::Error,
     },
     /// The database was written by another version of agentry.
-    #[error("trace database {path} has schema version {found}; this agentry reads version {expected} (move the file aside to start a new one)")]
+    #[error(
+        "trace database {path} has schema version {found}; this agentry reads version {expected} (move the file aside to start a new one)"
+    )]
     Version {
         /// The database file.
         path: String,
@@ -100,13 +102,17 @@ pub struct TraceStore {
 }
 
 fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> TraceError + '_ {
-    move |source| TraceError::Sqlite { path: path.display().to_string(), source }
+    move |source| TraceError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Opens (creating if needed) the database at `path` and checks its schema version.
 fn connect(path: &Path, create: bool) -> Result<Connection, TraceError> {
     if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| TraceError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| TraceError::Io(format!("cannot create {}: {e}", dir.display())))?;
     }
     if !create && !path.exists() {
         return Err(TraceError::Io(format!(
@@ -115,8 +121,11 @@ fn connect(path: &Path, create: bool) -> Result<Connection, TraceError> {
         )));
     }
     let conn = Connection::open(path).map_err(sqlite(path))?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite(path))?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sqlite(path))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(sqlite(path))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sqlite(path))?;
     if version == 0 {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -132,23 +141,35 @@ fn connect(path: &Path, create: bool) -> Result<Connection, TraceError> {
         )
         .map_err(sqlite(path))?;
     } else if version != SCHEMA_VERSION {
-        return Err(TraceError::Version { path: path.display().to_string(), found: version, expected: SCHEMA_VERSION });
+        return Err(TraceError::Version {
+            path: path.display().to_string(),
+            found: version,
+            expected: SCHEMA_VERSION,
+        });
     } else {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite(path))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite(path))?;
     }
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite(path))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite(path))?;
     Ok(conn)
 }
 
 impl TraceStore {
     /// Opens an existing store for reading.
     pub fn open(path: &Path) -> Result<Self, TraceError> {
-        Ok(Self { conn: connect(path, false)?, path: path.to_owned() })
+        Ok(Self {
+            conn: connect(path, false)?,
+            path: path.to_owned(),
+        })
     }
 
     /// Opens a store, creating it if needed.
     pub fn create(path: &Path) -> Result<Self, TraceError> {
-        Ok(Self { conn: connect(path, true)?, path: path.to_owned() })
+        Ok(Self {
+            conn: connect(path, true)?,
+            path: path.to_owned(),
+        })
     }
 
     /// The newest runs first, at most `limit`.
@@ -182,7 +203,12 @@ impl TraceStore {
     /// The run id named by `spec`: `last`, a whole id, or a unique prefix.
     pub fn resolve(&self, spec: &str) -> Result<String, TraceError> {
         if spec == "last" {
-            return self.runs(1)?.into_iter().next().map(|r| r.id).ok_or_else(|| TraceError::NoRun(spec.into()));
+            return self
+                .runs(1)?
+                .into_iter()
+                .next()
+                .map(|r| r.id)
+                .ok_or_else(|| TraceError::NoRun(spec.into()));
         }
         let exact: Option<String> = self
             .conn
@@ -192,7 +218,10 @@ impl TraceStore {
         if let Some(id) = exact {
             return Ok(id);
         }
-        let mut stmt = self.conn.prepare("SELECT id FROM runs WHERE substr(id, 1, ?2) = ?1 LIMIT 10").map_err(sqlite(&self.path))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE substr(id, 1, ?2) = ?1 LIMIT 10")
+            .map_err(sqlite(&self.path))?;
         let ids: Vec<String> = stmt
             .query_map(params![spec, spec.len() as i64], |r| r.get(0))
             .map_err(sqlite(&self.path))?
@@ -201,7 +230,10 @@ impl TraceStore {
         match ids.len() {
             0 => Err(TraceError::NoRun(spec.into())),
             1 => Ok(ids.into_iter().next().unwrap_or_default()),
-            count => Err(TraceError::Ambiguous { prefix: spec.into(), count }),
+            count => Err(TraceError::Ambiguous {
+                prefix: spec.into(),
+                count,
+            }),
         }
     }
 
@@ -212,14 +244,28 @@ impl TraceStore {
             .prepare("SELECT seq, at_us, body FROM events WHERE run_id = ?1 ORDER BY seq")
             .map_err(sqlite(&self.path))?;
         let rows = stmt
-            .query_map([run_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
+            .query_map([run_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
             .map_err(sqlite(&self.path))?;
         let mut out = Vec::new();
         for row in rows {
             let (seq, at_us, body) = row.map_err(sqlite(&self.path))?;
-            let kind: TraceKind = serde_json::from_str(&body)
-                .map_err(|e| TraceError::Corrupt { run: run_id.into(), seq, why: e.to_string() })?;
-            out.push(TraceEvent { run_id: run_id.to_owned(), seq: seq as u64, at_us: at_us as u64, kind });
+            let kind: TraceKind = serde_json::from_str(&body).map_err(|e| TraceError::Corrupt {
+                run: run_id.into(),
+                seq,
+                why: e.to_string(),
+            })?;
+            out.push(TraceEvent {
+                run_id: run_id.to_owned(),
+                seq: seq as u64,
+                at_us: at_us as u64,
+                kind,
+            });
         }
         if out.is_empty() {
             return Err(TraceError::NoRun(run_id.into()));
@@ -254,7 +300,11 @@ impl TraceWriter {
             .name("agentry-trace".into())
             .spawn(move || write_loop(conn, &p, rx))
             .map_err(|e| TraceError::Io(format!("cannot start the trace writer: {e}")))?;
-        Ok(Self { tx: Some(tx), thread: Some(thread), path: path.to_owned() })
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            path: path.to_owned(),
+        })
     }
 
     /// The database file.
@@ -306,7 +356,9 @@ impl Drop for TraceWriter {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn write_loop(mut conn: Connection, path: &Path, rx: Receiver<Msg>) -> Result<(), TraceError> {
@@ -318,7 +370,10 @@ fn write_loop(mut conn: Connection, path: &Path, rx: Receiver<Msg>) -> Result<()
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        for msg in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok()).take(4096)) {
+        for msg in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()).take(4096))
+        {
             match msg {
                 Msg::Event(e) => batch.push(e),
                 Msg::Flush(w) => waiters.push(w),
@@ -352,17 +407,32 @@ fn commit(conn: &mut Connection, path: &Path, batch: &[Box<TraceEvent>]) -> Resu
         for e in batch {
             let body = serde_json::to_string(&e.kind).unwrap_or_else(|_| "{}".into());
             insert
-                .execute(params![e.run_id, e.seq as i64, e.at_us as i64, e.kind.name(), body])
+                .execute(params![
+                    e.run_id,
+                    e.seq as i64,
+                    e.at_us as i64,
+                    e.kind.name(),
+                    body
+                ])
                 .map_err(sqlite(path))?;
             match &e.kind {
-                TraceKind::RunStarted { task, model, mode, .. } => {
+                TraceKind::RunStarted {
+                    task, model, mode, ..
+                } => {
                     tx.execute(
                         "INSERT OR REPLACE INTO runs (id, started_at_ms, task, model, mode, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
                         params![e.run_id, now_ms() - (e.at_us / 1000) as i64, task, model, mode],
                     )
                     .map_err(sqlite(path))?;
                 }
-                TraceKind::RunFinished { status, answer, reason, calls, prompt_tokens, completion_tokens } => {
+                TraceKind::RunFinished {
+                    status,
+                    answer,
+                    reason,
+                    calls,
+                    prompt_tokens,
+                    completion_tokens,
+                } => {
                     tx.execute(
                         "UPDATE runs SET status = ?2, answer = ?3, reason = ?4, calls = ?5, tokens = ?6, wall_us = ?7 WHERE id = ?1",
                         params![

@@ -80,7 +80,9 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
     let mut open: HashMap<String, usize> = HashMap::new();
     for e in events {
         match &e.kind {
-            TraceKind::RunStarted { task, model, mode, .. } => {
+            TraceKind::RunStarted {
+                task, model, mode, ..
+            } => {
                 t.task.clone_from(task);
                 t.model.clone_from(model);
                 t.mode.clone_from(mode);
@@ -104,12 +106,22 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     critical: false,
                 });
             }
-            TraceKind::ModelResponse { step, prompt_tokens, completion_tokens, calls, text, .. } => {
+            TraceKind::ModelResponse {
+                step,
+                prompt_tokens,
+                completion_tokens,
+                calls,
+                text,
+                ..
+            } => {
                 if let Some(&i) = open.get(step) {
                     let s = &mut t.steps[i];
                     s.end_us = e.at_us;
                     let shown: String = text.chars().take(80).collect();
-                    s.detail = format!("{prompt_tokens}+{completion_tokens} tokens, {} call(s) {shown:?}", calls.len());
+                    s.detail = format!(
+                        "{prompt_tokens}+{completion_tokens} tokens, {} call(s) {shown:?}",
+                        calls.len()
+                    );
                 }
             }
             TraceKind::ModelFailed { step, error } => {
@@ -145,7 +157,12 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                 }
             }
             TraceKind::PlanRejected { .. } => {}
-            TraceKind::RunFinished { status, answer, reason, .. } => {
+            TraceKind::RunFinished {
+                status,
+                answer,
+                reason,
+                ..
+            } => {
                 t.status = status.as_str().into();
                 t.answer = answer.clone().or_else(|| reason.clone());
                 t.wall_us = e.at_us;
@@ -159,7 +176,10 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
 }
 
 fn max_parallel(steps: &[Step]) -> usize {
-    let mut edges: Vec<(u64, i32)> = steps.iter().flat_map(|s| [(s.start_us, 1), (s.end_us.max(s.start_us + 1), -1)]).collect();
+    let mut edges: Vec<(u64, i32)> = steps
+        .iter()
+        .flat_map(|s| [(s.start_us, 1), (s.end_us.max(s.start_us + 1), -1)])
+        .collect();
     edges.sort_unstable_by_key(|&(t, d)| (t, d));
     let mut now = 0i32;
     let mut best = 0i32;
@@ -174,19 +194,27 @@ fn max_parallel(steps: &[Step]) -> usize {
 /// for a call, among the steps it waited for; for a model request, among the steps that
 /// ended before it began.
 fn critical_path(steps: &mut [Step]) -> Vec<String> {
-    let Some(mut current) = (0..steps.len()).max_by_key(|&i| (steps[i].end_us, std::cmp::Reverse(i))) else {
+    let Some(mut current) =
+        (0..steps.len()).max_by_key(|&i| (steps[i].end_us, std::cmp::Reverse(i)))
+    else {
         return Vec::new();
     };
     let mut path = vec![current];
     loop {
         let s = &steps[current];
         let candidates: Vec<usize> = match s.kind {
-            StepKind::Call if !s.after.is_empty() => {
-                (0..steps.len()).filter(|&j| s.after.contains(&steps[j].id) && steps[j].start_us <= s.start_us).collect()
-            }
-            _ => (0..steps.len()).filter(|&j| j != current && steps[j].end_us <= s.start_us).collect(),
+            StepKind::Call if !s.after.is_empty() => (0..steps.len())
+                .filter(|&j| s.after.contains(&steps[j].id) && steps[j].start_us <= s.start_us)
+                .collect(),
+            _ => (0..steps.len())
+                .filter(|&j| j != current && steps[j].end_us <= s.start_us)
+                .collect(),
         };
-        let Some(prev) = candidates.into_iter().filter(|j| !path.contains(j)).max_by_key(|&j| steps[j].end_us) else {
+        let Some(prev) = candidates
+            .into_iter()
+            .filter(|j| !path.contains(j))
+            .max_by_key(|&j| steps[j].end_us)
+        else {
             break;
         };
         path.push(prev);
@@ -216,14 +244,34 @@ pub fn render(t: &Timeline, width: usize) -> String {
         t.task
     );
     let total = t.wall_us.max(1);
-    let label_w = t.steps.iter().map(|s| s.id.len() + s.label.len() + 1).max().unwrap_or(4).min(32);
-    out.push_str(&format!("  {:<label_w$}  {:>7}  {:>7}  0{:>w$}\n", "step", "start", "took", format!("{:.3}s", secs(total)), w = width - 1));
+    let label_w = t
+        .steps
+        .iter()
+        .map(|s| s.id.len() + s.label.len() + 1)
+        .max()
+        .unwrap_or(4)
+        .min(32);
+    out.push_str(&format!(
+        "  {:<label_w$}  {:>7}  {:>7}  0{:>w$}\n",
+        "step",
+        "start",
+        "took",
+        format!("{:.3}s", secs(total)),
+        w = width - 1
+    ));
     for s in &t.steps {
         let a = (s.start_us as u128 * width as u128 / total as u128) as usize;
-        let b = ((s.end_us as u128 * width as u128).div_ceil(total as u128) as usize).max(a + 1).min(width);
+        let b = ((s.end_us as u128 * width as u128).div_ceil(total as u128) as usize)
+            .max(a + 1)
+            .min(width);
         let fill = if s.ok { '█' } else { '▒' };
-        let bar: String = (0..width).map(|i| if i >= a && i < b { fill } else { ' ' }).collect();
-        let name: String = format!("{} {}", s.id, s.label).chars().take(label_w).collect();
+        let bar: String = (0..width)
+            .map(|i| if i >= a && i < b { fill } else { ' ' })
+            .collect();
+        let name: String = format!("{} {}", s.id, s.label)
+            .chars()
+            .take(label_w)
+            .collect();
         out.push_str(&format!(
             "{} {:<label_w$}  {:>7.3}  {:>7.3}  |{bar}|{}\n",
             if s.critical { '*' } else { ' ' },
@@ -233,7 +281,12 @@ pub fn render(t: &Timeline, width: usize) -> String {
             if s.ok { "" } else { " failed" }
         ));
     }
-    let on_path: u64 = t.steps.iter().filter(|s| s.critical).map(|s| s.end_us - s.start_us).sum();
+    let on_path: u64 = t
+        .steps
+        .iter()
+        .filter(|s| s.critical)
+        .map(|s| s.end_us - s.start_us)
+        .sum();
     out.push_str(&format!(
         "\ncritical path: {} ({:.3} s busy of {:.3} s)\n",
         t.critical_path.join(" → "),
@@ -241,7 +294,14 @@ pub fn render(t: &Timeline, width: usize) -> String {
         secs(t.wall_us)
     ));
     if let Some(a) = &t.answer {
-        out.push_str(&format!("{}: {a}\n", if t.status == "answered" { "answer" } else { "ended" }));
+        out.push_str(&format!(
+            "{}: {a}\n",
+            if t.status == "answered" {
+                "answer"
+            } else {
+                "ended"
+            }
+        ));
     }
     out
 }
@@ -254,25 +314,141 @@ mod tests {
     use serde_json::json;
 
     fn ev(seq: u64, at_us: u64, kind: TraceKind) -> TraceEvent {
-        TraceEvent { run_id: "r1".into(), seq, at_us, kind }
+        TraceEvent {
+            run_id: "r1".into(),
+            seq,
+            at_us,
+            kind,
+        }
     }
 
     #[test]
     fn critical_path_follows_dependencies() {
         let c = |id: &str, name: &str| ToolCall::new(id, name, json!({}));
         let events = vec![
-            ev(0, 0, TraceKind::RunStarted { task: "t".into(), model: "sim".into(), mode: "compiled".into(), tools: vec![] }),
-            ev(1, 0, TraceKind::ModelRequest { step: "m1".into(), purpose: ModelPurpose::Plan, messages: 2 }),
-            ev(2, 10, TraceKind::CallStarted { call: c("t1", "a"), task: Some(1), after: vec!["m1".into()] }),
-            ev(3, 20, TraceKind::CallStarted { call: c("t2", "b"), task: Some(2), after: vec!["m1".into()] }),
-            ev(4, 30, TraceKind::ModelResponse { step: "m1".into(), text: String::new(), calls: vec![], malformed: vec![], prompt_tokens: 1, completion_tokens: 1, ttft_us: None }),
-            ev(5, 50, TraceKind::CallFinished { result: ToolResult::ok(&c("t1", "a"), json!(1)), task: Some(1), attempts: 1, duration_us: 40 }),
-            ev(6, 120, TraceKind::CallFinished { result: ToolResult::ok(&c("t2", "b"), json!(2)), task: Some(2), attempts: 1, duration_us: 100 }),
-            ev(7, 120, TraceKind::CallStarted { call: c("t3", "c"), task: Some(3), after: vec!["m1".into(), "t1".into(), "t2".into()] }),
-            ev(8, 140, TraceKind::CallFinished { result: ToolResult::ok(&c("t3", "c"), json!(3)), task: Some(3), attempts: 1, duration_us: 20 }),
-            ev(9, 140, TraceKind::ModelRequest { step: "m2".into(), purpose: ModelPurpose::Join, messages: 4 }),
-            ev(10, 160, TraceKind::ModelResponse { step: "m2".into(), text: "done".into(), calls: vec![], malformed: vec![], prompt_tokens: 1, completion_tokens: 1, ttft_us: None }),
-            ev(11, 161, TraceKind::RunFinished { status: RunStatus::Answered, answer: Some("done".into()), reason: None, calls: 3, prompt_tokens: 2, completion_tokens: 2 }),
+            ev(
+                0,
+                0,
+                TraceKind::RunStarted {
+                    task: "t".into(),
+                    model: "sim".into(),
+                    mode: "compiled".into(),
+                    tools: vec![],
+                },
+            ),
+            ev(
+                1,
+                0,
+                TraceKind::ModelRequest {
+                    step: "m1".into(),
+                    purpose: ModelPurpose::Plan,
+                    messages: 2,
+                },
+            ),
+            ev(
+                2,
+                10,
+                TraceKind::CallStarted {
+                    call: c("t1", "a"),
+                    task: Some(1),
+                    after: vec!["m1".into()],
+                },
+            ),
+            ev(
+                3,
+                20,
+                TraceKind::CallStarted {
+                    call: c("t2", "b"),
+                    task: Some(2),
+                    after: vec!["m1".into()],
+                },
+            ),
+            ev(
+                4,
+                30,
+                TraceKind::ModelResponse {
+                    step: "m1".into(),
+                    text: String::new(),
+                    calls: vec![],
+                    malformed: vec![],
+                    prompt_tokens: 1,
+                    completion_tokens: 1,
+                    ttft_us: None,
+                },
+            ),
+            ev(
+                5,
+                50,
+                TraceKind::CallFinished {
+                    result: ToolResult::ok(&c("t1", "a"), json!(1)),
+                    task: Some(1),
+                    attempts: 1,
+                    duration_us: 40,
+                },
+            ),
+            ev(
+                6,
+                120,
+                TraceKind::CallFinished {
+                    result: ToolResult::ok(&c("t2", "b"), json!(2)),
+                    task: Some(2),
+                    attempts: 1,
+                    duration_us: 100,
+                },
+            ),
+            ev(
+                7,
+                120,
+                TraceKind::CallStarted {
+                    call: c("t3", "c"),
+                    task: Some(3),
+                    after: vec!["m1".into(), "t1".into(), "t2".into()],
+                },
+            ),
+            ev(
+                8,
+                140,
+                TraceKind::CallFinished {
+                    result: ToolResult::ok(&c("t3", "c"), json!(3)),
+                    task: Some(3),
+                    attempts: 1,
+                    duration_us: 20,
+                },
+            ),
+            ev(
+                9,
+                140,
+                TraceKind::ModelRequest {
+                    step: "m2".into(),
+                    purpose: ModelPurpose::Join,
+                    messages: 4,
+                },
+            ),
+            ev(
+                10,
+                160,
+                TraceKind::ModelResponse {
+                    step: "m2".into(),
+                    text: "done".into(),
+                    calls: vec![],
+                    malformed: vec![],
+                    prompt_tokens: 1,
+                    completion_tokens: 1,
+                    ttft_us: None,
+                },
+            ),
+            ev(
+                11,
+                161,
+                TraceKind::RunFinished {
+                    status: RunStatus::Answered,
+                    answer: Some("done".into()),
+                    reason: None,
+                    calls: 3,
+                    prompt_tokens: 2,
+                    completion_tokens: 2,
+                },
+            ),
         ];
         let t = timeline(&events);
         assert_eq!(t.critical_path, vec!["m1", "t2", "t3", "m2"]);
