@@ -3,6 +3,7 @@
 mod ask;
 mod bench;
 mod bench_llm;
+mod run;
 
 use std::{
     io::{Read, Write},
@@ -32,6 +33,82 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run an agent on a task: the model's calls run (in parallel where they can), validated,
+    /// bounded and recorded; progress on stderr, the answer on stdout.
+    #[command(after_help = "\
+Examples:
+  $ agentry run \"How much warmer is Oslo than Paris?\"                  # sequential, simulated model
+  $ agentry run \"How much warmer is Oslo than Paris?\" --mode compiled  # streamed plan, parallel tasks
+  $ agentry trace show last                                             # the timeline of that run
+
+Until the embedded local model lands, the default model is the simulated one with a bundled
+script (sim:trip for sequential, sim:plan for compiled), so this works offline. Tools: the
+demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep).")]
+    Run {
+        /// The task.
+        task: String,
+        /// How to drive the model.
+        #[arg(long, value_enum, default_value = "sequential")]
+        mode: ModeArg,
+        /// The model: sim:NAME, sim:PATH or openai:MODEL (default: a bundled simulated model).
+        #[arg(long)]
+        model: Option<String>,
+        /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// API key (instead of OPENAI_API_KEY).
+        #[arg(long, value_name = "KEY")]
+        api_key: Option<String>,
+        /// Send tools natively, or render them into the prompt and read calls from the text.
+        #[arg(long, value_enum, default_value = "native")]
+        tool_mode: ToolModeArg,
+        /// Where traces go.
+        #[arg(long, value_name = "FILE", default_value = ".agentry/traces.db")]
+        trace_db: PathBuf,
+        /// Keep no trace.
+        #[arg(long)]
+        no_trace: bool,
+        /// Wall-time budget of the run, in seconds.
+        #[arg(long, default_value_t = 300.0)]
+        timeout: f64,
+        /// Most tool calls the run may make.
+        #[arg(long, default_value_t = 1000)]
+        max_calls: u64,
+        /// Most tokens the run may use.
+        #[arg(long)]
+        max_tokens: Option<u64>,
+        /// Deadline of each tool call, in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        call_timeout: f64,
+        /// Simulated latency of the demo lookup tools, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        tool_latency_ms: u64,
+        /// Print only the answer.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Look at recorded runs: list them, draw one as a timeline, export its events.
+    Trace {
+        #[command(subcommand)]
+        what: TraceCommand,
+        /// The trace store.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = ".agentry/traces.db",
+            global = true
+        )]
+        trace_db: PathBuf,
+    },
+    /// Re-run a recorded run with its recorded model outputs and tool results, and check that
+    /// every step comes out the same; a divergence names the first differing step.
+    Replay {
+        /// The run: its id, a unique prefix, or `last`.
+        run: String,
+        /// The trace store.
+        #[arg(long, value_name = "FILE", default_value = ".agentry/traces.db")]
+        trace_db: PathBuf,
+    },
     /// Extract tool calls from model text on stdin and print them as JSON.
     #[command(after_help = "\
 Example:
@@ -80,7 +157,7 @@ Example:
   $ agentry ask \"What is the weather in Oslo?\" --model sim:weather
   → call get_weather {\"city\":\"Oslo\"}  [call_00000001]  +0.31s
 
-Models: sim:NAME (bundled scripts: weather, hermes, plan), sim:PATH (a script file, see
+Models: sim:NAME (bundled scripts: weather, hermes, plan, trip), sim:PATH (a script file, see
 examples/sim/), openai:MODEL (any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY).")]
     Ask {
         /// What to ask.
@@ -114,7 +191,7 @@ Example:
 Any OpenAI client pointed at that URL (LangGraph, the OpenAI Agents SDK, agentry itself)
 gets the same replies with the same latency. Stops on Ctrl-C.")]
     SimServer {
-        /// The script: a file (.yaml, .yml, .json) or a bundled name (weather, hermes, plan).
+        /// The script: a file (.yaml, .yml, .json) or a bundled name (weather, hermes, plan, trip).
         #[arg(long)]
         script: String,
         /// Port to listen on (0 picks a free one).
@@ -155,6 +232,51 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceCommand {
+    /// The newest runs first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's timeline: what ran in parallel, how long each step took, the critical path.
+    Show {
+        /// The run: its id, a unique prefix, or `last`.
+        #[arg(default_value = "last")]
+        run: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        /// Width of the bars, in characters.
+        #[arg(long, default_value_t = 50)]
+        width: usize,
+    },
+    /// A run's events.
+    Export {
+        /// The run: its id, a unique prefix, or `last`.
+        #[arg(default_value = "last")]
+        run: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Sequential,
+    Compiled,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -230,6 +352,60 @@ fn main() -> ExitCode {
                 ))
             })
         }
+        Command::Run {
+            task,
+            mode,
+            model,
+            base_url,
+            api_key,
+            tool_mode,
+            trace_db,
+            no_trace,
+            timeout,
+            max_calls,
+            max_tokens,
+            call_timeout,
+            tool_latency_ms,
+            quiet,
+        } => {
+            let args = run::RunArgs {
+                mode: match mode {
+                    ModeArg::Sequential => agentry_exec::Mode::Sequential,
+                    ModeArg::Compiled => agentry_exec::Mode::Compiled,
+                },
+                model: model.as_deref(),
+                options: agentry_llm::OpenOptions {
+                    tool_mode: Some(match tool_mode {
+                        ToolModeArg::Native => agentry_llm::ToolMode::Native,
+                        ToolModeArg::Prompted => agentry_llm::ToolMode::Prompted(Format::Auto),
+                    }),
+                    base_url,
+                    api_key,
+                },
+                trace_db: (!no_trace).then_some(trace_db.as_path()),
+                budget: agentry_exec::Budget {
+                    wall: Some(seconds(timeout)),
+                    tokens: max_tokens,
+                    tool_calls: Some(max_calls),
+                    ..agentry_exec::Budget::default()
+                },
+                call_timeout: seconds(call_timeout),
+                tool_latency: std::time::Duration::from_millis(tool_latency_ms),
+                quiet,
+            };
+            runtime().and_then(|rt| rt.block_on(run::run(&task, args)))
+        }
+        Command::Trace { what, trace_db } => match what {
+            TraceCommand::List { limit, json } => run::list(&trace_db, limit, json),
+            TraceCommand::Show { run, json, width } => run::show(&trace_db, &run, json, width),
+            TraceCommand::Export {
+                run,
+                format: ExportFormat::Jsonl,
+            } => run::export(&trace_db, &run),
+        },
+        Command::Replay { run, trace_db } => {
+            runtime().and_then(|rt| rt.block_on(run::replay(&trace_db, &run)))
+        }
         Command::SimServer { script, port, host } => {
             runtime().and_then(|rt| rt.block_on(sim_server(&script, host, port)))
         }
@@ -242,6 +418,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A duration from seconds given on the command line (negative or NaN counts as zero).
+fn seconds(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(if s.is_finite() && s > 0.0 {
+        s.min(1e9)
+    } else {
+        0.0
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -235,7 +235,8 @@ fn ask_names_unknown_models_and_scripts() {
     let out = agentry(&["ask", "hi", "--model", "sim:nope"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("bundled scripts: weather, hermes, plan")
+        String::from_utf8_lossy(&out.stderr)
+            .contains("bundled scripts: weather, hermes, plan, trip")
     );
     let out = agentry(
         &["sim-server", "--script", "/nonexistent.yaml", "--port", "0"],
@@ -244,6 +245,115 @@ fn ask_names_unknown_models_and_scripts() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent.yaml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn run_records_a_trace_that_shows_exports_and_replays() {
+    let dir = std::env::temp_dir().join(format!("agentry-run-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("traces.db");
+    let db = db.to_str().unwrap();
+    for mode in ["sequential", "compiled"] {
+        let out = agentry(
+            &[
+                "run",
+                "How much warmer is Oslo than Paris?",
+                "--mode",
+                mode,
+                "--trace-db",
+                db,
+                "--tool-latency-ms",
+                "20",
+            ],
+            b"",
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Oslo is 19.0 °C warmer than Paris right now.\n"
+        );
+        assert!(
+            stderr.contains("get_weather")
+                && stderr.contains("calculator")
+                && stderr.contains("answered in"),
+            "{stderr}"
+        );
+
+        let out = agentry(&["trace", "show", "last", "--trace-db", db], b"");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && shown.contains(&format!("  {mode}  "))
+                && shown.contains("critical path: m1"),
+            "{shown}"
+        );
+
+        let out = agentry(&["trace", "export", "last", "--trace-db", db], b"");
+        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.first().unwrap()["kind"], "run_started");
+        assert_eq!(lines.last().unwrap()["kind"], "run_finished");
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l["kind"] == "call_finished")
+                .count(),
+            3
+        );
+
+        let out = agentry(&["replay", "last", "--trace-db", db], b"");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("matches"));
+    }
+    let out = agentry(&["trace", "list", "--trace-db", db, "--json"], b"");
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs[0]["mode"], "compiled");
+
+    let out = agentry(&["trace", "show", "nope", "--trace-db", db], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run matches `nope`"));
+    let missing = dir.join("missing.db");
+    let out = agentry(
+        &["trace", "list", "--trace-db", missing.to_str().unwrap()],
+        b"",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no trace database at"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_run_out_of_time_says_so() {
+    let out = agentry(
+        &[
+            "run",
+            "wait",
+            "--no-trace",
+            "--timeout",
+            "0.3",
+            "--tool-latency-ms",
+            "5000",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no answer: the run's wall-time budget of 0.3 s ran out"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -15,6 +15,7 @@ pub const BUNDLED_SCRIPTS: &[(&str, &str)] = &[
     ),
     ("hermes", include_str!("../../../examples/sim/hermes.yaml")),
     ("plan", include_str!("../../../examples/sim/plan.yaml")),
+    ("trip", include_str!("../../../examples/sim/trip.yaml")),
 ];
 
 /// Settings for [`open`] beyond the spec itself; the environment fills what is `None`.
@@ -29,7 +30,7 @@ pub struct OpenOptions {
 }
 
 /// Opens the backend named by `spec`:
-/// - `sim:NAME` — a bundled script (`weather`, `hermes`, `plan`);
+/// - `sim:NAME` — a bundled script (`weather`, `hermes`, `plan`, `trip`);
 /// - `sim:PATH` — a script file (`.yaml`, `.yml`, `.json`);
 /// - `openai:MODEL` or `openai` — an OpenAI-compatible server from `OPENAI_BASE_URL`,
 ///   `OPENAI_API_KEY` and (without `:MODEL`) `AGENTRY_MODEL`.
@@ -65,7 +66,7 @@ pub fn open(spec: &str, options: &OpenOptions) -> Result<Arc<dyn Model>, LlmErro
             Ok(Arc::new(OpenAi::new(cfg)?))
         }
         _ => Err(LlmError::Config(format!(
-            "unknown model `{spec}`; use sim:NAME (bundled: weather, hermes, plan), sim:PATH (a script file) or openai:MODEL"
+            "unknown model `{spec}`; use sim:NAME (bundled: weather, hermes, plan, trip), sim:PATH (a script file) or openai:MODEL"
         ))),
     }
 }
@@ -85,7 +86,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            err.contains("bundled scripts: weather, hermes, plan"),
+            err.contains("bundled scripts: weather, hermes, plan, trip"),
             "{err}"
         );
         let err = open("gpt", &OpenOptions::default())

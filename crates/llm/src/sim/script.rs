@@ -119,7 +119,8 @@ pub struct When {
     /// A regex the last user message must match; named groups become `{{name}}`.
     #[serde(default)]
     pub user: Option<String>,
-    /// A regex the last tool message must match; named groups become `{{name}}`.
+    /// A regex the last turn's tool results (joined by newlines) must match; named groups
+    /// become `{{name}}`. `{{tool}}` is those results.
     #[serde(default)]
     pub tool: Option<String>,
 }
@@ -257,10 +258,21 @@ impl Script {
             Message::User { content } => Some(content.as_str()),
             _ => None,
         });
-        let last_tool = messages.iter().rev().find_map(|m| match m {
-            Message::Tool { content, .. } => Some(content.as_str()),
-            _ => None,
-        });
+        // The tool results of the last turn: the tool messages after the last assistant message.
+        let tool_results: Vec<&str> = messages
+            .iter()
+            .rev()
+            .take_while(|m| !matches!(m, Message::Assistant { .. }))
+            .filter_map(|m| match m {
+                Message::Tool { content, .. } => Some(content.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let joined = tool_results.join("\n");
+        let last_tool = (!tool_results.is_empty()).then_some(joined.as_str());
         let last_role = messages.last().map(Message::role).unwrap_or("none");
         'turns: for (t, c) in self.turns.iter().zip(&self.compiled) {
             let mut vars = BTreeMap::new();

@@ -1,0 +1,263 @@
+//! `agentry run`, `agentry trace …` and `agentry replay`: running agents and looking at runs.
+
+use std::{
+    io::Write,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use agentry_core::{RunStatus, TraceEvent, TraceKind};
+use agentry_exec::{Budget, Engine, EngineConfig, Fanout, Mode, Observer};
+use agentry_llm::OpenOptions;
+use agentry_trace::{TraceStore, TraceWriter};
+use anyhow::{Context, Result};
+
+/// Settings of `agentry run` beyond the task.
+pub(crate) struct RunArgs<'a> {
+    pub(crate) mode: Mode,
+    pub(crate) model: Option<&'a str>,
+    pub(crate) options: OpenOptions,
+    pub(crate) trace_db: Option<&'a Path>,
+    pub(crate) budget: Budget,
+    pub(crate) call_timeout: Duration,
+    pub(crate) tool_latency: Duration,
+    pub(crate) quiet: bool,
+}
+
+/// Prints each step as it starts and ends.
+struct Progress {
+    out: Mutex<std::io::Stderr>,
+    calls: Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl Observer for Progress {
+    fn event(&self, e: &TraceEvent) {
+        let secs = e.at_us as f64 / 1e6;
+        let line = match &e.kind {
+            TraceKind::ModelRequest { step, purpose, .. } => {
+                format!("{secs:>7.3}s  ▸ {step} model ({purpose:?})")
+            }
+            TraceKind::ModelResponse {
+                step,
+                completion_tokens,
+                calls,
+                ..
+            } => {
+                let calls = if calls.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} call(s)", calls.len())
+                };
+                format!("{secs:>7.3}s  ◂ {step} model done ({completion_tokens} tokens{calls})")
+            }
+            TraceKind::ModelFailed { step, error } => {
+                format!("{secs:>7.3}s  ✗ {step} model failed: {error}")
+            }
+            TraceKind::CallStarted { call, task, .. } => {
+                let id = task.map_or_else(|| call.id.clone(), |t| format!("t{t}"));
+                if let Ok(mut m) = self.calls.lock() {
+                    m.insert(call.id.clone(), id.clone());
+                }
+                format!(
+                    "{secs:>7.3}s  → {id} {} {}",
+                    call.name,
+                    short(&call.arguments.to_string(), 80)
+                )
+            }
+            TraceKind::CallFinished {
+                result,
+                duration_us,
+                attempts,
+                ..
+            } => {
+                let id = self
+                    .calls
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&result.tool_call_id).cloned())
+                    .unwrap_or_default();
+                let (mark, text) = match &result.outcome {
+                    Ok(v) => ('✓', short(&v.to_string(), 80)),
+                    Err(err) => (
+                        '✗',
+                        format!("{}: {}", err.kind(), short(err.for_model(), 100)),
+                    ),
+                };
+                let retries = if *attempts > 1 {
+                    format!(" after {attempts} attempts")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{secs:>7.3}s  {mark} {id} {} {:.3}s{retries}  {text}",
+                    result.name,
+                    *duration_us as f64 / 1e6
+                )
+            }
+            TraceKind::PlanRejected { reason } => {
+                format!("{secs:>7.3}s  ✗ plan rejected: {}", short(reason, 200))
+            }
+            TraceKind::RunStarted { .. } | TraceKind::RunFinished { .. } => return,
+        };
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// Runs one agent; returns whether it answered.
+pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
+    let default_model = match args.mode {
+        Mode::Sequential => "sim:trip",
+        Mode::Compiled => "sim:plan",
+    };
+    let model = agentry_llm::open(args.model.unwrap_or(default_model), &args.options)?;
+    let tools = Arc::new(agentry_tools::demo_tools(args.tool_latency));
+    let cfg = EngineConfig {
+        budget: args.budget,
+        call_timeout: args.call_timeout,
+        ..EngineConfig::new(args.mode)
+    };
+    let engine = Engine::new(Arc::clone(&model), tools, cfg);
+    let writer = match args.trace_db {
+        Some(path) => {
+            Some(Arc::new(TraceWriter::open(path).with_context(|| {
+                format!("opening the trace store {}", path.display())
+            })?))
+        }
+        None => None,
+    };
+    let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
+    if !args.quiet {
+        observers.push(Arc::new(Progress {
+            out: Mutex::new(std::io::stderr()),
+            calls: Mutex::default(),
+        }));
+    }
+    if let Some(w) = &writer {
+        observers.push(Arc::clone(w) as Arc<dyn Observer>);
+    }
+    if !args.quiet {
+        eprintln!(
+            "agentry run · {} mode · model {} · task: {task}",
+            args.mode.as_str(),
+            model.name()
+        );
+    }
+    let outcome = engine.run(task, &Fanout(observers)).await;
+    if let Some(w) = writer {
+        let path = w.path().to_owned();
+        if let Ok(w) = Arc::try_unwrap(w) {
+            w.close()
+                .with_context(|| format!("writing the trace to {}", path.display()))?;
+        }
+    }
+    match &outcome.answer {
+        Some(answer) => println!("{answer}"),
+        None => eprintln!(
+            "no answer: {}",
+            outcome.reason.as_deref().unwrap_or("the run ended")
+        ),
+    }
+    if !args.quiet {
+        let trace = match args.trace_db {
+            Some(p) => format!(
+                "trace {} in {} (agentry trace show {})",
+                outcome.run_id,
+                p.display(),
+                outcome.run_id
+            ),
+            None => "no trace kept".to_owned(),
+        };
+        eprintln!(
+            "— {} in {:.2}s · {} call(s) · {}+{} tokens · {trace}",
+            outcome.status.as_str(),
+            outcome.wall.as_secs_f64(),
+            outcome.calls,
+            outcome.usage.prompt_tokens,
+            outcome.usage.completion_tokens
+        );
+    }
+    Ok(outcome.status == RunStatus::Answered)
+}
+
+/// `agentry trace list`.
+pub(crate) fn list(db: &Path, limit: usize, json: bool) -> Result<bool> {
+    let store = TraceStore::open(db)?;
+    let runs = store.runs(limit)?;
+    if json {
+        println!("{}", serde_json::to_string(&runs)?);
+        return Ok(true);
+    }
+    if runs.is_empty() {
+        println!("no runs in {}", db.display());
+        return Ok(true);
+    }
+    println!(
+        "{:<22} {:<10} {:<16} {:<17} {:>8} {:>5} {:>7}  task",
+        "run", "mode", "model", "status", "seconds", "calls", "tokens"
+    );
+    for r in runs {
+        println!(
+            "{:<22} {:<10} {:<16} {:<17} {:>8.3} {:>5} {:>7}  {}",
+            r.id,
+            r.mode,
+            short(&r.model, 16),
+            r.status,
+            r.wall_us as f64 / 1e6,
+            r.calls,
+            r.tokens,
+            short(&r.task, 60)
+        );
+    }
+    Ok(true)
+}
+
+/// `agentry trace show`.
+pub(crate) fn show(db: &Path, run: &str, json: bool, width: usize) -> Result<bool> {
+    let store = TraceStore::open(db)?;
+    let id = store.resolve(run)?;
+    let events = store.events(&id)?;
+    let t = agentry_trace::timeline(&events);
+    if json {
+        println!("{}", serde_json::to_string(&t)?);
+    } else {
+        print!("{}", agentry_trace::render(&t, width));
+    }
+    Ok(true)
+}
+
+/// `agentry trace export`.
+pub(crate) fn export(db: &Path, run: &str) -> Result<bool> {
+    let store = TraceStore::open(db)?;
+    let id = store.resolve(run)?;
+    print!("{}", agentry_trace::export_jsonl(&store.events(&id)?));
+    Ok(true)
+}
+
+/// `agentry replay`: returns whether the replay matched.
+pub(crate) async fn replay(db: &Path, run: &str) -> Result<bool> {
+    let store = TraceStore::open(db)?;
+    let id = store.resolve(run)?;
+    let events = store.events(&id)?;
+    let report = agentry_exec::replay(&events, EngineConfig::default()).await;
+    match report.divergence {
+        None => {
+            println!("replay of {id} matches: {} steps identical", report.steps);
+            Ok(true)
+        }
+        Some(d) => {
+            println!("replay of {id} diverges at {d}");
+            Ok(false)
+        }
+    }
+}
