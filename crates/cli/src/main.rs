@@ -2,6 +2,7 @@
 
 mod ask;
 mod bench;
+mod bench_dag;
 mod bench_llm;
 mod run;
 
@@ -220,6 +221,17 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sequential vs compiled makespan on plan shapes against the critical-path bound, engine
+    /// overhead per call, and many concurrent runs with their peak memory.
+    #[command(after_help = "Example:\n  $ cargo run --release -p agentry-cli -- bench dag")]
+    Dag {
+        /// Concurrent runs for the load test.
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The model client's CPU per streamed token, and the sim server under concurrent load.
     #[command(
         after_help = "Example:\n  $ cargo run --release -p agentry-cli -- bench llm --streams 1000"
@@ -325,6 +337,9 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchCommand::Llm { streams, json },
         } => bench_llm::run(streams, json).map(|()| true),
+        Command::Bench {
+            what: BenchCommand::Dag { runs, json },
+        } => bench_dag::run(runs, json).map(|()| true),
         Command::Ask {
             prompt,
             model,
