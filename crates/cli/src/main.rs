@@ -81,8 +81,8 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         /// Deadline of each tool call, in seconds.
         #[arg(long, default_value_t = 60.0)]
         call_timeout: f64,
-        /// Simulated latency of the demo lookup tools, in milliseconds.
-        #[arg(long, default_value_t = 200)]
+        /// Simulated latency of the demo lookup tools (get_weather, search), in milliseconds.
+        #[arg(long, default_value_t = 500)]
         tool_latency_ms: u64,
         /// Print only the answer.
         #[arg(long, short)]
