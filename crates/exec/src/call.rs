@@ -33,13 +33,18 @@ pub(crate) async fn invoke(
         );
     };
     let idempotent = tool.is_idempotent();
+    let timeout = cfg
+        .tool_timeouts
+        .get(&call.name)
+        .copied()
+        .unwrap_or(cfg.call_timeout);
     let mut attempt = 0;
     loop {
         attempt += 1;
         let cx = CallContext {
             call_id: call.id.clone(),
             cancel: cancel.child_token(),
-            deadline: Some(Instant::now() + cfg.call_timeout),
+            deadline: Some(Instant::now() + timeout),
         };
         let call_cancel = cx.cancel.clone();
         let running =
@@ -47,10 +52,10 @@ pub(crate) async fn invoke(
         let outcome = tokio::select! {
             biased;
             () = cancel.cancelled() => Err(ToolError::unavailable("the run was cancelled before the call finished")),
-            r = tokio::time::timeout(cfg.call_timeout, running) => match r {
+            r = tokio::time::timeout(timeout, running) => match r {
                 Err(_) => {
                     call_cancel.cancel();
-                    Err(ToolError::timeout(cfg.call_timeout.as_millis() as u64))
+                    Err(ToolError::timeout(timeout.as_millis() as u64))
                 }
                 Ok(Err(panic)) => Err(ToolError::failed("the tool crashed (it panicked); the call had no result")
                     .with_cause(panic_message(&panic))),

@@ -1,6 +1,6 @@
 //! How a run is driven and bounded: [`EngineConfig`], [`Mode`], [`Budget`].
 
-use std::{str::FromStr, time::Duration};
+use std::{collections::HashMap, str::FromStr, time::Duration};
 
 /// How the engine drives the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,8 @@ pub struct EngineConfig {
     pub budget: Budget,
     /// Deadline of each tool call.
     pub call_timeout: Duration,
+    /// Deadlines for particular tools, by name, instead of `call_timeout`.
+    pub tool_timeouts: HashMap<String, Duration>,
     /// Retries of an idempotent tool after a retryable error (timeout, unavailable).
     pub retries: u32,
     /// Wait before the first retry; doubles each time.
@@ -91,6 +93,7 @@ impl Default for EngineConfig {
             max_concurrency: 64,
             budget: Budget::default(),
             call_timeout: Duration::from_secs(60),
+            tool_timeouts: HashMap::new(),
             retries: 2,
             retry_backoff: Duration::from_millis(100),
             max_result_bytes: 1024 * 1024,
@@ -112,6 +115,13 @@ impl EngineConfig {
     #[must_use]
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
+        self
+    }
+
+    /// Sets the deadline of one tool's calls.
+    #[must_use]
+    pub fn tool_timeout(mut self, tool: impl Into<String>, timeout: Duration) -> Self {
+        self.tool_timeouts.insert(tool.into(), timeout);
         self
     }
 

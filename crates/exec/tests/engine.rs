@@ -252,17 +252,18 @@ async fn failures_become_results_the_model_sees() {
         {"when": {"last": "tool"}, "text": "saw: {{tool}}"}]}"#;
     let attempts = Arc::new(AtomicU32::new(0));
     let cfg = EngineConfig {
-        call_timeout: Duration::from_millis(100),
+        call_timeout: Duration::from_secs(30),
         retry_backoff: Duration::from_millis(1),
         ..EngineConfig::new(Mode::Sequential)
-    };
+    }
+    .tool_timeout("forever", Duration::from_millis(100));
     let trace = Collect::new();
     let t = Instant::now();
     let out = engine(script, failing_tools(Arc::clone(&attempts)), cfg)
         .run("break things", &trace)
         .await;
     assert_eq!(out.status, RunStatus::Answered);
-    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     let results: Vec<(String, Result<serde_json::Value, ErrorKind>)> = calls(&trace.events())
         .into_iter()
         .map(|c| (c.0, c.3))
