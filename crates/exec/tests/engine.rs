@@ -48,7 +48,7 @@ fn calls(events: &[TraceEvent]) -> Vec<(String, u64, u64, Result<serde_json::Val
 #[tokio::test]
 async fn sequential_runs_a_turns_calls_concurrently() {
     let script = r#"{"turns": [
-        {"when": {"last": "user"}, "calls": [{"name": "sleep", "arguments": {"ms": 150, "tag": "a"}}, {"name": "sleep", "arguments": {"ms": 150, "tag": "b"}}]},
+        {"when": {"last": "user"}, "calls": [{"name": "sleep", "arguments": {"ms": 300, "tag": "a"}}, {"name": "sleep", "arguments": {"ms": 300, "tag": "b"}}]},
         {"when": {"last": "tool"}, "text": "both done"}]}"#;
     let e = engine(script, tools(), EngineConfig::new(Mode::Sequential));
     let trace = Collect::new();
