@@ -56,8 +56,9 @@ async fn sequential_runs_a_turns_calls_concurrently() {
     let out = e.run("sleep twice", &trace).await;
     assert_eq!(out.status, RunStatus::Answered);
     assert_eq!(out.answer.as_deref(), Some("both done"));
+    // One after the other, the two waits alone would take 600 ms.
     assert!(
-        t.elapsed() < Duration::from_millis(290),
+        t.elapsed() < Duration::from_millis(590),
         "{:?}",
         t.elapsed()
     );
