@@ -17,7 +17,7 @@ use crate::{
     json_scan::{JsonScan, Step},
     py_scan::{PyScan, PyStep, is_ident_byte, is_ident_start},
     python::{PyExpr, parse_expr},
-    shape::{Shape, interpret, kind},
+    shape::{CallKeys, Shape, interpret, interpret_keys, kind},
 };
 
 /// Default limit on the total input, in bytes.
@@ -1029,6 +1029,19 @@ impl CallParser {
         out: &mut Vec<Event>,
     ) -> Option<bool> {
         let text = &self.buf[self.head + start..self.head + end];
+        // Fast path: strict JSON, building values only for the keys a call uses.
+        if let Some(keys) = CallKeys::from_json(text) {
+            let mut repairs = BTreeSet::new();
+            return self.emit_shape(
+                interpret_keys(keys, !ctx.tagged(), &mut repairs),
+                repairs,
+                start,
+                end,
+                ctx,
+                closed,
+                out,
+            );
+        }
         let (value, mut repairs) = match crate::lenient::parse_json(text) {
             Ok(parsed) => parsed,
             Err(why) => {
@@ -1042,7 +1055,23 @@ impl CallParser {
                 return Some(false);
             }
         };
-        match interpret(value, !ctx.tagged(), &mut repairs) {
+        let shape = interpret(value, !ctx.tagged(), &mut repairs);
+        self.emit_shape(shape, repairs, start, end, ctx, closed, out)
+    }
+
+    /// Emits what a call-shaped object turned out to be.
+    #[allow(clippy::too_many_arguments)] // the span, context and repairs of one candidate
+    fn emit_shape(
+        &mut self,
+        shape: Shape,
+        mut repairs: BTreeSet<Repair>,
+        start: usize,
+        end: usize,
+        ctx: &Ctx,
+        closed: bool,
+        out: &mut Vec<Event>,
+    ) -> Option<bool> {
+        match shape {
             Shape::Call(parts) => {
                 self.note_structural_repairs(&mut repairs, closed);
                 let format = ctx.format(parts.llama_style, self.format);

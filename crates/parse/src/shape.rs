@@ -23,6 +23,53 @@ pub(crate) enum Shape {
 
 /// Reads `value` as a call. With `strict`, an object needs an `arguments`/`parameters` key
 /// or a `function` wrapper to count (bare JSON in prose); inside a call tag, `name` is enough.
+/// The keys of an object that matter for reading it as a call; the rest are skipped unbuilt.
+#[derive(Default, serde::Deserialize)]
+pub(crate) struct CallKeys {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    arguments: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    function: Option<Value>,
+}
+
+impl CallKeys {
+    /// Reads strict JSON text, building values only for the keys above.
+    pub(crate) fn from_json(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+
+    fn into_object(self) -> Map<String, Value> {
+        let mut obj = Map::new();
+        for (k, v) in [
+            ("id", self.id),
+            ("name", self.name),
+            ("arguments", self.arguments),
+            ("parameters", self.parameters),
+            ("function", self.function),
+        ] {
+            if let Some(v) = v {
+                obj.insert(k.to_owned(), v);
+            }
+        }
+        obj
+    }
+}
+
+/// Reads the keys of a call object (from [`CallKeys::from_json`]) as a call.
+pub(crate) fn interpret_keys(
+    keys: CallKeys,
+    strict: bool,
+    repairs: &mut BTreeSet<Repair>,
+) -> Shape {
+    interpret(Value::Object(keys.into_object()), strict, repairs)
+}
+
 pub(crate) fn interpret(value: Value, strict: bool, repairs: &mut BTreeSet<Repair>) -> Shape {
     let Value::Object(mut obj) = value else {
         return if strict {
