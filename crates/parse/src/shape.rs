@@ -44,51 +44,46 @@ impl CallKeys {
         serde_json::from_str(text).ok()
     }
 
-    fn into_object(self) -> Map<String, Value> {
-        let mut obj = Map::new();
-        for (k, v) in [
-            ("id", self.id),
-            ("name", self.name),
-            ("arguments", self.arguments),
-            ("parameters", self.parameters),
-            ("function", self.function),
-        ] {
-            if let Some(v) = v {
-                obj.insert(k.to_owned(), v);
-            }
+    /// Takes the call keys out of an object (for values read by the lenient path).
+    fn from_object(mut obj: Map<String, Value>) -> Self {
+        Self {
+            id: obj.remove("id"),
+            name: obj.remove("name"),
+            arguments: obj.remove("arguments"),
+            parameters: obj.remove("parameters"),
+            function: obj.remove("function"),
         }
-        obj
     }
 }
 
-/// Reads the keys of a call object (from [`CallKeys::from_json`]) as a call.
-pub(crate) fn interpret_keys(
-    keys: CallKeys,
-    strict: bool,
-    repairs: &mut BTreeSet<Repair>,
-) -> Shape {
-    interpret(Value::Object(keys.into_object()), strict, repairs)
-}
-
 pub(crate) fn interpret(value: Value, strict: bool, repairs: &mut BTreeSet<Repair>) -> Shape {
-    let Value::Object(mut obj) = value else {
+    let Value::Object(obj) = value else {
         return if strict {
             Shape::NotACall
         } else {
             Shape::Bad("expected a JSON object with \"name\" and \"arguments\"".into())
         };
     };
-    let id = match obj.remove("id") {
+    interpret_keys(CallKeys::from_object(obj), strict, repairs)
+}
+
+/// Reads the keys of a call object as a call.
+pub(crate) fn interpret_keys(
+    keys: CallKeys,
+    strict: bool,
+    repairs: &mut BTreeSet<Repair>,
+) -> Shape {
+    let id = match keys.id {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         _ => None,
     };
-    let (name, args, llama_style, wrapped) = match obj.remove("function") {
+    let (name, args, llama_style, wrapped) = match keys.function {
         Some(Value::Object(mut f)) => {
             let (args, llama) = take_args(&mut f);
             (f.remove("name"), args, llama, true)
         }
         Some(Value::String(name)) => {
-            let (args, llama) = take_args(&mut obj);
+            let (args, llama) = own_args(keys.arguments, keys.parameters);
             (Some(Value::String(name)), args, llama, true)
         }
         Some(_) => {
@@ -97,8 +92,8 @@ pub(crate) fn interpret(value: Value, strict: bool, repairs: &mut BTreeSet<Repai
             );
         }
         None => {
-            let (args, llama) = take_args(&mut obj);
-            (obj.remove("name"), args, llama, false)
+            let (args, llama) = own_args(keys.arguments, keys.parameters);
+            (keys.name, args, llama, false)
         }
     };
     if strict && !wrapped && args.is_none() {
@@ -150,6 +145,14 @@ pub(crate) fn interpret(value: Value, strict: bool, repairs: &mut BTreeSet<Repai
         arguments,
         llama_style,
     })
+}
+
+fn own_args(arguments: Option<Value>, parameters: Option<Value>) -> (Option<Value>, bool) {
+    match (arguments, parameters) {
+        (Some(a), _) => (Some(a), false),
+        (None, Some(p)) => (Some(p), true),
+        (None, None) => (None, false),
+    }
 }
 
 fn take_args(obj: &mut Map<String, Value>) -> (Option<Value>, bool) {
