@@ -141,6 +141,28 @@ impl JsonScan {
         )
     }
 
+    /// Inside a string, consumes new bytes that hold no quote or backslash; `true` if that
+    /// was all of them (the common case when a stream arrives a token at a time).
+    #[inline]
+    pub(crate) fn skip_in_string(&mut self, buf: &[u8]) -> bool {
+        let Lex::Str {
+            quote,
+            escaped: false,
+            ..
+        } = self.lex
+        else {
+            return false;
+        };
+        let Some(new) = buf.get(self.pos..) else {
+            return false;
+        };
+        if new.len() > 16 || new.iter().any(|&b| b == quote || b == b'\\') {
+            return false;
+        }
+        self.pos = buf.len();
+        true
+    }
+
     /// Scans `buf` from where the last call stopped. With `eof`, a number or literal at the
     /// very end is complete.
     pub(crate) fn scan(&mut self, buf: &[u8], eof: bool) -> Step {

@@ -312,6 +312,7 @@ impl CallParser {
     }
 
     /// Feeds a chunk of text; returns every event it completed.
+    #[inline]
     pub fn push(&mut self, chunk: &str) -> Result<Vec<Event>, ParseError> {
         if self.finished {
             return Err(ParseError::Finished);
@@ -377,12 +378,16 @@ impl CallParser {
         Ok(out)
     }
 
+    #[inline]
     fn run(&mut self, eof: bool, out: &mut Vec<Event>) {
         // Fast path: mid-value, a new chunk usually only needs scanning. Scan it in place and
         // go through the state machine only when the scanner stops for a reason.
         let bytes = &self.buf.as_bytes()[self.head..];
         match &mut self.state {
             State::Json(js) if js.pending.is_none() => {
+                if !eof && js.scan.skip_in_string(bytes) {
+                    return;
+                }
                 let step = js.scan.scan(bytes, eof);
                 if step == Step::NeedMore && !eof {
                     return;
