@@ -190,7 +190,7 @@ async fn run_once(script: Script, mode: Mode, tasks: usize) -> Result<Duration> 
 }
 
 /// Engine cost per call: a zero-latency model and tool, `n` calls in one turn or one plan.
-async fn overhead(mode: Mode, n: usize) -> Result<f64> {
+async fn overhead(mode: Mode, n: usize, traced: bool) -> Result<f64> {
     let mut set = ToolSet::new();
     set.add(
         FnTool::new(
@@ -223,16 +223,29 @@ async fn overhead(mode: Mode, n: usize) -> Result<f64> {
         tools,
         EngineConfig::new(mode).budget(budget),
     );
+    let dir = std::env::temp_dir().join(format!("agentry-bench-dag-{}", std::process::id()));
+    let writer = if traced {
+        Some(agentry_trace::TraceWriter::open(&dir.join("traces.db"))?)
+    } else {
+        None
+    };
     let mut per_call = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();
-        let out = engine.run("overhead", &NoObserver).await;
+        let out = match &writer {
+            Some(w) => engine.run("overhead", w).await,
+            None => engine.run("overhead", &NoObserver).await,
+        };
         ensure!(
             out.calls as usize == n,
             "the overhead run made {} calls, not {n}",
             out.calls
         );
         per_call.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+    if let Some(w) = writer {
+        w.close()?;
+        let _ = std::fs::remove_dir_all(&dir);
     }
     per_call.sort_by(f64::total_cmp);
     Ok(per_call[per_call.len() / 2])
@@ -301,12 +314,13 @@ pub(crate) fn run(concurrent_runs: usize, as_json: bool) -> Result<()> {
             }
             rows.push(json!({"name": shape.name, "sequential_ms": ms(seq), "compiled_ms": ms(comp), "bound_ms": ms(b)}));
         }
-        let over_seq = overhead(Mode::Sequential, 1000).await?;
-        let over_comp = overhead(Mode::Compiled, 1000).await?;
+        let over_seq = overhead(Mode::Sequential, 1000, false).await?;
+        let over_comp = overhead(Mode::Compiled, 1000, false).await?;
+        let over_traced = overhead(Mode::Compiled, 1000, true).await?;
         let (ok, wall) = concurrent(concurrent_runs).await?;
         let rss = peak_rss_mb();
         if as_json {
-            println!("{}", json!({"shapes": rows, "overhead_us_per_call": over_comp, "overhead_us_per_call_sequential": over_seq,
+            println!("{}", json!({"shapes": rows, "overhead_us_per_call": over_comp, "overhead_us_per_call_sequential": over_seq, "overhead_us_per_call_traced": over_traced,
                 "concurrent_runs": concurrent_runs, "concurrent_ok": ok, "concurrent_wall_s": wall, "peak_rss_mb": rss}));
             return Ok(());
         }
@@ -314,6 +328,7 @@ pub(crate) fn run(concurrent_runs: usize, as_json: bool) -> Result<()> {
         println!("\nengine overhead per call (zero-latency model and tool, 1000 calls, median of 7 runs, model streaming included):");
         println!("  sequential (one turn of 1000 native calls): {over_seq:.1} µs/call");
         println!("  compiled (a 1000-task plan, parsed as it streams): {over_comp:.1} µs/call");
+        println!("  compiled, every step written to the SQLite trace store: {over_traced:.1} µs/call");
         println!("  goal: < 20 µs/call");
         println!("\n{concurrent_runs} concurrent compiled runs of a 4-call plan (2 lookups of 50 ms, a dependent calculation, a 50 ms wait):");
         println!("  {ok} / {concurrent_runs} answered in {wall:.2} s   peak RSS {} MB (goal < 2048)", rss.map_or("n/a".into(), |r| format!("{r:.0}")));
