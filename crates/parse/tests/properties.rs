@@ -250,3 +250,39 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Plans read the same whole or in chunks, and never panic on arbitrary text.
+    #[test]
+    fn plans_read_the_same_in_any_chunks(
+        lines in prop::collection::vec(prop_oneof![
+            Just("1. get_weather(city=\"Paris\")".to_owned()),
+            Just("2. calculator(expression=\"$1.temp_c - 3\")".to_owned()),
+            Just("3. f(x=$2, y=[$1, {'k': $2.a}])".to_owned()),
+            Just("Thought: plan it".to_owned()),
+            Just("4. join()".to_owned()),
+            "[0-9]{1,3}[.)] [a-z_]{1,8}\\([a-z]=[-0-9$\"a-z]{0,6}\\)",
+            any::<String>(),
+        ], 0..12),
+        cuts in prop::collection::vec(any::<usize>(), 0..10),
+    ) {
+        use agentry_parse::plan::PlanParser;
+        let text = lines.join("\n");
+        let mut whole = PlanParser::new();
+        let mut want = whole.push(&text);
+        want.extend(whole.finish());
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (text.len() + 1)).filter(|&c| text.is_char_boundary(c)).collect();
+        bounds.extend([0, text.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut chunked = PlanParser::new();
+        let mut got = Vec::new();
+        for pair in bounds.windows(2) {
+            got.extend(chunked.push(&text[pair[0]..pair[1]]));
+        }
+        got.extend(chunked.finish());
+        prop_assert_eq!(got, want);
+    }
+}
