@@ -87,6 +87,9 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         /// Print only the answer.
         #[arg(long, short)]
         quiet: bool,
+        /// Print the outcome as one JSON object (run id, status, answer, calls, tokens, time).
+        #[arg(long)]
+        json: bool,
     },
     /// Look at recorded runs: list them, draw one as a timeline, export its events.
     Trace {
@@ -382,6 +385,7 @@ fn main() -> ExitCode {
             call_timeout,
             tool_latency_ms,
             quiet,
+            json,
         } => {
             let args = run::RunArgs {
                 mode: match mode {
@@ -407,6 +411,7 @@ fn main() -> ExitCode {
                 call_timeout: seconds(call_timeout),
                 tool_latency: std::time::Duration::from_millis(tool_latency_ms),
                 quiet,
+                json,
             };
             runtime().and_then(|rt| rt.block_on(run::run(&task, args)))
         }

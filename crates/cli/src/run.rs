@@ -23,6 +23,7 @@ pub(crate) struct RunArgs<'a> {
     pub(crate) call_timeout: Duration,
     pub(crate) tool_latency: Duration,
     pub(crate) quiet: bool,
+    pub(crate) json: bool,
 }
 
 /// Prints each step as it starts and ends.
@@ -161,12 +162,27 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
                 .with_context(|| format!("writing the trace to {}", path.display()))?;
         }
     }
-    match &outcome.answer {
-        Some(answer) => println!("{answer}"),
-        None => eprintln!(
-            "no answer: {}",
-            outcome.reason.as_deref().unwrap_or("the run ended")
-        ),
+    if args.json {
+        let line = serde_json::json!({
+            "run_id": outcome.run_id,
+            "status": outcome.status.as_str(),
+            "answer": outcome.answer,
+            "reason": outcome.reason,
+            "calls": outcome.calls,
+            "prompt_tokens": outcome.usage.prompt_tokens,
+            "completion_tokens": outcome.usage.completion_tokens,
+            "wall_ms": outcome.wall.as_secs_f64() * 1000.0,
+            "trace_db": args.trace_db.map(|p| p.display().to_string()),
+        });
+        println!("{line}");
+    } else {
+        match &outcome.answer {
+            Some(answer) => println!("{answer}"),
+            None => eprintln!(
+                "no answer: {}",
+                outcome.reason.as_deref().unwrap_or("the run ended")
+            ),
+        }
     }
     if !args.quiet {
         let trace = match args.trace_db {

@@ -337,6 +337,28 @@ fn run_records_a_trace_that_shows_exports_and_replays() {
 }
 
 #[test]
+fn run_json_reports_the_outcome() {
+    let out = agentry(
+        &[
+            "run",
+            "How much warmer is Oslo than Paris?",
+            "--no-trace",
+            "--json",
+            "-q",
+            "--tool-latency-ms",
+            "5",
+        ],
+        b"",
+    );
+    assert!(out.status.success());
+    let v = stdout_json(&out);
+    assert_eq!(v["status"], "answered");
+    assert_eq!(v["answer"], "Oslo is 19.0 °C warmer than Paris right now.");
+    assert_eq!(v["calls"], 3);
+    assert!(v["wall_ms"].as_f64().unwrap() > 0.0 && v["trace_db"].is_null());
+}
+
+#[test]
 fn a_run_out_of_time_says_so() {
     let out = agentry(
         &[
