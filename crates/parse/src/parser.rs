@@ -329,7 +329,8 @@ impl CallParser {
             self.head = 0;
         }
         self.buf.push_str(chunk);
-        let mut out = Vec::new();
+        // A large chunk holds many calls: reserve for them up front (a call is rarely < 128 bytes).
+        let mut out = Vec::with_capacity(chunk.len() >> 7);
         self.run(false, &mut out);
         Ok(out)
     }
