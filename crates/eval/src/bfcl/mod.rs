@@ -1,0 +1,62 @@
+//! The Berkeley Function-Calling Leaderboard's AST checker, as specified in
+//! `CHECKER_SPEC.md` of the BFCL data: decoding of Python-syntax model output ([`decode_python`])
+//! and the verdict on decoded calls ([`check_python`]), upstream quirks kept.
+//!
+//! Java and JavaScript categories (tree-sitter based upstream) are not covered yet.
+
+mod check;
+mod decode;
+mod value;
+
+pub use check::{Verdict, check_python};
+pub use decode::{DecodedCall, decode_python, unparse};
+pub use value::{PyType, PyVal, standardize};
+
+/// Reads decoded calls in the tagged-JSON form `[{name: {param: value}}]`, applying the
+/// shape check of spec §2; `Err` names the first element that is not a one-key map of a map.
+pub fn decoded_from_tagged(v: &serde_json::Value) -> Result<Vec<DecodedCall>, String> {
+    let serde_json::Value::Array(items) = v else {
+        return Err("the decoded output is not a list".into());
+    };
+    items
+        .iter()
+        .map(|item| {
+            let serde_json::Value::Object(m) = item else {
+                return Err("an element is not a map".into());
+            };
+            if m.len() != 1 {
+                return Err("an element does not have exactly one key".into());
+            }
+            let (name, args) = m.iter().next().ok_or("an element is empty")?;
+            match PyVal::from_tagged(args) {
+                PyVal::Dict(entries) => Ok(DecodedCall {
+                    name: name.clone(),
+                    args: entries
+                        .into_iter()
+                        .map(|(k, v)| match k {
+                            PyVal::Str(s) => Ok((Some(s), v)),
+                            PyVal::None => Ok((None, v)),
+                            other => Err(format!("a parameter name is not a string: {other:?}")),
+                        })
+                        .collect::<Result<_, _>>()?,
+                }),
+                _ => Err(format!("the arguments of `{name}` are not a map")),
+            }
+        })
+        .collect()
+}
+
+/// Whether a decoding holds no call (spec §3.5): it failed, or the list is empty.
+pub fn has_call(decoded: &Result<Vec<DecodedCall>, String>) -> bool {
+    decoded.as_ref().is_ok_and(|calls| !calls.is_empty())
+}
+
+/// The irrelevance verdict (spec §8): passes when the output makes no call at all.
+pub fn irrelevance_pass(raw: &str) -> bool {
+    !has_call(&decode_python(raw))
+}
+
+/// The relevance verdict (spec §8): passes when the output makes some call, right or wrong.
+pub fn relevance_pass(raw: &str) -> bool {
+    has_call(&decode_python(raw))
+}

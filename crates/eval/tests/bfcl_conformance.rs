@@ -1,0 +1,160 @@
+//! The BFCL checker against the conformance vectors shipped with the data (`../shared/bfcl`):
+//! every Python vector's decoding and verdict must agree with the official checker.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::{collections::HashMap, io::BufRead, path::PathBuf};
+
+use agentry_eval::bfcl::{check_python, decode_python, decoded_from_tagged};
+use serde_json::Value;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bfcl")
+}
+
+fn jsonl(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn python_vectors_agree_with_the_official_checker() {
+    let dir = data_dir();
+    let gz = std::fs::File::open(dir.join("conformance/ast_vectors.jsonl.gz"))
+        .expect("the BFCL data must be at ../shared/bfcl");
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(gz));
+    let mut docs: HashMap<String, HashMap<String, Value>> = HashMap::new();
+    let mut answers: HashMap<String, HashMap<String, Value>> = HashMap::new();
+    let (mut total, mut decode_mismatch, mut verdict_mismatch) = (0usize, Vec::new(), Vec::new());
+    for line in reader.lines() {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["language"] != "python" {
+            continue;
+        }
+        total += 1;
+        let category = v["category"].as_str().unwrap().to_owned();
+        let id = v["test_id"].as_str().unwrap();
+        let cat_docs = docs.entry(category.clone()).or_insert_with(|| {
+            jsonl(&dir.join(format!("BFCL_v4_{category}.json")))
+                .into_iter()
+                .map(|e| (e["id"].as_str().unwrap().to_owned(), e["function"].clone()))
+                .collect()
+        });
+        let functions = cat_docs[id].as_array().unwrap().clone();
+        let cat_answers = answers.entry(category.clone()).or_insert_with(|| {
+            jsonl(&dir.join(format!("possible_answer/BFCL_v4_{category}.json")))
+                .into_iter()
+                .map(|e| {
+                    (
+                        e["id"].as_str().unwrap().to_owned(),
+                        e["ground_truth"].clone(),
+                    )
+                })
+                .collect()
+        });
+        let gt = cat_answers[id].as_array().unwrap().clone();
+        let expected = &v["expected"];
+        let underscore = v["underscore_to_dot"].as_bool().unwrap_or(false);
+        let decoded = if v["input_kind"] == "text" {
+            let out = decode_python(v["model_output"].as_str().unwrap());
+            let ok = out.is_ok();
+            if ok != expected["decode_ok"].as_bool().unwrap() {
+                decode_mismatch.push(format!(
+                    "{id} {}: decode_ok {ok}, expected {}; {:?}",
+                    v["variant"],
+                    expected["decode_ok"],
+                    out.as_ref().err()
+                ));
+                continue;
+            }
+            if let Ok(calls) = &out {
+                let mine = Value::Array(calls.iter().map(|c| c.to_tagged()).collect());
+                if mine != expected["decoded"] {
+                    decode_mismatch.push(format!(
+                        "{id} {}: decoded {mine}, expected {}",
+                        v["variant"], expected["decoded"]
+                    ));
+                }
+            }
+            out.ok()
+        } else {
+            decoded_from_tagged(&v["model_output"]).ok()
+        };
+        let valid = match decoded {
+            Some(calls) => check_python(&category, &functions, &calls, &gt, underscore).valid,
+            None => false,
+        };
+        if valid != expected["valid"].as_bool().unwrap() {
+            verdict_mismatch.push(format!(
+                "{id} {} ({}): valid {valid}, expected {} ({})",
+                v["variant"], v["input_kind"], expected["valid"], expected["error_type"]
+            ));
+        }
+    }
+    eprintln!(
+        "{total} Python vectors: {} decoding and {} verdict disagreements",
+        decode_mismatch.len(),
+        verdict_mismatch.len()
+    );
+    for m in decode_mismatch.iter().take(15) {
+        eprintln!("  decode: {m}");
+    }
+    for m in verdict_mismatch.iter().take(25) {
+        eprintln!("  verdict: {m}");
+    }
+    assert!(total > 19_000, "{total}");
+    assert!(decode_mismatch.is_empty() && verdict_mismatch.is_empty());
+}
+
+#[test]
+fn python_decode_vectors_agree() {
+    let mut checked = 0;
+    let mut disagreements = Vec::new();
+    for v in jsonl(&data_dir().join("conformance/decode_vectors.jsonl")) {
+        if v["return_format"] != "python" || v["has_tool_call_tag"] != false {
+            continue;
+        }
+        checked += 1;
+        let text = v["text"].as_str().unwrap();
+        let out = decode_python(text);
+        if out.is_ok() != v["decode_ok"].as_bool().unwrap() {
+            disagreements.push(format!(
+                "{text:?}: decode_ok {}, expected {} ({:?})",
+                out.is_ok(),
+                v["decode_ok"],
+                out.as_ref().err()
+            ));
+            continue;
+        }
+        if let Ok(calls) = &out {
+            let mine = Value::Array(calls.iter().map(|c| c.to_tagged()).collect());
+            if mine != v["decoded"] {
+                disagreements.push(format!(
+                    "{text:?}: decoded {mine}, expected {}",
+                    v["decoded"]
+                ));
+            }
+        }
+        if let Some(want) = v["irrelevance_pass"].as_bool()
+            && agentry_eval::bfcl::irrelevance_pass(text) != want
+        {
+            disagreements.push(format!("{text:?}: irrelevance_pass should be {want}"));
+        }
+        if let Some(want) = v["relevance_pass"].as_bool()
+            && agentry_eval::bfcl::relevance_pass(text) != want
+        {
+            disagreements.push(format!("{text:?}: relevance_pass should be {want}"));
+        }
+    }
+    for d in &disagreements {
+        eprintln!("  {d}");
+    }
+    assert!(checked >= 80, "{checked}");
+    assert!(
+        disagreements.is_empty(),
+        "{} of {checked} decode vectors disagree",
+        disagreements.len()
+    );
+}
