@@ -5,10 +5,15 @@
 //! Java and JavaScript categories (tree-sitter based upstream) are not covered yet.
 
 mod check;
+mod dataset;
 mod decode;
 mod value;
 
 pub use check::{Verdict, check_python};
+pub use dataset::{
+    CheckReport, DataError, Entry, EntryVerdict, PYTHON_CATEGORIES, UNPASSABLE, category_of, check_entry, check_results, load,
+    oracle_output,
+};
 pub use decode::{DecodedCall, decode_python, unparse};
 pub use value::{PyType, PyVal, standardize};
 

@@ -1,0 +1,342 @@
+//! BFCL data on disk ([`load`]), checking a results file ([`check_results`]), and the oracle
+//! that answers each entry with its first possible answer ([`oracle_output`]).
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    path::Path,
+};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Verdict, check_python, decode::decode_python, decoded_from_tagged, has_call, value::PyVal};
+
+/// The single-turn categories whose checking is implemented (Python language).
+pub const PYTHON_CATEGORIES: &[&str] = &[
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "irrelevance",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "live_irrelevance",
+    "live_relevance",
+];
+
+/// Entries whose ground truth no model can meet (spec §11); the oracle fails them.
+pub const UNPASSABLE: &[&str] = &["live_simple_106-63-0", "live_simple_112-68-0", "live_multiple_862-181-3", "live_multiple_964-207-0"];
+
+/// Why data could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file is missing or unreadable.
+    #[error("{path}: {why}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// A line is not what the file should hold.
+    #[error("{path}, line {line}: {why}")]
+    Line {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// One single-turn entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its id (`simple_python_0`, `live_multiple_12-4-3`).
+    pub id: String,
+    /// Its category (`simple_python`, `live_multiple`).
+    pub category: String,
+    /// The function docs.
+    pub functions: Vec<Value>,
+    /// The ground truth (none for the relevance categories).
+    pub ground_truth: Option<Vec<Value>>,
+}
+
+/// The category of an id: the id without its trailing `_N` or `_N-N-N`.
+pub fn category_of(id: &str) -> &str {
+    match id.rfind('_') {
+        Some(i) if id[i + 1..].chars().all(|c| c.is_ascii_digit() || c == '-') && i + 1 < id.len() => &id[..i],
+        _ => id,
+    }
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<Value>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::File { path: path.display().to_string(), why: e.to_string() })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| DataError::Line { path: path.display().to_string(), line: i + 1, why: format!("not JSON: {e}") })
+        })
+        .collect()
+}
+
+/// Reads the entries of `categories` from the BFCL data directory, pairing question and
+/// answer lines by position as upstream does, and refusing files whose ids do not match.
+pub fn load(dir: &Path, categories: &[&str]) -> Result<Vec<Entry>, DataError> {
+    let mut out = Vec::new();
+    for &category in categories {
+        let qpath = dir.join(format!("BFCL_v4_{category}.json"));
+        let questions = read_jsonl(&qpath)?;
+        let apath = dir.join("possible_answer").join(format!("BFCL_v4_{category}.json"));
+        let answers = if category.contains("relevance") { None } else { Some(read_jsonl(&apath)?) };
+        if let Some(a) = &answers
+            && a.len() != questions.len()
+        {
+            return Err(DataError::File {
+                path: apath.display().to_string(),
+                why: format!("{} answers for {} questions in {}", a.len(), questions.len(), qpath.display()),
+            });
+        }
+        for (i, q) in questions.iter().enumerate() {
+            let id = q["id"].as_str().ok_or_else(|| DataError::Line { path: qpath.display().to_string(), line: i + 1, why: "no \"id\"".into() })?;
+            let ground_truth = match &answers {
+                Some(a) => {
+                    if a[i]["id"].as_str() != Some(id) {
+                        return Err(DataError::Line {
+                            path: apath.display().to_string(),
+                            line: i + 1,
+                            why: format!("id {} does not match the question's {id}", a[i]["id"]),
+                        });
+                    }
+                    Some(a[i]["ground_truth"].as_array().cloned().unwrap_or_default())
+                }
+                None => None,
+            };
+            out.push(Entry {
+                id: id.to_owned(),
+                category: category.to_owned(),
+                functions: q["function"].as_array().cloned().unwrap_or_default(),
+                ground_truth,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks one entry's model result: raw text (decoded as Python calls) or decoded calls.
+pub fn check_entry(entry: &Entry, result: &Value, underscore_to_dot: bool) -> Verdict {
+    let decoded = match result {
+        Value::String(text) => decode_python(text),
+        other => decoded_from_tagged(other),
+    };
+    if entry.category.contains("irrelevance") {
+        return if has_call(&decoded) {
+            Verdict { valid: false, error_type: Some("irrelevance_error:decoder_success".into()), reason: "the model called a function".into() }
+        } else {
+            Verdict { valid: true, error_type: None, reason: String::new() }
+        };
+    }
+    if entry.category.contains("relevance") {
+        return if has_call(&decoded) {
+            Verdict { valid: true, error_type: None, reason: String::new() }
+        } else {
+            Verdict { valid: false, error_type: Some("relevance_error:decoder_failed".into()), reason: "the model made no call".into() }
+        };
+    }
+    let calls = match decoded {
+        Ok(c) => c,
+        Err(why) => return Verdict { valid: false, error_type: Some("ast_decoder:decoder_failed".into()), reason: why },
+    };
+    let gt = entry.ground_truth.as_deref().unwrap_or(&[]);
+    check_python(&entry.category, &entry.functions, &calls, gt, underscore_to_dot)
+}
+
+/// Python source for a value.
+fn py_literal(v: &PyVal) -> String {
+    match v {
+        PyVal::None => "None".into(),
+        PyVal::Bool(true) => "True".into(),
+        PyVal::Bool(false) => "False".into(),
+        PyVal::Int(i) => i.to_string(),
+        PyVal::Float(f) => super::decode::unparse(&agentry_parse::python::PyExpr::Float(*f)),
+        PyVal::Complex(re, im) => format!("complex({re}, {im})"),
+        PyVal::Str(s) => super::decode::unparse(&agentry_parse::python::PyExpr::Str(s.clone())),
+        PyVal::Bytes(b) => super::decode::unparse(&agentry_parse::python::PyExpr::Bytes(b.clone())),
+        PyVal::List(items) => format!("[{}]", items.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
+        PyVal::Tuple(items) if items.len() == 1 => format!("({},)", py_literal(&items[0])),
+        PyVal::Tuple(items) => format!("({})", items.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
+        PyVal::Dict(entries) => format!(
+            "{{{}}}",
+            entries.iter().map(|(k, v)| format!("{}: {}", py_literal(k), py_literal(v))).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// A candidate dict of the ground truth (`{key: [allowed…]}`) as a concrete dict: each key's
+/// first allowed value that is not `""`, optional keys left out.
+fn first_dict(v: &PyVal) -> PyVal {
+    match v {
+        PyVal::Dict(entries) => PyVal::Dict(
+            entries
+                .iter()
+                .filter_map(|(k, allowed)| match allowed {
+                    PyVal::List(options) => options.iter().find(|o| o.as_str() != Some("")).map(|o| (k.clone(), o.clone())),
+                    other => Some((k.clone(), other.clone())),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The oracle's answer: the entry's first possible answer as Python call syntax (no call
+/// for irrelevance, a bare call of the first function for relevance).
+pub fn oracle_output(entry: &Entry) -> String {
+    if entry.category.contains("irrelevance") {
+        return "I cannot answer this with the functions I have.".into();
+    }
+    let Some(gt) = &entry.ground_truth else {
+        let name = entry.functions.first().and_then(|f| f["name"].as_str()).unwrap_or("f");
+        return format!("[{name}()]");
+    };
+    let type_of = |fname: &str, param: &str| -> String {
+        entry
+            .functions
+            .iter()
+            .find(|f| f["name"].as_str() == Some(fname))
+            .and_then(|f| f.pointer(&format!("/parameters/properties/{param}")))
+            .map(|p| (p["type"].as_str().unwrap_or("").to_owned(), p.pointer("/items/type").and_then(Value::as_str).unwrap_or("").to_owned()))
+            .map(|(t, items)| format!("{t}/{items}"))
+            .unwrap_or_default()
+    };
+    let calls: Vec<String> = gt
+        .iter()
+        .filter_map(|call| call.as_object()?.iter().next())
+        .map(|(name, params)| {
+            let args: Vec<String> = params
+                .as_object()
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|(param, allowed)| {
+                            let doc = entry.functions.iter().find(|f| f["name"].as_str() == Some(name.as_str()));
+                            // A param the doc does not define passes only when left out (spec §11).
+                            doc.and_then(|d| d.pointer(&format!("/parameters/properties/{param}")))?;
+                            let required = doc
+                                .and_then(|d| d.pointer("/parameters/required"))
+                                .and_then(Value::as_array)
+                                .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(param)));
+                            let options = allowed.as_array()?;
+                            let Some(first) = options.iter().find(|a| a.as_str() != Some("")) else {
+                                // Only "" is allowed: omit it, unless the doc requires it ("" then passes).
+                                return required.then(|| format!("{param}=''"));
+                            };
+                            let value = PyVal::from_tagged(first);
+                            let value = match type_of(name, param).as_str() {
+                                "dict/" => first_dict(&value),
+                                t if t.ends_with("/dict") => match value {
+                                    PyVal::List(items) => PyVal::List(items.iter().map(first_dict).collect()),
+                                    other => other,
+                                },
+                                _ => value,
+                            };
+                            Some(format!("{param}={}", py_literal(&value)))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("{name}({})", args.join(", "))
+        })
+        .collect();
+    format!("[{}]", calls.join(", "))
+}
+
+/// One entry's verdict, as written to the verdicts file.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryVerdict {
+    /// The entry.
+    pub id: String,
+    /// Whether it passed.
+    pub valid: bool,
+    /// The first failure's label.
+    pub error_type: Option<String>,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// The outcome of checking a results file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    /// Per category: `(passed, checked)`.
+    pub categories: BTreeMap<String, (usize, usize)>,
+    /// Every checked entry's verdict, in file order.
+    pub verdicts: Vec<EntryVerdict>,
+    /// Lines not checked, with their line number and why.
+    pub skipped: Vec<(usize, String)>,
+    /// Entries of the loaded categories that had no result.
+    pub missing: usize,
+}
+
+/// Checks a results file (JSON Lines of `{"id", "result"}`) against the loaded entries.
+pub fn check_results(entries: &[Entry], results: &str, underscore_to_dot: bool) -> CheckReport {
+    let by_id: HashMap<&str, &Entry> = entries.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut report = CheckReport::default();
+    for (i, line) in results.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                report.skipped.push((n, format!("not JSON: {e}")));
+                continue;
+            }
+        };
+        let Some(id) = v.get("id").and_then(Value::as_str) else {
+            report.skipped.push((n, "no \"id\"".into()));
+            continue;
+        };
+        let Some(entry) = by_id.get(id) else {
+            let why = if PYTHON_CATEGORIES.contains(&category_of(id)) {
+                format!("`{id}` is not in the data")
+            } else {
+                format!("`{id}`: category `{}` is not checked (only Python single-turn categories are)", category_of(id))
+            };
+            report.skipped.push((n, why));
+            continue;
+        };
+        if !seen.insert(id.to_owned()) {
+            report.skipped.push((n, format!("`{id}` appears again; the first result counts")));
+            continue;
+        }
+        let Some(result) = v.get("result") else {
+            report.skipped.push((n, format!("`{id}` has no \"result\"")));
+            continue;
+        };
+        let verdict = check_entry(entry, result, underscore_to_dot);
+        let slot = report.categories.entry(entry.category.clone()).or_default();
+        slot.1 += 1;
+        slot.0 += usize::from(verdict.valid);
+        report.verdicts.push(EntryVerdict { id: id.to_owned(), valid: verdict.valid, error_type: verdict.error_type, reason: verdict.reason });
+    }
+    report.missing = entries.iter().filter(|e| !seen.contains(&e.id)).count();
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_from_ids() {
+        assert_eq!(category_of("simple_python_12"), "simple_python");
+        assert_eq!(category_of("live_multiple_12-4-3"), "live_multiple");
+        assert_eq!(category_of("parallel_multiple_3"), "parallel_multiple");
+        assert_eq!(category_of("irrelevance"), "irrelevance");
+    }
+}
