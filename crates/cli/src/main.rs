@@ -4,6 +4,7 @@ mod ask;
 mod bench;
 mod bench_dag;
 mod bench_llm;
+mod eval;
 mod run;
 
 use std::{
@@ -205,6 +206,11 @@ gets the same replies with the same latency. Stops on Ctrl-C.")]
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
     },
+    /// Run the field's benchmarks: BFCL's AST checker (Python categories so far).
+    Eval {
+        #[command(subcommand)]
+        what: EvalCommand,
+    },
     /// Measure agentry's own speed and print ratios against a baseline from the same run.
     Bench {
         #[command(subcommand)]
@@ -246,6 +252,49 @@ enum BenchCommand {
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// The Berkeley Function-Calling Leaderboard.
+    Bfcl {
+        #[command(subcommand)]
+        what: BfclCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BfclCommand {
+    /// Check model outputs already produced (JSON Lines of {"id", "result"}, the result raw
+    /// text or decoded calls) exactly as the official checker does, without calling a model.
+    #[command(after_help = "\
+Example:
+  $ agentry eval bfcl oracle --data ../shared/bfcl > oracle.jsonl
+  $ agentry eval bfcl check --data ../shared/bfcl --results oracle.jsonl --out verdicts.jsonl
+
+Checked: the Python single-turn categories (simple_python, multiple, parallel,
+parallel_multiple, irrelevance, live_*). Java and JavaScript categories are reported as not
+checked.")]
+    Check {
+        /// The BFCL data directory (question files and possible_answer/).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The results file.
+        #[arg(long, value_name = "FILE")]
+        results: PathBuf,
+        /// Write one verdict per entry here, as JSON Lines {"id", "valid", "error_type", "reason"}.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The model's function names had `.` replaced by `_` (the checker's underscore_to_dot).
+        #[arg(long)]
+        underscore_to_dot: bool,
+    },
+    /// Write the oracle's results: each entry answered with its first possible answer.
+    Oracle {
+        /// The BFCL data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
     },
 }
 
@@ -422,6 +471,17 @@ fn main() -> ExitCode {
                 run,
                 format: ExportFormat::Jsonl,
             } => run::export(&trace_db, &run),
+        },
+        Command::Eval {
+            what: EvalCommand::Bfcl { what },
+        } => match what {
+            BfclCommand::Check {
+                data,
+                results,
+                out,
+                underscore_to_dot,
+            } => eval::check(&data, &results, out.as_deref(), underscore_to_dot),
+            BfclCommand::Oracle { data } => eval::oracle(&data),
         },
         Command::Replay { run, trace_db } => {
             runtime().and_then(|rt| rt.block_on(run::replay(&trace_db, &run)))

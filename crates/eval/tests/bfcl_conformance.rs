@@ -169,13 +169,31 @@ fn the_oracle_passes_every_passable_python_entry() {
         .map(|e| serde_json::json!({"id": e.id, "result": oracle_output(e)}).to_string() + "\n")
         .collect();
     let report = check_results(&entries, &results, false);
-    assert!(report.skipped.is_empty(), "{:?}", &report.skipped[..report.skipped.len().min(5)]);
+    assert!(
+        report.skipped.is_empty(),
+        "{:?}",
+        &report.skipped[..report.skipped.len().min(5)]
+    );
     assert_eq!(report.missing, 0);
-    let failed: Vec<&str> = report.verdicts.iter().filter(|v| !v.valid).map(|v| v.id.as_str()).collect();
-    for v in report.verdicts.iter().filter(|v| !v.valid && !UNPASSABLE.contains(&v.id.as_str())).take(10) {
+    let failed: Vec<&str> = report
+        .verdicts
+        .iter()
+        .filter(|v| !v.valid)
+        .map(|v| v.id.as_str())
+        .collect();
+    for v in report
+        .verdicts
+        .iter()
+        .filter(|v| !v.valid && !UNPASSABLE.contains(&v.id.as_str()))
+        .take(10)
+    {
         eprintln!("  {} {:?}: {}", v.id, v.error_type, v.reason);
     }
-    let mut unexpected: Vec<&str> = failed.iter().copied().filter(|id| !UNPASSABLE.contains(id)).collect();
+    let mut unexpected: Vec<&str> = failed
+        .iter()
+        .copied()
+        .filter(|id| !UNPASSABLE.contains(id))
+        .collect();
     unexpected.sort_unstable();
     assert_eq!(unexpected, Vec::<&str>::new());
     let mut expected_fail: Vec<&str> = UNPASSABLE.to_vec();
@@ -191,7 +209,11 @@ fn bad_results_lines_are_reported_not_fatal() {
     let entries = load(&data_dir(), &["simple_python"]).unwrap();
     let results = "not json\n{\"result\": \"x\"}\n{\"id\": \"simple_python_0\", \"result\": \"[calculate_triangle_area(base=10, height=5)]\"}\n{\"id\": \"simple_python_0\", \"result\": \"[]\"}\n{\"id\": \"simple_python_99999\", \"result\": \"[]\"}\n{\"id\": \"simple_java_1\", \"result\": \"x\"}\n{\"id\": \"simple_python_1\", \"result\": \"I think the answer is 120\"}\n";
     let report = check_results(&entries, results, false);
-    let reasons: Vec<String> = report.skipped.iter().map(|(n, why)| format!("{n}: {why}")).collect();
+    let reasons: Vec<String> = report
+        .skipped
+        .iter()
+        .map(|(n, why)| format!("{n}: {why}"))
+        .collect();
     assert_eq!(reasons.len(), 5, "{reasons:?}");
     assert!(reasons[0].starts_with("1: not JSON"));
     assert!(reasons[1].contains("no \"id\""));
@@ -199,6 +221,9 @@ fn bad_results_lines_are_reported_not_fatal() {
     assert!(reasons[3].contains("not in the data"));
     assert!(reasons[4].contains("not checked"));
     assert_eq!(report.categories["simple_python"], (1, 2));
-    assert_eq!(report.verdicts[1].error_type.as_deref(), Some("ast_decoder:decoder_failed"));
+    assert_eq!(
+        report.verdicts[1].error_type.as_deref(),
+        Some("ast_decoder:decoder_failed")
+    );
     assert_eq!(report.missing, entries.len() - 2);
 }

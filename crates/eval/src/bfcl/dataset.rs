@@ -9,7 +9,9 @@ use std::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Verdict, check_python, decode::decode_python, decoded_from_tagged, has_call, value::PyVal};
+use super::{
+    Verdict, check_python, decode::decode_python, decoded_from_tagged, has_call, value::PyVal,
+};
 
 /// The single-turn categories whose checking is implemented (Python language).
 pub const PYTHON_CATEGORIES: &[&str] = &[
@@ -27,7 +29,12 @@ pub const PYTHON_CATEGORIES: &[&str] = &[
 ];
 
 /// Entries whose ground truth no model can meet (spec §11); the oracle fails them.
-pub const UNPASSABLE: &[&str] = &["live_simple_106-63-0", "live_simple_112-68-0", "live_multiple_862-181-3", "live_multiple_964-207-0"];
+pub const UNPASSABLE: &[&str] = &[
+    "live_simple_106-63-0",
+    "live_simple_112-68-0",
+    "live_multiple_862-181-3",
+    "live_multiple_964-207-0",
+];
 
 /// Why data could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -68,18 +75,29 @@ pub struct Entry {
 /// The category of an id: the id without its trailing `_N` or `_N-N-N`.
 pub fn category_of(id: &str) -> &str {
     match id.rfind('_') {
-        Some(i) if id[i + 1..].chars().all(|c| c.is_ascii_digit() || c == '-') && i + 1 < id.len() => &id[..i],
+        Some(i)
+            if id[i + 1..].chars().all(|c| c.is_ascii_digit() || c == '-') && i + 1 < id.len() =>
+        {
+            &id[..i]
+        }
         _ => id,
     }
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<Value>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::File { path: path.display().to_string(), why: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| DataError::Line { path: path.display().to_string(), line: i + 1, why: format!("not JSON: {e}") })
+            serde_json::from_str(l).map_err(|e| DataError::Line {
+                path: path.display().to_string(),
+                line: i + 1,
+                why: format!("not JSON: {e}"),
+            })
         })
         .collect()
 }
@@ -91,18 +109,33 @@ pub fn load(dir: &Path, categories: &[&str]) -> Result<Vec<Entry>, DataError> {
     for &category in categories {
         let qpath = dir.join(format!("BFCL_v4_{category}.json"));
         let questions = read_jsonl(&qpath)?;
-        let apath = dir.join("possible_answer").join(format!("BFCL_v4_{category}.json"));
-        let answers = if category.contains("relevance") { None } else { Some(read_jsonl(&apath)?) };
+        let apath = dir
+            .join("possible_answer")
+            .join(format!("BFCL_v4_{category}.json"));
+        let answers = if category.contains("relevance") {
+            None
+        } else {
+            Some(read_jsonl(&apath)?)
+        };
         if let Some(a) = &answers
             && a.len() != questions.len()
         {
             return Err(DataError::File {
                 path: apath.display().to_string(),
-                why: format!("{} answers for {} questions in {}", a.len(), questions.len(), qpath.display()),
+                why: format!(
+                    "{} answers for {} questions in {}",
+                    a.len(),
+                    questions.len(),
+                    qpath.display()
+                ),
             });
         }
         for (i, q) in questions.iter().enumerate() {
-            let id = q["id"].as_str().ok_or_else(|| DataError::Line { path: qpath.display().to_string(), line: i + 1, why: "no \"id\"".into() })?;
+            let id = q["id"].as_str().ok_or_else(|| DataError::Line {
+                path: qpath.display().to_string(),
+                line: i + 1,
+                why: "no \"id\"".into(),
+            })?;
             let ground_truth = match &answers {
                 Some(a) => {
                     if a[i]["id"].as_str() != Some(id) {
@@ -135,24 +168,52 @@ pub fn check_entry(entry: &Entry, result: &Value, underscore_to_dot: bool) -> Ve
     };
     if entry.category.contains("irrelevance") {
         return if has_call(&decoded) {
-            Verdict { valid: false, error_type: Some("irrelevance_error:decoder_success".into()), reason: "the model called a function".into() }
+            Verdict {
+                valid: false,
+                error_type: Some("irrelevance_error:decoder_success".into()),
+                reason: "the model called a function".into(),
+            }
         } else {
-            Verdict { valid: true, error_type: None, reason: String::new() }
+            Verdict {
+                valid: true,
+                error_type: None,
+                reason: String::new(),
+            }
         };
     }
     if entry.category.contains("relevance") {
         return if has_call(&decoded) {
-            Verdict { valid: true, error_type: None, reason: String::new() }
+            Verdict {
+                valid: true,
+                error_type: None,
+                reason: String::new(),
+            }
         } else {
-            Verdict { valid: false, error_type: Some("relevance_error:decoder_failed".into()), reason: "the model made no call".into() }
+            Verdict {
+                valid: false,
+                error_type: Some("relevance_error:decoder_failed".into()),
+                reason: "the model made no call".into(),
+            }
         };
     }
     let calls = match decoded {
         Ok(c) => c,
-        Err(why) => return Verdict { valid: false, error_type: Some("ast_decoder:decoder_failed".into()), reason: why },
+        Err(why) => {
+            return Verdict {
+                valid: false,
+                error_type: Some("ast_decoder:decoder_failed".into()),
+                reason: why,
+            };
+        }
     };
     let gt = entry.ground_truth.as_deref().unwrap_or(&[]);
-    check_python(&entry.category, &entry.functions, &calls, gt, underscore_to_dot)
+    check_python(
+        &entry.category,
+        &entry.functions,
+        &calls,
+        gt,
+        underscore_to_dot,
+    )
 }
 
 /// Python source for a value.
@@ -166,12 +227,22 @@ fn py_literal(v: &PyVal) -> String {
         PyVal::Complex(re, im) => format!("complex({re}, {im})"),
         PyVal::Str(s) => super::decode::unparse(&agentry_parse::python::PyExpr::Str(s.clone())),
         PyVal::Bytes(b) => super::decode::unparse(&agentry_parse::python::PyExpr::Bytes(b.clone())),
-        PyVal::List(items) => format!("[{}]", items.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
+        PyVal::List(items) => format!(
+            "[{}]",
+            items.iter().map(py_literal).collect::<Vec<_>>().join(", ")
+        ),
         PyVal::Tuple(items) if items.len() == 1 => format!("({},)", py_literal(&items[0])),
-        PyVal::Tuple(items) => format!("({})", items.iter().map(py_literal).collect::<Vec<_>>().join(", ")),
+        PyVal::Tuple(items) => format!(
+            "({})",
+            items.iter().map(py_literal).collect::<Vec<_>>().join(", ")
+        ),
         PyVal::Dict(entries) => format!(
             "{{{}}}",
-            entries.iter().map(|(k, v)| format!("{}: {}", py_literal(k), py_literal(v))).collect::<Vec<_>>().join(", ")
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_literal(k), py_literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -184,7 +255,10 @@ fn first_dict(v: &PyVal) -> PyVal {
             entries
                 .iter()
                 .filter_map(|(k, allowed)| match allowed {
-                    PyVal::List(options) => options.iter().find(|o| o.as_str() != Some("")).map(|o| (k.clone(), o.clone())),
+                    PyVal::List(options) => options
+                        .iter()
+                        .find(|o| o.as_str() != Some(""))
+                        .map(|o| (k.clone(), o.clone())),
                     other => Some((k.clone(), other.clone())),
                 })
                 .collect(),
@@ -200,7 +274,11 @@ pub fn oracle_output(entry: &Entry) -> String {
         return "I cannot answer this with the functions I have.".into();
     }
     let Some(gt) = &entry.ground_truth else {
-        let name = entry.functions.first().and_then(|f| f["name"].as_str()).unwrap_or("f");
+        let name = entry
+            .functions
+            .first()
+            .and_then(|f| f["name"].as_str())
+            .unwrap_or("f");
         return format!("[{name}()]");
     };
     let type_of = |fname: &str, param: &str| -> String {
@@ -209,7 +287,15 @@ pub fn oracle_output(entry: &Entry) -> String {
             .iter()
             .find(|f| f["name"].as_str() == Some(fname))
             .and_then(|f| f.pointer(&format!("/parameters/properties/{param}")))
-            .map(|p| (p["type"].as_str().unwrap_or("").to_owned(), p.pointer("/items/type").and_then(Value::as_str).unwrap_or("").to_owned()))
+            .map(|p| {
+                (
+                    p["type"].as_str().unwrap_or("").to_owned(),
+                    p.pointer("/items/type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                )
+            })
             .map(|(t, items)| format!("{t}/{items}"))
             .unwrap_or_default()
     };
@@ -222,15 +308,21 @@ pub fn oracle_output(entry: &Entry) -> String {
                 .map(|p| {
                     p.iter()
                         .filter_map(|(param, allowed)| {
-                            let doc = entry.functions.iter().find(|f| f["name"].as_str() == Some(name.as_str()));
+                            let doc = entry
+                                .functions
+                                .iter()
+                                .find(|f| f["name"].as_str() == Some(name.as_str()));
                             // A param the doc does not define passes only when left out (spec §11).
-                            doc.and_then(|d| d.pointer(&format!("/parameters/properties/{param}")))?;
+                            doc.and_then(|d| {
+                                d.pointer(&format!("/parameters/properties/{param}"))
+                            })?;
                             let required = doc
                                 .and_then(|d| d.pointer("/parameters/required"))
                                 .and_then(Value::as_array)
                                 .is_some_and(|r| r.iter().any(|x| x.as_str() == Some(param)));
                             let options = allowed.as_array()?;
-                            let Some(first) = options.iter().find(|a| a.as_str() != Some("")) else {
+                            let Some(first) = options.iter().find(|a| a.as_str() != Some(""))
+                            else {
                                 // Only "" is allowed: omit it, unless the doc requires it ("" then passes).
                                 return required.then(|| format!("{param}=''"));
                             };
@@ -238,7 +330,9 @@ pub fn oracle_output(entry: &Entry) -> String {
                             let value = match type_of(name, param).as_str() {
                                 "dict/" => first_dict(&value),
                                 t if t.ends_with("/dict") => match value {
-                                    PyVal::List(items) => PyVal::List(items.iter().map(first_dict).collect()),
+                                    PyVal::List(items) => {
+                                        PyVal::List(items.iter().map(first_dict).collect())
+                                    }
                                     other => other,
                                 },
                                 _ => value,
@@ -305,24 +399,36 @@ pub fn check_results(entries: &[Entry], results: &str, underscore_to_dot: bool) 
             let why = if PYTHON_CATEGORIES.contains(&category_of(id)) {
                 format!("`{id}` is not in the data")
             } else {
-                format!("`{id}`: category `{}` is not checked (only Python single-turn categories are)", category_of(id))
+                format!(
+                    "`{id}`: category `{}` is not checked (only Python single-turn categories are)",
+                    category_of(id)
+                )
             };
             report.skipped.push((n, why));
             continue;
         };
         if !seen.insert(id.to_owned()) {
-            report.skipped.push((n, format!("`{id}` appears again; the first result counts")));
+            report
+                .skipped
+                .push((n, format!("`{id}` appears again; the first result counts")));
             continue;
         }
         let Some(result) = v.get("result") else {
-            report.skipped.push((n, format!("`{id}` has no \"result\"")));
+            report
+                .skipped
+                .push((n, format!("`{id}` has no \"result\"")));
             continue;
         };
         let verdict = check_entry(entry, result, underscore_to_dot);
         let slot = report.categories.entry(entry.category.clone()).or_default();
         slot.1 += 1;
         slot.0 += usize::from(verdict.valid);
-        report.verdicts.push(EntryVerdict { id: id.to_owned(), valid: verdict.valid, error_type: verdict.error_type, reason: verdict.reason });
+        report.verdicts.push(EntryVerdict {
+            id: id.to_owned(),
+            valid: verdict.valid,
+            error_type: verdict.error_type,
+            reason: verdict.reason,
+        });
     }
     report.missing = entries.iter().filter(|e| !seen.contains(&e.id)).count();
     report

@@ -11,8 +11,8 @@ mod value;
 
 pub use check::{Verdict, check_python};
 pub use dataset::{
-    CheckReport, DataError, Entry, EntryVerdict, PYTHON_CATEGORIES, UNPASSABLE, category_of, check_entry, check_results, load,
-    oracle_output,
+    CheckReport, DataError, Entry, EntryVerdict, PYTHON_CATEGORIES, UNPASSABLE, category_of,
+    check_entry, check_results, load, oracle_output,
 };
 pub use decode::{DecodedCall, decode_python, unparse};
 pub use value::{PyType, PyVal, standardize};
