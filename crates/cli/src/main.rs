@@ -290,6 +290,69 @@ checked.")]
         #[arg(long)]
         underscore_to_dot: bool,
     },
+    /// Ask a model every entry (concurrently, resumably) and report accuracy and the SLM-survey
+    /// metrics per category; `--model oracle` answers with the first possible answer.
+    #[command(after_help = "\
+Examples:
+  $ agentry eval bfcl run --data ../shared/bfcl --model oracle
+  $ agentry eval bfcl run --data ../shared/bfcl --model openai:gpt-4o-mini --category simple_python,live_* --concurrency 16
+  $ agentry eval bfcl explain --data ../shared/bfcl --results .agentry/bfcl/oracle-prompt.jsonl simple_python_3
+
+Results go to a JSON Lines file as they arrive (default .agentry/bfcl/MODEL-MODE.jsonl); a
+re-run skips the entries already there unless --fresh. A report (.report.json, .report.md)
+and verdicts (.verdicts.jsonl) are written beside it.")]
+    Run {
+        /// The BFCL data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The model: oracle, sim:NAME, sim:PATH or openai:MODEL.
+        #[arg(long)]
+        model: String,
+        /// Prompting (Python call syntax in text) or native tool calls.
+        #[arg(long, value_enum, default_value = "prompt")]
+        mode: BfclModeArg,
+        /// Categories, comma-separated (`live_*` matches a prefix), or all.
+        #[arg(long, value_delimiter = ',', default_value = "all")]
+        category: Vec<String>,
+        /// Entries asked at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// At most this many entries per category.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// The results file.
+        #[arg(long, value_name = "FILE")]
+        results: Option<PathBuf>,
+        /// Ignore earlier results and start over.
+        #[arg(long)]
+        fresh: bool,
+        /// Price per million prompt tokens, for the cost per successful entry.
+        #[arg(long, value_name = "USD")]
+        price_in: Option<f64>,
+        /// Price per million completion tokens.
+        #[arg(long, value_name = "USD")]
+        price_out: Option<f64>,
+        /// Base URL of an OpenAI-compatible server.
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// API key.
+        #[arg(long, value_name = "KEY")]
+        api_key: Option<String>,
+    },
+    /// Show one entry: the prompt, the model's output, the decoded calls and the verdict.
+    Explain {
+        /// The BFCL data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The results file.
+        #[arg(long, value_name = "FILE")]
+        results: PathBuf,
+        /// The entry's id.
+        id: String,
+        /// The results came from native mode (function names had `.` replaced by `_`).
+        #[arg(long)]
+        native: bool,
+    },
     /// Write the oracle's results: each entry answered with its first possible answer.
     Oracle {
         /// The BFCL data directory.
@@ -330,6 +393,12 @@ enum TraceCommand {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BfclModeArg {
+    Prompt,
+    Native,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -482,6 +551,48 @@ fn main() -> ExitCode {
                 underscore_to_dot,
             } => eval::check(&data, &results, out.as_deref(), underscore_to_dot),
             BfclCommand::Oracle { data } => eval::oracle(&data),
+            BfclCommand::Explain {
+                data,
+                results,
+                id,
+                native,
+            } => eval::explain(&data, &results, &id, native),
+            BfclCommand::Run {
+                data,
+                model,
+                mode,
+                category,
+                concurrency,
+                limit,
+                results,
+                fresh,
+                price_in,
+                price_out,
+                base_url,
+                api_key,
+            } => {
+                let args = eval::RunArgs {
+                    data,
+                    model,
+                    options: agentry_llm::OpenOptions {
+                        tool_mode: Some(agentry_llm::ToolMode::Native),
+                        base_url,
+                        api_key,
+                    },
+                    mode: match mode {
+                        BfclModeArg::Prompt => agentry_eval::bfcl::BfclMode::Prompt,
+                        BfclModeArg::Native => agentry_eval::bfcl::BfclMode::Native,
+                    },
+                    categories: category,
+                    concurrency,
+                    limit,
+                    results,
+                    fresh,
+                    price_in,
+                    price_out,
+                };
+                runtime().and_then(|rt| rt.block_on(eval::run(args)))
+            }
         },
         Command::Replay { run, trace_db } => {
             runtime().and_then(|rt| rt.block_on(run::replay(&trace_db, &run)))

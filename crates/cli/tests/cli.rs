@@ -380,3 +380,151 @@ fn a_run_out_of_time_says_so() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn bfcl_data() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/bfcl")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn eval_bfcl_oracle_check_run_and_explain() {
+    let data = bfcl_data();
+    let dir = std::env::temp_dir().join(format!("agentry-bfcl-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let oracle = agentry(&["eval", "bfcl", "oracle", "--data", &data], b"");
+    assert!(
+        oracle.status.success(),
+        "{}",
+        String::from_utf8_lossy(&oracle.stderr)
+    );
+    let results = dir.join("oracle.jsonl");
+    std::fs::write(&results, &oracle.stdout).unwrap();
+    let verdicts = dir.join("verdicts.jsonl");
+    let out = agentry(
+        &[
+            "eval",
+            "bfcl",
+            "check",
+            "--data",
+            &data,
+            "--results",
+            results.to_str().unwrap(),
+            "--out",
+            verdicts.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("simple_python                 400      400   100.00%"),
+        "{table}"
+    );
+    assert!(
+        table.contains("4 of these entries cannot be passed"),
+        "{table}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&verdicts).unwrap().lines().count(),
+        3491
+    );
+
+    let run_results = dir.join("run.jsonl");
+    let out = agentry(
+        &[
+            "eval",
+            "bfcl",
+            "run",
+            "--data",
+            &data,
+            "--model",
+            "oracle",
+            "--category",
+            "simple_python,live_*",
+            "--limit",
+            "20",
+            "--results",
+            run_results.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains("| simple_python | 100.00% | 20 |") && table.contains("| live_simple |"),
+        "{table}"
+    );
+    assert!(dir.join("run.report.json").exists() && dir.join("run.report.md").exists());
+    // A second run resumes: nothing is asked again.
+    let out = agentry(
+        &[
+            "eval",
+            "bfcl",
+            "run",
+            "--data",
+            &data,
+            "--model",
+            "oracle",
+            "--category",
+            "simple_python",
+            "--limit",
+            "20",
+            "--results",
+            run_results.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("20 already in"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = agentry(
+        &[
+            "eval",
+            "bfcl",
+            "explain",
+            "--data",
+            &data,
+            "--results",
+            run_results.to_str().unwrap(),
+            "simple_python_3",
+        ],
+        b"",
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("## Prompt")
+            && shown.contains("## Decoded")
+            && shown.contains("## Verdict\nvalid"),
+        "{shown}"
+    );
+
+    let out = agentry(
+        &[
+            "eval",
+            "bfcl",
+            "run",
+            "--data",
+            &data,
+            "--model",
+            "oracle",
+            "--category",
+            "simple_java",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Java, JavaScript and multi-turn are not supported yet")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

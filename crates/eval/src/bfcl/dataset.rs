@@ -68,6 +68,8 @@ pub struct Entry {
     pub category: String,
     /// The function docs.
     pub functions: Vec<Value>,
+    /// The chat messages of the (single) turn.
+    pub question: Vec<Value>,
     /// The ground truth (none for the relevance categories).
     pub ground_truth: Option<Vec<Value>>,
 }
@@ -153,6 +155,11 @@ pub fn load(dir: &Path, categories: &[&str]) -> Result<Vec<Entry>, DataError> {
                 id: id.to_owned(),
                 category: category.to_owned(),
                 functions: q["function"].as_array().cloned().unwrap_or_default(),
+                question: q
+                    .pointer("/question/0")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
                 ground_truth,
             });
         }

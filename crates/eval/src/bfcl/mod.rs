@@ -7,6 +7,7 @@
 mod check;
 mod dataset;
 mod decode;
+mod run;
 mod value;
 
 pub use check::{Verdict, check_python};
@@ -15,6 +16,9 @@ pub use dataset::{
     check_entry, check_results, load, oracle_output,
 };
 pub use decode::{DecodedCall, decode_python, unparse};
+pub use run::{
+    Answerer, BfclMode, EntryResult, fc_tools, prompt_messages, run_entries, schema_valid,
+};
 pub use value::{PyType, PyVal, standardize};
 
 /// Reads decoded calls in the tagged-JSON form `[{name: {param: value}}]`, applying the
