@@ -2,7 +2,9 @@
 
 use std::{io::Write, path::Path, time::Instant};
 
-use agentry_eval::bfcl::{PYTHON_CATEGORIES, UNPASSABLE, check_results, load, oracle_output};
+use agentry_eval::bfcl::{
+    CATEGORIES, ORACLE_CATEGORIES, UNPASSABLE, check_results, load, oracle_output,
+};
 use anyhow::{Context, Result};
 
 /// `agentry eval bfcl check`: returns true (the verdicts are the output, not the exit code).
@@ -13,7 +15,7 @@ pub(crate) fn check(
     underscore_to_dot: bool,
 ) -> Result<bool> {
     let t = Instant::now();
-    let entries = load(data, PYTHON_CATEGORIES)
+    let entries = load(data, CATEGORIES)
         .with_context(|| format!("reading the BFCL data in {}", data.display()))?;
     let loaded = t.elapsed();
     let text = std::fs::read_to_string(results)
@@ -90,7 +92,7 @@ pub(crate) fn check(
 
 /// `agentry eval bfcl oracle`.
 pub(crate) fn oracle(data: &Path) -> Result<bool> {
-    let entries = load(data, PYTHON_CATEGORIES)
+    let entries = load(data, ORACLE_CATEGORIES)
         .with_context(|| format!("reading the BFCL data in {}", data.display()))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for e in &entries {
@@ -133,27 +135,23 @@ pub(crate) struct RunArgs {
 
 fn categories(list: &[String]) -> Result<Vec<&'static str>> {
     if list.is_empty() || list.iter().any(|c| c == "all") {
-        return Ok(PYTHON_CATEGORIES.to_vec());
+        return Ok(CATEGORIES.to_vec());
     }
     let mut out = Vec::new();
     for c in list {
         let matched: Vec<&'static str> = if let Some(prefix) = c.strip_suffix('*') {
-            PYTHON_CATEGORIES
+            CATEGORIES
                 .iter()
                 .copied()
                 .filter(|k| k.starts_with(prefix))
                 .collect()
         } else {
-            PYTHON_CATEGORIES
-                .iter()
-                .copied()
-                .filter(|k| *k == c)
-                .collect()
+            CATEGORIES.iter().copied().filter(|k| *k == c).collect()
         };
         if matched.is_empty() {
             anyhow::bail!(
-                "unknown or unsupported category `{c}`; supported: {} (or all, live_*); Java, JavaScript and multi-turn are not supported yet",
-                PYTHON_CATEGORIES.join(", ")
+                "unknown or unsupported category `{c}`; supported: {} (or all, live_*); multi-turn and format sensitivity are not supported yet",
+                CATEGORIES.join(", ")
             );
         }
         out.extend(matched);
@@ -206,6 +204,16 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         });
     }
     let native = args.mode == BfclMode::Native;
+    if args.model == "oracle"
+        && let Some(e) = entries
+            .iter()
+            .find(|e| !ORACLE_CATEGORIES.contains(&e.category.as_str()))
+    {
+        anyhow::bail!(
+            "the oracle writes Python call syntax and does not answer `{}` entries; choose Python categories",
+            e.category
+        );
+    }
     let mode_name = if native { "native" } else { "prompt" };
     let answerer = if args.model == "oracle" {
         Answerer::Oracle

@@ -273,9 +273,9 @@ Example:
   $ agentry eval bfcl oracle --data ../shared/bfcl > oracle.jsonl
   $ agentry eval bfcl check --data ../shared/bfcl --results oracle.jsonl --out verdicts.jsonl
 
-Checked: the Python single-turn categories (simple_python, multiple, parallel,
-parallel_multiple, irrelevance, live_*). Java and JavaScript categories are reported as not
-checked.")]
+Checked: every single-turn category (simple_python, simple_java, simple_javascript,
+multiple, parallel, parallel_multiple, irrelevance, live_*). Multi-turn and format
+sensitivity results are reported as not checked.")]
     Check {
         /// The BFCL data directory (question files and possible_answer/).
         #[arg(long, value_name = "DIR")]

@@ -522,9 +522,25 @@ fn eval_bfcl_oracle_check_run_and_explain() {
         b"",
     );
     assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the oracle writes Python call syntax"));
+    let out = agentry(
+        &[
+            "eval",
+            "bfcl",
+            "run",
+            "--data",
+            &data,
+            "--model",
+            "oracle",
+            "--category",
+            "multi_turn_base",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("Java, JavaScript and multi-turn are not supported yet")
+            .contains("multi-turn and format sensitivity are not supported yet")
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,8 +5,39 @@ use serde_json::Value;
 
 use super::{
     decode::DecodedCall,
+    javajs::{Lang, java_convert, js_convert},
     value::{PyType, PyVal, standardize},
 };
+
+/// The language of a category, by the substring rule of spec §1.3.
+fn language(category: &str) -> Option<Lang> {
+    if category.contains("javascript") {
+        Some(Lang::JavaScript)
+    } else if category.contains("java") {
+        Some(Lang::Java)
+    } else {
+        None
+    }
+}
+
+/// The Python type a Java or JavaScript doc type maps to (spec §6.1).
+fn map_type_lang(t: &str, lang: Lang) -> Option<PyType> {
+    Some(match (lang, t) {
+        (Lang::Java, "byte" | "short" | "integer" | "long") => PyType::Int,
+        (Lang::Java, "float" | "double") => PyType::Float,
+        (Lang::Java, "boolean") => PyType::Bool,
+        (Lang::Java, "char" | "String" | "any") => PyType::Str,
+        (Lang::Java, "Array" | "ArrayList" | "Queue" | "Stack") => PyType::List,
+        (Lang::Java, "HashMap" | "Hashtable") => PyType::Dict,
+        (Lang::JavaScript, "String" | "any") => PyType::Str,
+        (Lang::JavaScript, "integer" | "Bigint") => PyType::Int,
+        (Lang::JavaScript, "float") => PyType::Float,
+        (Lang::JavaScript, "Boolean") => PyType::Bool,
+        (Lang::JavaScript, "dict") => PyType::Dict,
+        (Lang::JavaScript, "array") => PyType::List,
+        _ => return None,
+    })
+}
 
 /// The checker's verdict on one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +128,7 @@ pub fn check_python(
             );
         }
     };
+    let lang = language(category);
     let doc_named = |name: &str| {
         docs.iter()
             .find(|d| d.get("name").and_then(Value::as_str) == Some(name))
@@ -113,8 +145,9 @@ pub fn check_python(
             let Some(doc) = doc_named(&gt.name) else {
                 return Verdict::fail("data_error", format!("no function doc named `{}`", gt.name));
             };
-            let found = (0..decoded.len())
-                .find(|&j| !used[j] && check_call(doc, &decoded[j], gt, underscore_to_dot).valid);
+            let found = (0..decoded.len()).find(|&j| {
+                !used[j] && check_call(doc, &decoded[j], gt, underscore_to_dot, lang).valid
+            });
             match found {
                 Some(j) => used[j] = true,
                 None => {
@@ -140,7 +173,7 @@ pub fn check_python(
                 format!("no function doc named `{}`", gts[0].name),
             );
         };
-        return check_call(doc, &decoded[0], &gts[0], underscore_to_dot);
+        return check_call(doc, &decoded[0], &gts[0], underscore_to_dot, lang);
     }
     if decoded.len() != 1 {
         return Verdict::fail(
@@ -149,7 +182,7 @@ pub fn check_python(
         );
     }
     match (docs.first(), gts.first()) {
-        (Some(doc), Some(gt)) => check_call(doc, &decoded[0], gt, underscore_to_dot),
+        (Some(doc), Some(gt)) => check_call(doc, &decoded[0], gt, underscore_to_dot, lang),
         _ => Verdict::fail(
             "data_error",
             "the entry has no function doc or no ground truth",
@@ -158,7 +191,13 @@ pub fn check_python(
 }
 
 /// The per-call check (spec §5).
-fn check_call(doc: &Value, call: &DecodedCall, gt: &Expected, underscore_to_dot: bool) -> Verdict {
+fn check_call(
+    doc: &Value,
+    call: &DecodedCall,
+    gt: &Expected,
+    underscore_to_dot: bool,
+    lang: Option<Lang>,
+) -> Verdict {
     let mut fname = doc
         .get("name")
         .and_then(Value::as_str)
@@ -203,26 +242,53 @@ fn check_call(doc: &Value, call: &DecodedCall, gt: &Expected, underscore_to_dot:
             );
         };
         let t = prop.get("type").and_then(Value::as_str).unwrap_or("");
+        let items_type = prop.pointer("/items/type").and_then(Value::as_str);
         let mut value = value.clone();
-        if t == "tuple"
-            && let PyVal::Tuple(items) = value
-        {
-            value = PyVal::List(items);
-        }
-        if t == "float"
-            && let PyVal::Int(i) = value
-        {
-            value = PyVal::Float(i as f64);
-        }
-        let Some(e) = map_type(t) else {
-            return Verdict::fail("data_error", format!("unknown type `{t}` for `{param}`"));
+        let (e, n) = match lang {
+            None => {
+                if t == "tuple"
+                    && let PyVal::Tuple(items) = value
+                {
+                    value = PyVal::List(items);
+                }
+                if t == "float"
+                    && let PyVal::Int(i) = value
+                {
+                    value = PyVal::Float(i as f64);
+                }
+                let n = if t == "array" || t == "tuple" {
+                    items_type.and_then(map_type)
+                } else {
+                    None
+                };
+                (map_type(t), n)
+            }
+            Some(l) => {
+                let Some(source) = value.as_str() else {
+                    let label = if l == Lang::Java {
+                        "type_error:java"
+                    } else {
+                        "type_error:js"
+                    };
+                    return Verdict::fail(label, format!("`{param}` must be a source-code string"));
+                };
+                let nested = match l {
+                    Lang::Java => matches!(t, "Array" | "ArrayList"),
+                    Lang::JavaScript => t == "array",
+                };
+                let items_for = if nested { items_type } else { None };
+                value = match l {
+                    Lang::Java => java_convert(source, t, items_for),
+                    Lang::JavaScript => js_convert(source, t, items_for),
+                };
+                (
+                    map_type_lang(t, l),
+                    items_for.and_then(|it| map_type_lang(it, l)),
+                )
+            }
         };
-        let n = if t == "array" || t == "tuple" {
-            prop.pointer("/items/type")
-                .and_then(Value::as_str)
-                .and_then(map_type)
-        } else {
-            None
+        let Some(e) = e else {
+            return Verdict::fail("data_error", format!("unknown type `{t}` for `{param}`"));
         };
         let is_variable = match type_check(&value, allowed, e, n) {
             Some(v) => v,

@@ -13,8 +13,25 @@ use super::{
     Verdict, check_python, decode::decode_python, decoded_from_tagged, has_call, value::PyVal,
 };
 
-/// The single-turn categories whose checking is implemented (Python language).
-pub const PYTHON_CATEGORIES: &[&str] = &[
+/// The single-turn categories (all of BFCL's but multi-turn and format sensitivity).
+pub const CATEGORIES: &[&str] = &[
+    "simple_python",
+    "simple_java",
+    "simple_javascript",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "irrelevance",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "live_irrelevance",
+    "live_relevance",
+];
+
+/// The categories the oracle answers (it writes Python call syntax).
+pub const ORACLE_CATEGORIES: &[&str] = &[
     "simple_python",
     "multiple",
     "parallel",
@@ -169,9 +186,27 @@ pub fn load(dir: &Path, categories: &[&str]) -> Result<Vec<Entry>, DataError> {
 
 /// Checks one entry's model result: raw text (decoded as Python calls) or decoded calls.
 pub fn check_entry(entry: &Entry, result: &Value, underscore_to_dot: bool) -> Verdict {
-    let decoded = match result {
-        Value::String(text) => decode_python(text),
-        other => decoded_from_tagged(other),
+    let lang = if entry.category.contains("javascript") {
+        Some(super::Lang::JavaScript)
+    } else if entry.category.contains("java") {
+        Some(super::Lang::Java)
+    } else {
+        None
+    };
+    let decoded = match (result, lang) {
+        (Value::String(text), None) => decode_python(text),
+        (Value::String(text), Some(l)) => match super::decode_java_js(text, l) {
+            Ok(Some(call)) => Ok(vec![call]),
+            Ok(None) => {
+                return Verdict {
+                    valid: false,
+                    error_type: Some("ast_decoder:decoder_wrong_output_format".into()),
+                    reason: "the output holds no call".into(),
+                };
+            }
+            Err(e) => Err(e),
+        },
+        (other, _) => decoded_from_tagged(other),
     };
     if entry.category.contains("irrelevance") {
         return if has_call(&decoded) {
@@ -403,7 +438,7 @@ pub fn check_results(entries: &[Entry], results: &str, underscore_to_dot: bool) 
             continue;
         };
         let Some(entry) = by_id.get(id) else {
-            let why = if PYTHON_CATEGORIES.contains(&category_of(id)) {
+            let why = if CATEGORIES.contains(&category_of(id)) {
                 format!("`{id}` is not in the data")
             } else {
                 format!(

@@ -2,20 +2,21 @@
 //! `CHECKER_SPEC.md` of the BFCL data: decoding of Python-syntax model output ([`decode_python`])
 //! and the verdict on decoded calls ([`check_python`]), upstream quirks kept.
 //!
-//! Java and JavaScript categories (tree-sitter based upstream) are not covered yet.
 
 mod check;
 mod dataset;
 mod decode;
+mod javajs;
 mod run;
 mod value;
 
 pub use check::{Verdict, check_python};
 pub use dataset::{
-    CheckReport, DataError, Entry, EntryVerdict, PYTHON_CATEGORIES, UNPASSABLE, category_of,
-    check_entry, check_results, load, oracle_output,
+    CATEGORIES, CheckReport, DataError, Entry, EntryVerdict, ORACLE_CATEGORIES, UNPASSABLE,
+    category_of, check_entry, check_results, load, oracle_output,
 };
 pub use decode::{DecodedCall, decode_python, unparse};
+pub use javajs::{Lang, decode as decode_java_js, java_convert, js_convert};
 pub use run::{
     Answerer, BfclMode, EntryResult, fc_tools, prompt_messages, run_entries, schema_valid,
 };
