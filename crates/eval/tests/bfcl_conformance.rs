@@ -271,3 +271,53 @@ fn bad_results_lines_are_reported_not_fatal() {
     );
     assert_eq!(report.missing, entries.len() - 2);
 }
+
+#[test]
+fn java_and_javascript_decode_vectors_agree() {
+    use agentry_eval::bfcl::{Lang, decode_java_js};
+    let mut checked = 0;
+    let mut disagreements = Vec::new();
+    for v in jsonl(&data_dir().join("conformance/decode_vectors.jsonl")) {
+        let lang = match v["return_format"].as_str() {
+            Some("java") => Lang::Java,
+            Some("javascript") => Lang::JavaScript,
+            _ => continue,
+        };
+        checked += 1;
+        let text = v["text"].as_str().unwrap();
+        let out = decode_java_js(text, lang);
+        if out.is_ok() != v["decode_ok"].as_bool().unwrap() {
+            disagreements.push(format!(
+                "{text:?}: decode_ok {}, expected {} ({:?})",
+                out.is_ok(),
+                v["decode_ok"],
+                out.as_ref().err()
+            ));
+            continue;
+        }
+        if let Ok(call) = &out {
+            let mine = match call {
+                Some(c) => Value::Array(vec![c.to_tagged()]),
+                None => Value::Null,
+            };
+            let want = &v["decoded"];
+            let same = mine == *want
+                || (call.is_none()
+                    && (want.is_null()
+                        || *want == serde_json::json!({})
+                        || *want == serde_json::json!([])));
+            if !same {
+                disagreements.push(format!("{text:?}: decoded {mine}, expected {want}"));
+            }
+        }
+    }
+    for d in &disagreements {
+        eprintln!("  {d}");
+    }
+    assert!(checked >= 38, "{checked}");
+    assert!(
+        disagreements.is_empty(),
+        "{} of {checked} decode vectors disagree",
+        disagreements.len()
+    );
+}

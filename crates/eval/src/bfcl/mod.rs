@@ -19,6 +19,7 @@ pub use decode::{DecodedCall, decode_python, unparse};
 pub use javajs::{Lang, decode as decode_java_js, java_convert, js_convert};
 pub use run::{
     Answerer, BfclMode, EntryResult, fc_tools, prompt_messages, run_entries, schema_valid,
+    shown_docs,
 };
 pub use value::{PyType, PyVal, standardize};
 

@@ -57,15 +57,52 @@ pub struct EntryResult {
 
 const SYSTEM_PROMPT: &str = "You are an expert in composing functions. You are given a question and a set of possible functions. Based on the question, you will need to make one or more function/tool calls to achieve the purpose. If none of the functions can be used, point it out. If the given question lacks the parameters required by the function, also point it out.\n\nYou should only return the function calls in your response.\n\nIf you decide to invoke any of the function(s), you MUST put it in the format of [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)]\n\nYou SHOULD NOT include any other text in the response.\n\nHere is a list of functions in JSON format that you can invoke.\n";
 
-fn with_language_hint(functions: &[Value]) -> Vec<Value> {
-    functions
+/// The docs as BFCL shows them to a model (spec §1.4): a language hint on every description;
+/// for Java and JavaScript every param's type rewritten to `string` with the real type in
+/// words, array item types described and removed, JavaScript dict properties moved into text.
+pub fn shown_docs(entry: &Entry) -> Vec<Value> {
+    let lang = if entry.category.contains("javascript") {
+        "JavaScript"
+    } else if entry.category.contains("java") {
+        "Java"
+    } else {
+        "Python"
+    };
+    let hint = match lang {
+        "Java" => " Note that the provided function is in Java 8 SDK syntax.",
+        "JavaScript" => " Note that the provided function is in JavaScript syntax.",
+        _ => " Note that the provided function is in Python 3 syntax.",
+    };
+    entry
+        .functions
         .iter()
         .map(|f| {
             let mut f = f.clone();
             let desc = f["description"].as_str().unwrap_or("").to_owned();
-            f["description"] = json!(format!(
-                "{desc} Note that the provided function is in Python 3 syntax."
-            ));
+            f["description"] = json!(format!("{desc}{hint}"));
+            if lang != "Python"
+                && let Some(props) = f.pointer_mut("/parameters/properties").and_then(Value::as_object_mut)
+            {
+                for p in props.values_mut() {
+                    let ty = p["type"].as_str().unwrap_or("any").to_owned();
+                    let mut note = format!(" This is {lang} {ty} type parameter in string representation.");
+                    if let Some(items) = p.get("items").and_then(|i| i["type"].as_str()).map(str::to_owned) {
+                        note.push_str(&format!(" The list elements are of type {items}; they are not in string representation."));
+                        if let Some(o) = p.as_object_mut() {
+                            o.remove("items");
+                        }
+                    }
+                    if lang == "JavaScript"
+                        && ty == "dict"
+                        && let Some(props) = p.as_object_mut().and_then(|o| o.remove("properties"))
+                    {
+                        note.push_str(&format!(" The dictionary entries have the following schema; they are not in string representation. {props}"));
+                    }
+                    let d = p["description"].as_str().unwrap_or("").to_owned();
+                    p["description"] = json!(format!("{d}{note}"));
+                    p["type"] = json!("string");
+                }
+            }
             f
         })
         .collect()
@@ -75,8 +112,7 @@ fn with_language_hint(functions: &[Value]) -> Vec<Value> {
 /// merged into the entry's own system message if it has one.
 pub fn prompt_messages(entry: &Entry) -> Vec<Message> {
     let question = &entry.question;
-    let docs =
-        serde_json::to_string_pretty(&with_language_hint(&entry.functions)).unwrap_or_default();
+    let docs = serde_json::to_string_pretty(&shown_docs(entry)).unwrap_or_default();
     let mut system = format!("{SYSTEM_PROMPT}{docs}\n");
     let mut out = Vec::new();
     for (i, m) in question.iter().enumerate() {
@@ -143,15 +179,11 @@ fn fc_schema(p: &Value) -> Value {
 
 /// The functions of an entry as native tools, converted as BFCL does for FC models.
 pub fn fc_tools(entry: &Entry) -> Vec<ToolSpec> {
-    entry
-        .functions
+    shown_docs(entry)
         .iter()
         .map(|f| {
             let name = f["name"].as_str().unwrap_or("").replace('.', "_");
-            let desc = format!(
-                "{} Note that the provided function is in Python 3 syntax.",
-                f["description"].as_str().unwrap_or("")
-            );
+            let desc = f["description"].as_str().unwrap_or("").to_owned();
             let mut params = fc_schema(&f["parameters"]);
             params["type"] = json!("object");
             ToolSpec::new(name, desc, params)
