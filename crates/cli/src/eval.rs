@@ -126,6 +126,7 @@ pub(crate) struct RunArgs {
     pub(crate) mode: BfclMode,
     pub(crate) categories: Vec<String>,
     pub(crate) concurrency: usize,
+    pub(crate) trials: u32,
     pub(crate) limit: Option<usize>,
     pub(crate) results: Option<PathBuf>,
     pub(crate) fresh: bool,
@@ -227,7 +228,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     // Resume: results already in the file are kept unless --fresh.
-    let mut done: HashMap<String, EntryResult> = HashMap::new();
+    let mut done: HashMap<(String, u32), EntryResult> = HashMap::new();
     if !args.fresh && results_path.exists() {
         let text = std::fs::read_to_string(&results_path)
             .with_context(|| format!("reading {}", results_path.display()))?;
@@ -235,14 +236,16 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
             if let Ok(r) = serde_json::from_str::<EntryResult>(line)
                 && r.error.is_none()
             {
-                done.insert(r.id.clone(), r);
+                done.insert((r.id.clone(), r.trial), r);
             }
         }
     }
-    let todo: Vec<Entry> = entries
+    let trials = args.trials.max(1);
+    let todo: Vec<(Entry, u32)> = entries
         .iter()
-        .filter(|e| !done.contains_key(&e.id))
-        .cloned()
+        .flat_map(|e| (0..trials).map(move |t| (e, t)))
+        .filter(|(e, t)| !done.contains_key(&(e.id.clone(), *t)))
+        .map(|(e, t)| (e.clone(), t))
         .collect();
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -257,7 +260,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         "BFCL · {} entries in {} categories · {} already in {} · model {} ({mode_name} mode) · concurrency {}",
         entries.len(),
         cats.len(),
-        entries.len() - todo.len(),
+        entries.len() * trials as usize - todo.len(),
         results_path.display(),
         args.model,
         args.concurrency
@@ -301,7 +304,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         );
     }
     for r in new_results {
-        done.insert(r.id.clone(), r);
+        done.insert((r.id.clone(), r.trial), r);
     }
 
     // Report.
@@ -318,29 +321,49 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
     }
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     let mut verdict_lines = Vec::new();
+    let mut all_trials_pass = 0usize;
     for e in &entries {
-        let Some(r) = done.get(&e.id) else { continue };
-        let v = verdict_of(e, r, native);
-        let row = rows.entry(e.category.clone()).or_default();
-        row.n += 1;
-        row.passed += usize::from(v.valid);
-        row.errors += usize::from(r.error.is_some());
-        let decoded = match &r.result {
-            Value::String(t) => decode_python(t).ok(),
-            Value::Null => None,
-            other => decoded_from_tagged(other).ok(),
-        };
-        if let Some(calls) = decoded.filter(|c| !c.is_empty()) {
-            row.decoded += 1;
-            row.schema_valid += usize::from(schema_valid(e, &calls, native) == Some(true));
+        let mut every = true;
+        let mut any_result = false;
+        for t in 0..trials {
+            let Some(r) = done.get(&(e.id.clone(), t)) else {
+                every = false;
+                continue;
+            };
+            any_result = true;
+            let v = verdict_of(e, r, native);
+            every &= v.valid;
+            let row = rows.entry(e.category.clone()).or_default();
+            row.n += 1;
+            row.passed += usize::from(v.valid);
+            row.errors += usize::from(r.error.is_some());
+            let decoded = match &r.result {
+                Value::String(text) if e.category.contains("java") => {
+                    let lang = if e.category.contains("javascript") {
+                        agentry_eval::bfcl::Lang::JavaScript
+                    } else {
+                        agentry_eval::bfcl::Lang::Java
+                    };
+                    agentry_eval::bfcl::decode_java_js(text, lang)
+                        .ok()
+                        .flatten()
+                        .map(|c| vec![c])
+                }
+                Value::String(text) => decode_python(text).ok(),
+                Value::Null => None,
+                other => decoded_from_tagged(other).ok(),
+            };
+            if let Some(calls) = decoded.filter(|c| !c.is_empty()) {
+                row.decoded += 1;
+                row.schema_valid += usize::from(schema_valid(e, &calls, native) == Some(true));
+            }
+            row.latencies.push(r.latency_ms);
+            row.tokens += r.prompt_tokens + r.completion_tokens;
+            row.cost += args.price_in.unwrap_or(0.0) * r.prompt_tokens as f64 / 1e6
+                + args.price_out.unwrap_or(0.0) * r.completion_tokens as f64 / 1e6;
+            verdict_lines.push(json!({"id": e.id, "trial": t, "valid": v.valid, "error_type": v.error_type, "reason": v.reason}));
         }
-        row.latencies.push(r.latency_ms);
-        row.tokens += r.prompt_tokens + r.completion_tokens;
-        row.cost += args.price_in.unwrap_or(0.0) * r.prompt_tokens as f64 / 1e6
-            + args.price_out.unwrap_or(0.0) * r.completion_tokens as f64 / 1e6;
-        verdict_lines.push(
-            json!({"id": e.id, "valid": v.valid, "error_type": v.error_type, "reason": v.reason}),
-        );
+        all_trials_pass += usize::from(any_result && every);
     }
     let priced = args.price_in.is_some() || args.price_out.is_some();
     let mut table = String::from(
@@ -393,7 +416,14 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         );
     }
     let stem = results_path.with_extension("");
-    let report = json!({"model": args.model, "mode": mode_name, "categories": report_rows, "accuracy": all_pass as f64 / all_n.max(1) as f64,
+    if trials > 1 {
+        println!(
+            "{trials} trials per entry: accuracy above is over all trials; every trial passed for {all_trials_pass} of {} entries (pass^{trials} {:.2}%).",
+            entries.len(),
+            100.0 * all_trials_pass as f64 / entries.len().max(1) as f64
+        );
+    }
+    let report = json!({"model": args.model, "mode": mode_name, "trials": trials, "pass_all_trials": all_trials_pass, "categories": report_rows, "accuracy": all_pass as f64 / all_n.max(1) as f64,
         "entries": all_n, "wall_s": wall.as_secs_f64(), "concurrency": args.concurrency});
     std::fs::write(
         stem.with_extension("report.json"),

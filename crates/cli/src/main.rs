@@ -317,6 +317,9 @@ and verdicts (.verdicts.jsonl) are written beside it.")]
         /// Entries asked at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Times each entry is asked; the report adds how many entries passed every trial.
+        #[arg(long, default_value_t = 1)]
+        trials: u32,
         /// At most this many entries per category.
         #[arg(long)]
         limit: Option<usize>,
@@ -563,6 +566,7 @@ fn main() -> ExitCode {
                 mode,
                 category,
                 concurrency,
+                trials,
                 limit,
                 results,
                 fresh,
@@ -585,6 +589,7 @@ fn main() -> ExitCode {
                     },
                     categories: category,
                     concurrency,
+                    trials,
                     limit,
                     results,
                     fresh,

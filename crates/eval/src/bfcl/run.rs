@@ -36,6 +36,9 @@ pub enum Answerer {
 pub struct EntryResult {
     /// The entry.
     pub id: String,
+    /// Which trial of the entry (from 0).
+    #[serde(default)]
+    pub trial: u32,
     /// Raw text (prompt mode) or decoded calls `[{name: {param: value}}]` (native mode).
     pub result: Value,
     /// Milliseconds the model took.
@@ -193,7 +196,7 @@ pub fn fc_tools(entry: &Entry) -> Vec<ToolSpec> {
 
 /// Asks for every entry, `concurrency` at a time; `on_done` sees each result as it lands.
 pub async fn run_entries(
-    entries: Vec<Entry>,
+    entries: Vec<(Entry, u32)>,
     answerer: Answerer,
     mode: BfclMode,
     concurrency: usize,
@@ -201,13 +204,14 @@ pub async fn run_entries(
 ) -> Vec<EntryResult> {
     let answerer = &answerer;
     let mut results = Vec::with_capacity(entries.len());
-    let mut pending = stream::iter(entries.into_iter().map(|entry| async move {
+    let mut pending = stream::iter(entries.into_iter().map(|(entry, trial)| async move {
         let t = Instant::now();
         match answerer {
             Answerer::Oracle => {
                 let text = oracle_output(&entry);
                 EntryResult {
                     id: entry.id,
+                    trial,
                     result: json!(text),
                     latency_ms: t.elapsed().as_secs_f64() * 1000.0,
                     prompt_tokens: 0,
@@ -247,6 +251,7 @@ pub async fn run_entries(
                         };
                         EntryResult {
                             id: entry.id,
+                            trial,
                             result,
                             latency_ms,
                             prompt_tokens: r.completion.usage.prompt_tokens,
@@ -257,6 +262,7 @@ pub async fn run_entries(
                     }
                     Err(e) => EntryResult {
                         id: entry.id,
+                        trial,
                         result: Value::Null,
                         latency_ms,
                         prompt_tokens: 0,
