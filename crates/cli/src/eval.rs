@@ -3,7 +3,8 @@
 use std::{io::Write, path::Path, time::Instant};
 
 use agentry_eval::bfcl::{
-    CATEGORIES, ORACLE_CATEGORIES, UNPASSABLE, check_results, load, oracle_output,
+    CATEGORIES, ORACLE_CANNOT_PASS, ORACLE_CATEGORIES, UNPASSABLE, check_results, load,
+    oracle_output,
 };
 use anyhow::{Context, Result};
 
@@ -61,6 +62,23 @@ pub(crate) fn check(
             "\n{} of these entries cannot be passed with the shipped data (CHECKER_SPEC.md §11): {}",
             unpassable.len(),
             unpassable.join(", ")
+        );
+    }
+    let prompt_only: Vec<String> = report
+        .verdicts
+        .iter()
+        .filter_map(|v| {
+            ORACLE_CANNOT_PASS
+                .iter()
+                .find(|(id, _)| *id == v.id)
+                .map(|(id, why)| format!("{id} ({why})"))
+        })
+        .collect();
+    if !prompt_only.is_empty() {
+        println!(
+            "{} cannot be passed from prompting-mode output: {}",
+            prompt_only.len(),
+            prompt_only.join("; ")
         );
     }
     if !report.skipped.is_empty() {

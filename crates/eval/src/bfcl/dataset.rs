@@ -30,9 +30,11 @@ pub const CATEGORIES: &[&str] = &[
     "live_relevance",
 ];
 
-/// The categories the oracle answers (it writes Python call syntax).
+/// The categories the oracle answers.
 pub const ORACLE_CATEGORIES: &[&str] = &[
     "simple_python",
+    "simple_java",
+    "simple_javascript",
     "multiple",
     "parallel",
     "parallel_multiple",
@@ -45,12 +47,40 @@ pub const ORACLE_CATEGORIES: &[&str] = &[
     "live_relevance",
 ];
 
+/// Entries the prompting-mode oracle cannot pass, with why (spec §11): besides the
+/// unpassable ones, Java `HashMap` arguments (the prompting decoder drops the map's body) and
+/// `String[]` arguments whose elements only pass unquoted but do not parse unquoted.
+pub const ORACLE_CANNOT_PASS: &[(&str, &str)] = &[
+    (
+        "simple_java_1",
+        "HashMap argument: only the native (FC) path keeps the map's entries",
+    ),
+    (
+        "simple_java_67",
+        "HashMap argument: only the native (FC) path keeps the map's entries",
+    ),
+    (
+        "simple_java_68",
+        "HashMap argument: only the native (FC) path keeps the map's entries",
+    ),
+    (
+        "simple_java_35",
+        "String[] elements pass only unquoted, and unquoted they do not parse",
+    ),
+    (
+        "simple_java_85",
+        "String[] elements pass only unquoted, and unquoted they do not parse",
+    ),
+];
+
 /// Entries whose ground truth no model can meet (spec §11); the oracle fails them.
 pub const UNPASSABLE: &[&str] = &[
     "live_simple_106-63-0",
     "live_simple_112-68-0",
     "live_multiple_862-181-3",
     "live_multiple_964-207-0",
+    "simple_java_36",
+    "simple_java_65",
 ];
 
 /// Why data could not be read.
@@ -312,6 +342,9 @@ fn first_dict(v: &PyVal) -> PyVal {
 /// The oracle's answer: the entry's first possible answer as Python call syntax (no call
 /// for irrelevance, a bare call of the first function for relevance).
 pub fn oracle_output(entry: &Entry) -> String {
+    if entry.category.contains("java") {
+        return oracle_java_js(entry);
+    }
     if entry.category.contains("irrelevance") {
         return "I cannot answer this with the functions I have.".into();
     }
@@ -380,6 +413,155 @@ pub fn oracle_output(entry: &Entry) -> String {
                                 _ => value,
                             };
                             Some(format!("{param}={}", py_literal(&value)))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("{name}({})", args.join(", "))
+        })
+        .collect();
+    format!("[{}]", calls.join(", "))
+}
+
+fn is_identifier_like(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
+        && !matches!(s, "true" | "false" | "null")
+}
+
+fn java_type_name(t: &str) -> &str {
+    match t {
+        "integer" => "int",
+        "any" => "Object",
+        other => other,
+    }
+}
+
+fn float_text(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{f:.1}")
+    } else {
+        format!("{f}")
+    }
+}
+
+/// A Java value as source code that BFCL's decoder and converter turn back into `v`.
+fn java_source(v: &PyVal, ty: &str, items: Option<&str>) -> String {
+    match (v, ty) {
+        // Names, field accesses and constructor calls are written as code.
+        (PyVal::Str(s), _) if is_identifier_like(s) || s.starts_with("new ") => s.clone(),
+        (PyVal::Str(s), _) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        (PyVal::Bool(b), _) => b.to_string(),
+        (PyVal::Int(i), "long") => format!("{i}L"),
+        (PyVal::Int(i), "float") => format!("{i}.0f"),
+        (PyVal::Int(i), "double") => format!("{i}.0"),
+        (PyVal::Int(i), _) => i.to_string(),
+        (PyVal::Float(f), "float") => format!("{}f", float_text(*f)),
+        (PyVal::Float(f), _) => float_text(*f),
+        (PyVal::List(xs), "ArrayList") => {
+            let items_ty = items.unwrap_or("any");
+            let parts: Vec<String> = xs
+                .iter()
+                .map(|x| match (x, items_ty) {
+                    // Elements of String/char lists lose their first and last character.
+                    (PyVal::Str(s), "String" | "char") => format!("\"{s}\""),
+                    (x, t) => java_source(x, t, None),
+                })
+                .collect();
+            format!("new ArrayList<>(Arrays.asList({}))", parts.join(", "))
+        }
+        (PyVal::List(xs), _) => {
+            let items_ty = items.unwrap_or("any");
+            // Array elements are converted unquoted (quoted String elements never match, §13).
+            let parts: Vec<String> = xs
+                .iter()
+                .map(|x| match x {
+                    PyVal::Str(s) => s.clone(),
+                    other => java_source(other, items_ty, None),
+                })
+                .collect();
+            format!("new {}[]{{{}}}", java_type_name(items_ty), parts.join(", "))
+        }
+        (PyVal::Dict(_), _) => "new HashMap<String, Object>()".into(),
+        (PyVal::None, _) => "null".into(),
+        (other, _) => py_literal(other),
+    }
+}
+
+/// A JavaScript value as source code that BFCL's decoder and converter turn back into `v`.
+fn js_source(v: &PyVal, ty: &str) -> String {
+    match (v, ty) {
+        (PyVal::Str(s), "String") => format!("\"{s}\""),
+        (PyVal::Str(s), _) if is_identifier_like(s) => s.clone(),
+        (PyVal::Str(s), _) => format!("\"{s}\""),
+        (PyVal::Bool(b), _) => b.to_string(),
+        (PyVal::Int(i), "Bigint") => format!("{i}n"),
+        (PyVal::Int(i), _) => i.to_string(),
+        (PyVal::Float(f), _) => float_text(*f),
+        (PyVal::List(xs), _) => format!(
+            "[{}]",
+            xs.iter()
+                .map(|x| js_source(x, "String"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (PyVal::Dict(entries), _) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(k, x)| format!("{}: {}", k.as_str().unwrap_or(""), js_source(x, "String")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (PyVal::None, _) => "null".into(),
+        (other, _) => py_literal(other),
+    }
+}
+
+/// The oracle for Java and JavaScript: the first possible answer as a call in that syntax.
+fn oracle_java_js(entry: &Entry) -> String {
+    let js = entry.category.contains("javascript");
+    let Some(gt) = &entry.ground_truth else {
+        return String::new();
+    };
+    let calls: Vec<String> = gt
+        .iter()
+        .filter_map(|call| call.as_object()?.iter().next())
+        .map(|(name, params)| {
+            let doc = entry
+                .functions
+                .iter()
+                .find(|f| f["name"].as_str() == Some(name.as_str()));
+            let args: Vec<String> = params
+                .as_object()
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|(param, allowed)| {
+                            let prop = doc.and_then(|d| {
+                                d.pointer(&format!("/parameters/properties/{param}"))
+                            })?;
+                            let ty = prop["type"].as_str().unwrap_or("any");
+                            let items = prop.pointer("/items/type").and_then(Value::as_str);
+                            let first = allowed
+                                .as_array()?
+                                .iter()
+                                .find(|a| a.as_str() != Some(""))?;
+                            let value = PyVal::from_tagged(first);
+                            let value = if matches!(ty, "dict" | "HashMap") {
+                                first_dict(&value)
+                            } else {
+                                value
+                            };
+                            let source = if js {
+                                js_source(&value, ty)
+                            } else {
+                                java_source(&value, ty, items)
+                            };
+                            Some(format!("{param}={source}"))
                         })
                         .collect()
                 })
