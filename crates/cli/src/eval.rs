@@ -209,6 +209,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Where `run` keeps results by default: `.agentry/bfcl/MODEL-MODE.jsonl`.
+pub(crate) fn default_results(model: &str, native: bool) -> PathBuf {
+    PathBuf::from(".agentry/bfcl").join(format!(
+        "{}-{}.jsonl",
+        slug(model),
+        if native { "native" } else { "prompt" }
+    ))
+}
+
 /// `agentry eval bfcl run`.
 pub(crate) async fn run(args: RunArgs) -> Result<bool> {
     let cats = categories(&args.categories)?;
@@ -239,9 +248,10 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
     } else {
         Answerer::Model(agentry_llm::open(&args.model, &args.options)?)
     };
-    let results_path = args.results.clone().unwrap_or_else(|| {
-        PathBuf::from(".agentry/bfcl").join(format!("{}-{mode_name}.jsonl", slug(&args.model)))
-    });
+    let results_path = args
+        .results
+        .clone()
+        .unwrap_or_else(|| default_results(&args.model, native));
     if let Some(dir) = results_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

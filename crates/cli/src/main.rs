@@ -296,7 +296,7 @@ sensitivity results are reported as not checked.")]
 Examples:
   $ agentry eval bfcl run --data ../shared/bfcl --model oracle
   $ agentry eval bfcl run --data ../shared/bfcl --model openai:gpt-4o-mini --category simple_python,live_* --concurrency 16
-  $ agentry eval bfcl explain --data ../shared/bfcl --results .agentry/bfcl/oracle-prompt.jsonl simple_python_3
+  $ agentry eval bfcl run --data ../shared/bfcl --model oracle --explain simple_python_3
 
 Results go to a JSON Lines file as they arrive (default .agentry/bfcl/MODEL-MODE.jsonl); a
 re-run skips the entries already there unless --fresh. A report (.report.json, .report.md)
@@ -329,6 +329,10 @@ and verdicts (.verdicts.jsonl) are written beside it.")]
         /// Ignore earlier results and start over.
         #[arg(long)]
         fresh: bool,
+        /// Show one entry instead of running: the prompt, the output in the results file, the
+        /// decoded calls and the verdict.
+        #[arg(long, value_name = "ID")]
+        explain: Option<String>,
         /// Price per million prompt tokens, for the cost per successful entry.
         #[arg(long, value_name = "USD")]
         price_in: Option<f64>,
@@ -341,20 +345,6 @@ and verdicts (.verdicts.jsonl) are written beside it.")]
         /// API key.
         #[arg(long, value_name = "KEY")]
         api_key: Option<String>,
-    },
-    /// Show one entry: the prompt, the model's output, the decoded calls and the verdict.
-    Explain {
-        /// The BFCL data directory.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        /// The results file.
-        #[arg(long, value_name = "FILE")]
-        results: PathBuf,
-        /// The entry's id.
-        id: String,
-        /// The results came from native mode (function names had `.` replaced by `_`).
-        #[arg(long)]
-        native: bool,
     },
     /// Write the oracle's results: each entry answered with its first possible answer.
     Oracle {
@@ -554,12 +544,6 @@ fn main() -> ExitCode {
                 underscore_to_dot,
             } => eval::check(&data, &results, out.as_deref(), underscore_to_dot),
             BfclCommand::Oracle { data } => eval::oracle(&data),
-            BfclCommand::Explain {
-                data,
-                results,
-                id,
-                native,
-            } => eval::explain(&data, &results, &id, native),
             BfclCommand::Run {
                 data,
                 model,
@@ -570,11 +554,19 @@ fn main() -> ExitCode {
                 limit,
                 results,
                 fresh,
+                explain,
                 price_in,
                 price_out,
                 base_url,
                 api_key,
             } => {
+                let native = matches!(mode, BfclModeArg::Native);
+                let results_file = results
+                    .clone()
+                    .unwrap_or_else(|| eval::default_results(&model, native));
+                if let Some(id) = explain {
+                    return finish(eval::explain(&data, &results_file, &id, native));
+                }
                 let args = eval::RunArgs {
                     data,
                     model,
@@ -606,6 +598,11 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(sim_server(&script, host, port)))
         }
     };
+    finish(result)
+}
+
+/// The exit code of a command's outcome.
+fn finish(result: Result<bool>) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
