@@ -266,6 +266,30 @@ fn bad_results_lines_are_reported_not_fatal() {
         Some("ast_decoder:decoder_failed")
     );
     assert_eq!(report.missing, entries.len() - 2);
+
+    // Huge and hostile outputs get a verdict, not a crash or a hang.
+    let huge = serde_json::json!({"id": "simple_python_2", "result": "x".repeat(10 * 1024 * 1024)})
+        .to_string();
+    let deep = serde_json::json!({"id": "simple_python_3", "result": format!("[f(a={}1{})]", "[".repeat(50_000), "]".repeat(50_000))}).to_string();
+    let many = serde_json::json!({"id": "simple_python_4", "result": format!("[{}]", vec!["f(a=1)"; 200_000].join(", "))}).to_string();
+    let t = std::time::Instant::now();
+    let report = check_results(&entries, &format!("{huge}\n{deep}\n{many}\n"), false);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(report.verdicts.len(), 3);
+    assert!(
+        report.verdicts.iter().all(|v| !v.valid),
+        "{:?}",
+        report.verdicts
+    );
+    assert!(
+        report.verdicts[1].reason.contains("nested deeper"),
+        "{}",
+        report.verdicts[1].reason
+    );
 }
 
 #[test]
