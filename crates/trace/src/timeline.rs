@@ -281,17 +281,9 @@ pub fn render(t: &Timeline, width: usize) -> String {
             if s.ok { "" } else { " failed" }
         ));
     }
-    let on_path: u64 = t
-        .steps
-        .iter()
-        .filter(|s| s.critical)
-        .map(|s| s.end_us - s.start_us)
-        .sum();
     out.push_str(&format!(
-        "\ncritical path: {} ({:.3} s busy of {:.3} s)\n",
-        t.critical_path.join(" → "),
-        secs(on_path),
-        secs(t.wall_us)
+        "\ncritical path: {}\n",
+        t.critical_path.join(" → ")
     ));
     if let Some(a) = &t.answer {
         out.push_str(&format!(
