@@ -3,8 +3,7 @@
 use std::{io::Write, path::Path, time::Instant};
 
 use agentry_eval::bfcl::{
-    CATEGORIES, ORACLE_CANNOT_PASS, ORACLE_CATEGORIES, UNPASSABLE, check_results, load,
-    oracle_output,
+    CATEGORIES, ORACLE_CANNOT_PASS, UNPASSABLE, check_results, load, oracle_output,
 };
 use anyhow::{Context, Result};
 
@@ -110,7 +109,7 @@ pub(crate) fn check(
 
 /// `agentry eval bfcl oracle`.
 pub(crate) fn oracle(data: &Path) -> Result<bool> {
-    let entries = load(data, ORACLE_CATEGORIES)
+    let entries = load(data, CATEGORIES)
         .with_context(|| format!("reading the BFCL data in {}", data.display()))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for e in &entries {
@@ -232,16 +231,6 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         });
     }
     let native = args.mode == BfclMode::Native;
-    if args.model == "oracle"
-        && let Some(e) = entries
-            .iter()
-            .find(|e| !ORACLE_CATEGORIES.contains(&e.category.as_str()))
-    {
-        anyhow::bail!(
-            "the oracle writes Python call syntax and does not answer `{}` entries; choose Python categories",
-            e.category
-        );
-    }
     let mode_name = if native { "native" } else { "prompt" };
     let answerer = if args.model == "oracle" {
         Answerer::Oracle

@@ -30,23 +30,6 @@ pub const CATEGORIES: &[&str] = &[
     "live_relevance",
 ];
 
-/// The categories the oracle answers.
-pub const ORACLE_CATEGORIES: &[&str] = &[
-    "simple_python",
-    "simple_java",
-    "simple_javascript",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "irrelevance",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-    "live_irrelevance",
-    "live_relevance",
-];
-
 /// Entries the prompting-mode oracle cannot pass, with why (spec §11): besides the
 /// unpassable ones, Java `HashMap` arguments (the prompting decoder drops the map's body) and
 /// `String[]` arguments whose elements only pass unquoted but do not parse unquoted.

@@ -32,8 +32,9 @@ impl DecodedCall {
     }
 }
 
-/// Decodes raw Python-syntax model output; `Err` is a decode failure with its reason.
-pub fn decode_python(text: &str) -> Result<Vec<DecodedCall>, String> {
+/// Steps 1–2 of spec §3.2: strip backticks, newlines and spaces from both ends, then make
+/// sure the text starts with `[` and ends with `]`.
+pub(crate) fn bracketed(text: &str) -> String {
     let s = text.trim_matches(|c| matches!(c, '`' | '\n' | ' '));
     let mut owned = String::with_capacity(s.len() + 2);
     if !s.starts_with('[') {
@@ -43,6 +44,12 @@ pub fn decode_python(text: &str) -> Result<Vec<DecodedCall>, String> {
     if !s.ends_with(']') {
         owned.push(']');
     }
+    owned
+}
+
+/// Decodes raw Python-syntax model output; `Err` is a decode failure with its reason.
+pub fn decode_python(text: &str) -> Result<Vec<DecodedCall>, String> {
+    let owned = bracketed(text);
     let source = owned.trim().trim_matches('\'');
     let expr = parse_expr(source).map_err(|e| format!("not a Python expression: {e}"))?;
     match expr {

@@ -45,15 +45,7 @@ fn tokens(node: Node<'_>, src: &str) -> String {
 /// Decodes prompting output in `lang` (spec §3.3). `Ok(None)`: decoded, but to no call
 /// (which then fails the shape check).
 pub fn decode(raw: &str, lang: Lang) -> Result<Option<DecodedCall>, String> {
-    let s = raw.trim_matches(|c| matches!(c, '`' | '\n' | ' '));
-    let mut owned = String::with_capacity(s.len() + 2);
-    if !s.starts_with('[') {
-        owned.push('[');
-    }
-    owned.push_str(s);
-    if !s.ends_with(']') {
-        owned.push(']');
-    }
+    let owned = super::decode::bracketed(raw);
     // Drop the first and last characters (the brackets).
     let mut chars = owned.chars();
     chars.next();

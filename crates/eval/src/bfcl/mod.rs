@@ -12,8 +12,8 @@ mod value;
 
 pub use check::{Verdict, check_python};
 pub use dataset::{
-    CATEGORIES, CheckReport, DataError, Entry, EntryVerdict, ORACLE_CANNOT_PASS, ORACLE_CATEGORIES,
-    UNPASSABLE, category_of, check_entry, check_results, load, oracle_output,
+    CATEGORIES, CheckReport, DataError, Entry, EntryVerdict, ORACLE_CANNOT_PASS, UNPASSABLE,
+    category_of, check_entry, check_results, load, oracle_output,
 };
 pub use decode::{DecodedCall, decode_python, unparse};
 pub use javajs::{Lang, decode as decode_java_js, java_convert, js_convert};
