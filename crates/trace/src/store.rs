@@ -312,7 +312,7 @@ impl TraceWriter {
         &self.path
     }
 
-    /// Queues one event. Blocks only if the writer is [`CAPACITY`] events behind.
+    /// Queues one event. Blocks only if the writer is 65,536 events behind.
     pub fn record(&self, event: &TraceEvent) {
         if let Some(tx) = &self.tx {
             match tx.try_send(Msg::Event(Box::new(event.clone()))) {
