@@ -173,14 +173,15 @@ impl PyExpr {
         })
     }
 
-    /// Renders the expression back to canonical Python source.
+    /// Renders the expression back to source, as Python's `ast.unparse` writes it
+    /// (strings and floats in Python's `repr`).
     pub fn render(&self) -> String {
         match self {
-            Self::Str(s) => format!("{s:?}"),
-            Self::Bytes(b) => format!("b{:?}", String::from_utf8_lossy(b)),
+            Self::Str(s) => str_repr(s),
+            Self::Bytes(b) => format!("b{}", str_repr(&String::from_utf8_lossy(b))),
             Self::Int(i) => i.to_string(),
-            Self::Float(f) => format!("{f:?}"),
-            Self::Imaginary(f) => format!("{f:?}j"),
+            Self::Float(f) => float_repr(*f),
+            Self::Imaginary(f) => format!("{}j", float_repr(*f).trim_end_matches(".0")),
             Self::Bool(true) => "True".into(),
             Self::Bool(false) => "False".into(),
             Self::None => "None".into(),
@@ -199,16 +200,22 @@ impl PyExpr {
                 format!("{{{}}}", parts.join(", "))
             }
             Self::Call { func, args, kwargs } => {
-                let mut parts: Vec<String> = args.iter().map(Self::render).collect();
+                let mut parts: Vec<String> = args.iter().map(PyExpr::render).collect();
                 for (k, v) in kwargs {
-                    match k {
-                        Some(k) => parts.push(format!("{k}={}", v.render())),
-                        None => parts.push(format!("**{}", v.render())),
-                    }
+                    parts.push(match k {
+                        Some(k) => format!("{k}={}", v.render()),
+                        None => format!("**{}", v.render()),
+                    });
                 }
                 format!("{}({})", func.render(), parts.join(", "))
             }
-            Self::Subscript(base, index) => format!("{}[{}]", base.render(), index.render()),
+            Self::Subscript(base, index) => {
+                let inner = match &**index {
+                    Self::Tuple(items) if !items.is_empty() => join(items),
+                    other => other.render(),
+                };
+                format!("{}[{inner}]", base.render())
+            }
             Self::Unary(op, inner) => {
                 let sym = match op {
                     UnaryOp::Neg => "-",
@@ -232,6 +239,54 @@ impl PyExpr {
             }
         }
     }
+}
+
+/// Python `repr` of a string: single quotes unless the text has `'` and no `"`.
+fn str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python `repr` of a float.
+fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{f:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+
+        return format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+    format!("{f:?}")
 }
 
 fn join(items: &[PyExpr]) -> String {

@@ -278,10 +278,10 @@ fn py_literal(v: &PyVal) -> String {
         PyVal::Bool(true) => "True".into(),
         PyVal::Bool(false) => "False".into(),
         PyVal::Int(i) => i.to_string(),
-        PyVal::Float(f) => super::decode::unparse(&agentry_parse::python::PyExpr::Float(*f)),
+        PyVal::Float(f) => agentry_parse::python::PyExpr::Float(*f).render(),
         PyVal::Complex(re, im) => format!("complex({re}, {im})"),
-        PyVal::Str(s) => super::decode::unparse(&agentry_parse::python::PyExpr::Str(s.clone())),
-        PyVal::Bytes(b) => super::decode::unparse(&agentry_parse::python::PyExpr::Bytes(b.clone())),
+        PyVal::Str(s) => agentry_parse::python::PyExpr::Str(s.clone()).render(),
+        PyVal::Bytes(b) => agentry_parse::python::PyExpr::Bytes(b.clone()).render(),
         PyVal::List(items) => format!(
             "[{}]",
             items.iter().map(py_literal).collect::<Vec<_>>().join(", ")

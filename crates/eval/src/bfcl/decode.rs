@@ -57,14 +57,14 @@ pub fn decode_python(text: &str) -> Result<Vec<DecodedCall>, String> {
         PyExpr::List(items) => items.iter().map(call).collect(),
         other => Err(format!(
             "expected a list of calls, got `{}`",
-            unparse(&other)
+            other.render()
         )),
     }
 }
 
 fn call(expr: &PyExpr) -> Result<DecodedCall, String> {
     let PyExpr::Call { func, kwargs, .. } = expr else {
-        return Err(format!("`{}` is not a call", unparse(expr)));
+        return Err(format!("`{}` is not a call", expr.render()));
     };
     let name = callee_name(func);
     let mut args: Vec<(Option<String>, PyVal)> = Vec::new();
@@ -122,7 +122,7 @@ fn resolve(e: &PyExpr) -> Result<PyVal, String> {
         PyExpr::Unary(..) => {
             return Err(format!(
                 "`{}`: a unary operator on a non-constant",
-                unparse(e)
+                e.render()
             ));
         }
         PyExpr::List(items) => PyVal::List(items.iter().map(resolve).collect::<Result<_, _>>()?),
@@ -135,7 +135,7 @@ fn resolve(e: &PyExpr) -> Result<PyVal, String> {
         ),
         PyExpr::Binary(..) => eval(e)?,
         PyExpr::Name(n) => PyVal::Str(n.clone()),
-        PyExpr::Call { kwargs, .. } if kwargs.is_empty() => PyVal::Str(unparse(e)),
+        PyExpr::Call { kwargs, .. } if kwargs.is_empty() => PyVal::Str(e.render()),
         PyExpr::Call { .. } => {
             let c = call(e)?;
             let args = PyVal::Dict(
@@ -146,11 +146,11 @@ fn resolve(e: &PyExpr) -> Result<PyVal, String> {
             );
             PyVal::Dict(vec![(PyVal::Str(c.name), args)])
         }
-        PyExpr::Subscript(..) => PyVal::Str(unparse(e)),
+        PyExpr::Subscript(..) => PyVal::Str(e.render()),
         PyExpr::Attribute(..) | PyExpr::Set(_) => {
             return Err(format!(
                 "`{}` is not a value the decoder accepts",
-                unparse(e)
+                e.render()
             ));
         }
         constant => eval(constant)?,
@@ -199,7 +199,7 @@ fn eval(e: &PyExpr) -> Result<PyVal, String> {
             }
         }
         PyExpr::Binary(op, l, r) => binary(*op, &eval(l)?, &eval(r)?)?,
-        other => return Err(format!("`{}` cannot be evaluated", unparse(other))),
+        other => return Err(format!("`{}` cannot be evaluated", other.render())),
     })
 }
 
@@ -352,122 +352,4 @@ fn binary(op: BinaryOp, a: &PyVal, b: &PyVal) -> Result<PyVal, String> {
             ));
         }
     })
-}
-
-/// Python `repr` of a string: single quotes unless the text has `'` and no `"`.
-fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python `repr` of a float.
-fn float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let a = f.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        let s = format!("{f:e}");
-        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-
-        return format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-    }
-    format!("{f:?}")
-}
-
-/// Canonical source text, as Python's `ast.unparse` writes it.
-pub fn unparse(e: &PyExpr) -> String {
-    match e {
-        PyExpr::Str(s) => str_repr(s),
-        PyExpr::Bytes(b) => format!("b{}", str_repr(&String::from_utf8_lossy(b))),
-        PyExpr::Int(i) => i.to_string(),
-        PyExpr::Float(f) => float_repr(*f),
-        PyExpr::Imaginary(f) => format!("{}j", float_repr(*f).trim_end_matches(".0")),
-        PyExpr::Bool(true) => "True".into(),
-        PyExpr::Bool(false) => "False".into(),
-        PyExpr::None => "None".into(),
-        PyExpr::Ellipsis => "...".into(),
-        PyExpr::Name(n) => n.clone(),
-        PyExpr::Attribute(base, attr) => format!("{}.{attr}", unparse(base)),
-        PyExpr::List(items) => format!("[{}]", join(items)),
-        PyExpr::Tuple(items) if items.len() == 1 => format!("({},)", unparse(&items[0])),
-        PyExpr::Tuple(items) => format!("({})", join(items)),
-        PyExpr::Set(items) => format!("{{{}}}", join(items)),
-        PyExpr::Dict(entries) => {
-            let parts: Vec<String> = entries
-                .iter()
-                .map(|(k, v)| format!("{}: {}", unparse(k), unparse(v)))
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
-        PyExpr::Call { func, args, kwargs } => {
-            let mut parts: Vec<String> = args.iter().map(unparse).collect();
-            for (k, v) in kwargs {
-                parts.push(match k {
-                    Some(k) => format!("{k}={}", unparse(v)),
-                    None => format!("**{}", unparse(v)),
-                });
-            }
-            format!("{}({})", unparse(func), parts.join(", "))
-        }
-        PyExpr::Subscript(base, index) => {
-            let inner = match &**index {
-                PyExpr::Tuple(items) if !items.is_empty() => join(items),
-                other => unparse(other),
-            };
-            format!("{}[{inner}]", unparse(base))
-        }
-        PyExpr::Unary(op, inner) => {
-            let sym = match op {
-                UnaryOp::Neg => "-",
-                UnaryOp::Pos => "+",
-                UnaryOp::Invert => "~",
-                UnaryOp::Not => "not ",
-            };
-            format!("{sym}{}", unparse(inner))
-        }
-        PyExpr::Binary(op, l, r) => {
-            let sym = match op {
-                BinaryOp::Add => "+",
-                BinaryOp::Sub => "-",
-                BinaryOp::Mul => "*",
-                BinaryOp::Div => "/",
-                BinaryOp::FloorDiv => "//",
-                BinaryOp::Mod => "%",
-                BinaryOp::Pow => "**",
-            };
-            format!("{} {sym} {}", unparse(l), unparse(r))
-        }
-    }
-}
-
-fn join(items: &[PyExpr]) -> String {
-    items.iter().map(unparse).collect::<Vec<_>>().join(", ")
 }

@@ -15,7 +15,7 @@ pub use dataset::{
     CATEGORIES, CheckReport, DataError, Entry, EntryVerdict, ORACLE_CANNOT_PASS, UNPASSABLE,
     category_of, check_entry, check_results, load, oracle_output,
 };
-pub use decode::{DecodedCall, decode_python, unparse};
+pub use decode::{DecodedCall, decode_python};
 pub use javajs::{Lang, decode as decode_java_js, java_convert, js_convert};
 pub use run::{
     Answerer, BfclMode, EntryResult, fc_tools, prompt_messages, run_entries, schema_valid,
