@@ -365,14 +365,8 @@ impl Engine {
                             open = false;
                             self.record_response(rec, st, &step, &text, &calls, &malformed, &done);
                         }
-                        Some(Err(e)) => {
-                            rec.emit(TraceKind::ModelFailed { step: step.clone(), error: e.to_string() });
-                            return Ended::Failed(format!("the model failed: {e}"));
-                        }
-                        None => {
-                            rec.emit(TraceKind::ModelFailed { step: step.clone(), error: "the stream ended without a final event".into() });
-                            return Ended::Failed("the model's stream ended without a final event".into());
-                        }
+                        Some(Err(e)) => return model_failed(rec, &step, e.to_string(), format!("the model failed: {e}")),
+                        None => return model_failed(rec, &step, NO_FINAL_EVENT.into(), "the model's stream ended without a final event".into()),
                     },
                     Some((i, result)) = running.next(), if !running.is_empty() => results[i] = Some(result),
                     () = cancel.cancelled() => return Ended::Cancelled,
@@ -481,14 +475,8 @@ impl Engine {
                             plan.close();
                             self.record_response(rec, st, &step, &plan.text, &[], &plan.problems, &done);
                         }
-                        Some(Err(e)) => {
-                            rec.emit(TraceKind::ModelFailed { step: step.clone(), error: e.to_string() });
-                            return Ended::Failed(format!("the planner failed: {e}"));
-                        }
-                        None => {
-                            rec.emit(TraceKind::ModelFailed { step: step.clone(), error: "the stream ended without a final event".into() });
-                            return Ended::Failed("the planner's stream ended without a final event".into());
-                        }
+                        Some(Err(e)) => return model_failed(rec, &step, e.to_string(), format!("the planner failed: {e}")),
+                        None => return model_failed(rec, &step, NO_FINAL_EVENT.into(), "the planner's stream ended without a final event".into()),
                     },
                     Some((index, result)) = running.next(), if !running.is_empty() => plan.finish(index, result),
                     () = cancel.cancelled() => return Ended::Cancelled,
@@ -544,11 +532,12 @@ impl Engine {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    rec.emit(TraceKind::ModelFailed {
-                        step: step.clone(),
-                        error: e.to_string(),
-                    });
-                    return Ended::Failed(format!("the joiner failed: {e}"));
+                    return model_failed(
+                        rec,
+                        &step,
+                        e.to_string(),
+                        format!("the joiner failed: {e}"),
+                    );
                 }
             };
             let calls: Vec<ToolCall> = response.calls.iter().map(|c| c.call.clone()).collect();
@@ -589,6 +578,17 @@ impl Engine {
             self.cfg.budget.turns
         ))
     }
+}
+
+const NO_FINAL_EVENT: &str = "the stream ended without a final event";
+
+/// Records a failed model request and ends the run with `reason`.
+fn model_failed(rec: &Recorder<'_>, step: &str, error: String, reason: String) -> Ended {
+    rec.emit(TraceKind::ModelFailed {
+        step: step.to_owned(),
+        error,
+    });
+    Ended::Failed(reason)
 }
 
 /// One plan's tasks as they stream in, wait for inputs, run and finish.
