@@ -2,7 +2,7 @@
 
 use std::{io::Write, path::Path, time::Instant};
 
-use agentry_core::{Message, ToolSpec};
+use agentry_core::Message;
 use agentry_llm::{ChatRequest, ModelEvent, OpenOptions};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
@@ -16,13 +16,7 @@ pub(crate) async fn ask(
     system: Option<&str>,
 ) -> Result<bool> {
     let specs = match tools {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            ToolSpec::list_from_json(&text).with_context(|| {
-                format!("{} is not a JSON array of tool definitions", path.display())
-            })?
-        }
+        Some(path) => crate::read_tools(path)?,
         None => Vec::new(),
     };
     let model = agentry_llm::open(model, options)?;

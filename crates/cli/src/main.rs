@@ -631,11 +631,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `agentry sim-server`: serves until Ctrl-C.
 async fn sim_server(script: &str, host: std::net::IpAddr, port: u16) -> Result<bool> {
-    let script = match agentry_llm::BUNDLED_SCRIPTS
-        .iter()
-        .find(|(name, _)| *name == script)
-    {
-        Some((name, text)) => agentry_llm::sim::Script::parse(text, &format!("sim:{name}"))?,
+    let script = match agentry_llm::bundled_script(script) {
+        Some(bundled) => bundled?,
         None => agentry_llm::sim::Script::from_file(Path::new(script))?,
     };
     let name = script.name().to_owned();
@@ -704,15 +701,16 @@ fn parse(format: Format, print_events: bool) -> Result<bool> {
 }
 
 /// `agentry validate`: returns whether every call was valid.
+/// Reads a JSON array of tool definitions (OpenAI-style or bare).
+pub(crate) fn read_tools(path: &Path) -> Result<Vec<ToolSpec>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ToolSpec::list_from_json(&text)
+        .with_context(|| format!("{} is not a JSON array of tool definitions", path.display()))
+}
+
 fn validate(tools_path: &Path, coerce: bool, as_json: bool) -> Result<bool> {
-    let text = std::fs::read_to_string(tools_path)
-        .with_context(|| format!("reading {}", tools_path.display()))?;
-    let specs = ToolSpec::list_from_json(&text).with_context(|| {
-        format!(
-            "{} is not a JSON array of tool definitions",
-            tools_path.display()
-        )
-    })?;
+    let specs = read_tools(tools_path)?;
     let mut validators = Validators::new(&specs)?;
     if coerce {
         for spec in &specs {

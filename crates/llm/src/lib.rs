@@ -36,7 +36,7 @@ pub use error::LlmError;
 pub use model::{Model, ModelStream, complete};
 pub use openai::{OpenAi, OpenAiConfig, RetryPolicy, StreamDecoder, ToolMode};
 pub use rng::SplitMix64;
-pub use spec::{BUNDLED_SCRIPTS, OpenOptions, open};
+pub use spec::{BUNDLED_SCRIPTS, OpenOptions, bundled_script, open};
 pub use types::{
     ChatRequest, Completion, FinishReason, ModelCall, ModelEvent, Response, Timing, ToolChoice,
     Usage,

@@ -18,6 +18,14 @@ pub const BUNDLED_SCRIPTS: &[(&str, &str)] = &[
     ("trip", include_str!("../../../examples/sim/trip.yaml")),
 ];
 
+/// The bundled script called `name`, parsed, if there is one.
+pub fn bundled_script(name: &str) -> Option<Result<Script, LlmError>> {
+    BUNDLED_SCRIPTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, text)| Script::parse(text, &format!("sim:{n}")))
+}
+
 /// Settings for [`open`] beyond the spec itself; the environment fills what is `None`.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -38,11 +46,8 @@ pub fn open(spec: &str, options: &OpenOptions) -> Result<Arc<dyn Model>, LlmErro
     let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
         "sim" => {
-            if let Some((_, text)) = BUNDLED_SCRIPTS.iter().find(|(name, _)| *name == rest) {
-                return Ok(Arc::new(SimModel::new(Script::parse(
-                    text,
-                    &format!("sim:{rest}"),
-                )?)));
+            if let Some(script) = bundled_script(rest) {
+                return Ok(Arc::new(SimModel::new(script?)));
             }
             let path = Path::new(rest);
             if rest.is_empty() || !path.exists() {

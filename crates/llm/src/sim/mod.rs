@@ -277,14 +277,10 @@ fn python_literal(v: &Value) -> String {
 
 /// The format the client should read calls in for a script's `format`.
 pub fn text_format(format: &str) -> Option<Format> {
-    match format {
-        "hermes" => Some(Format::Hermes),
-        "llama" => Some(Format::Llama),
-        "mistral" => Some(Format::Mistral),
-        "python" => Some(Format::Python),
-        "react" => Some(Format::React),
-        _ => None,
-    }
+    format
+        .parse::<Format>()
+        .ok()
+        .filter(|f| !matches!(f, Format::Auto | Format::OpenAi))
 }
 
 /// The simulated model in process: the script's replies, streamed with its latency.
