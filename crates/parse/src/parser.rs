@@ -1374,33 +1374,10 @@ impl CallParser {
 
 /// Converts a Python value to JSON, reading `true`/`false`/`null` names as JSON literals.
 fn py_json(expr: &PyExpr, repairs: &mut BTreeSet<Repair>) -> Result<Value, String> {
-    Ok(match expr {
-        PyExpr::Name(n) if matches!(n.as_str(), "true" | "false" | "null") => {
-            repairs.insert(Repair::JsonLiteralInPython);
-            match n.as_str() {
-                "true" => Value::Bool(true),
-                "false" => Value::Bool(false),
-                _ => Value::Null,
-            }
-        }
-        PyExpr::List(items) | PyExpr::Tuple(items) | PyExpr::Set(items) => Value::Array(
-            items
-                .iter()
-                .map(|e| py_json(e, repairs))
-                .collect::<Result<_, _>>()?,
-        ),
-        PyExpr::Dict(entries) => {
-            let mut map = Map::new();
-            for (k, v) in entries {
-                let key = match k.to_json()? {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                map.insert(key, py_json(v, repairs)?);
-            }
-            Value::Object(map)
-        }
-        other => other.to_json()?,
+    expr.to_json_with(&mut |e| {
+        let literal = e.json_literal_name()?;
+        repairs.insert(Repair::JsonLiteralInPython);
+        Some(literal)
     })
 }
 

@@ -285,28 +285,10 @@ fn mark_refs(call: &str) -> (String, BTreeSet<u32>) {
 
 /// A value with `$N` references kept as `"$N"` / `"$N.path"` strings.
 fn ref_json(expr: &PyExpr) -> Result<Value, String> {
-    if let Some(path) = ref_path(expr) {
-        return Ok(Value::String(path));
-    }
-    Ok(match expr {
-        PyExpr::List(items) | PyExpr::Tuple(items) | PyExpr::Set(items) => {
-            Value::Array(items.iter().map(ref_json).collect::<Result<_, _>>()?)
-        }
-        PyExpr::Dict(entries) => {
-            let mut map = Map::new();
-            for (k, v) in entries {
-                let key = match k.to_json()? {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                map.insert(key, ref_json(v)?);
-            }
-            Value::Object(map)
-        }
-        PyExpr::Name(n) if n == "true" => Value::Bool(true),
-        PyExpr::Name(n) if n == "false" => Value::Bool(false),
-        PyExpr::Name(n) if n == "null" => Value::Null,
-        other => other.to_json()?,
+    expr.to_json_with(&mut |e| {
+        ref_path(e)
+            .map(Value::String)
+            .or_else(|| e.json_literal_name())
     })
 }
 

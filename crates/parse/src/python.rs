@@ -128,10 +128,35 @@ impl PyExpr {
         }
     }
 
+    /// The JSON literal a bare `true`, `false` or `null` name stands for.
+    pub fn json_literal_name(&self) -> Option<Value> {
+        match self {
+            Self::Name(n) => match n.as_str() {
+                "true" => Some(Value::Bool(true)),
+                "false" => Some(Value::Bool(false)),
+                "null" => Some(Value::Null),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Converts a literal to JSON. Tuples and sets become arrays, dict keys become strings,
     /// unary `-`/`+` on a number is applied; names, calls and operators are an error that
     /// says which expression is not a value.
     pub fn to_json(&self) -> Result<Value, String> {
+        self.to_json_with(&mut |_| None)
+    }
+
+    /// [`PyExpr::to_json`], but `leaf` sees every value first (containers' elements and dict
+    /// values included) and may give its JSON instead.
+    pub fn to_json_with(
+        &self,
+        leaf: &mut dyn FnMut(&PyExpr) -> Option<Value>,
+    ) -> Result<Value, String> {
+        if let Some(v) = leaf(self) {
+            return Ok(v);
+        }
         Ok(match self {
             Self::Str(s) => Value::String(s.clone()),
             Self::Bytes(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
@@ -139,9 +164,12 @@ impl PyExpr {
             Self::Float(f) => float_json(*f)?,
             Self::Bool(b) => Value::Bool(*b),
             Self::None => Value::Null,
-            Self::List(items) | Self::Tuple(items) | Self::Set(items) => {
-                Value::Array(items.iter().map(Self::to_json).collect::<Result<_, _>>()?)
-            }
+            Self::List(items) | Self::Tuple(items) | Self::Set(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|e| e.to_json_with(leaf))
+                    .collect::<Result<_, _>>()?,
+            ),
             Self::Dict(entries) => {
                 let mut map = Map::new();
                 for (k, v) in entries {
@@ -149,7 +177,7 @@ impl PyExpr {
                         Value::String(s) => s,
                         other => other.to_string(),
                     };
-                    map.insert(key, v.to_json()?);
+                    map.insert(key, v.to_json_with(leaf)?);
                 }
                 Value::Object(map)
             }
