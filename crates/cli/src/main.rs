@@ -33,28 +33,66 @@ struct Cli {
     command: Command,
 }
 
+/// Settings of the embedded local model (`--model local` or `local:PATH`).
+#[derive(Debug, Clone, clap::Args)]
+struct LocalArgs {
+    /// Local model: CPU threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<u32>,
+    /// Local model: context size in tokens; a longer prompt is an error.
+    #[arg(long, value_name = "TOKENS", default_value_t = 4096)]
+    context: u32,
+    /// Local model: decode without the grammar that keeps calls valid (for comparison).
+    #[arg(long)]
+    no_constrain: bool,
+}
+
+impl LocalArgs {
+    fn options(
+        &self,
+        tool_mode: agentry_llm::ToolMode,
+        base_url: Option<String>,
+        api_key: Option<String>,
+    ) -> agentry_llm::OpenOptions {
+        agentry_llm::OpenOptions {
+            tool_mode: Some(tool_mode),
+            base_url,
+            api_key,
+            threads: self.threads,
+            context: Some(self.context),
+            constrain: Some(!self.no_constrain),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run an agent on a task: the model's calls run (in parallel where they can), validated,
     /// bounded and recorded; progress on stderr, the answer on stdout.
     #[command(after_help = "\
 Examples:
-  $ agentry run \"How much warmer is Oslo than Paris?\"                  # sequential, simulated model
-  $ agentry run \"How much warmer is Oslo than Paris?\" --mode compiled  # streamed plan, parallel tasks
-  $ agentry trace show last                                             # the timeline of that run
+  $ agentry run \"How much warmer is Oslo than Paris?\"                   # compiled plan, local model
+  $ agentry run \"How much warmer is Oslo than Paris?\" --mode sequential # ReAct-style turns
+  $ agentry run \"How much warmer is Oslo than Paris?\" --model sim:plan  # the simulated model
+  $ agentry trace show last                                              # the timeline of that run
 
-Until the embedded local model lands, the default model is the simulated one with a bundled
-script (sim:trip for sequential, sim:plan for compiled), so this works offline. Tools: the
+The default model is the embedded local one (Qwen2.5-Coder-0.5B-Instruct on llama.cpp, calls
+grammar-constrained), once `scripts/local-model` has fetched it; until then, the simulated
+model with a bundled script (sim:trip for sequential, sim:plan for compiled). Tools: the
 demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep).")]
     Run {
         /// The task.
         task: String,
-        /// How to drive the model.
-        #[arg(long, value_enum, default_value = "sequential")]
+        /// How to drive the model: a streamed plan whose tasks run as they are written
+        /// (compiled), or ReAct-style turns (sequential).
+        #[arg(long, value_enum, default_value = "compiled")]
         mode: ModeArg,
-        /// The model: sim:NAME, sim:PATH or openai:MODEL (default: a bundled simulated model).
+        /// The model: local, local:PATH (a GGUF file), sim:NAME, sim:PATH or openai:MODEL
+        /// (default: local once set up, else a bundled simulated model).
         #[arg(long)]
         model: Option<String>,
+        #[command(flatten)]
+        local: LocalArgs,
         /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
@@ -167,9 +205,11 @@ examples/sim/), openai:MODEL (any OpenAI-compatible server: OPENAI_BASE_URL, OPE
     Ask {
         /// What to ask.
         prompt: String,
-        /// The model: sim:NAME, sim:PATH or openai:MODEL.
+        /// The model: local, local:PATH (a GGUF file), sim:NAME, sim:PATH or openai:MODEL.
         #[arg(long, default_value = "sim:weather")]
         model: String,
+        #[command(flatten)]
+        local: LocalArgs,
         /// Tools to offer: a JSON array of tool definitions.
         #[arg(long, value_name = "TOOLS.json")]
         tools: Option<PathBuf>,
@@ -305,9 +345,11 @@ and verdicts (.verdicts.jsonl) are written beside it.")]
         /// The BFCL data directory.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
-        /// The model: oracle, sim:NAME, sim:PATH or openai:MODEL.
+        /// The model: oracle, local, local:PATH, sim:NAME, sim:PATH or openai:MODEL.
         #[arg(long)]
         model: String,
+        #[command(flatten)]
+        local: LocalArgs,
         /// Prompting (Python call syntax in text) or native tool calls.
         #[arg(long, value_enum, default_value = "prompt")]
         mode: BfclModeArg,
@@ -411,6 +453,15 @@ enum ToolModeArg {
     Prompted,
 }
 
+impl From<ToolModeArg> for agentry_llm::ToolMode {
+    fn from(m: ToolModeArg) -> Self {
+        match m {
+            ToolModeArg::Native => Self::Native,
+            ToolModeArg::Prompted => Self::Prompted(Format::Auto),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
     Auto,
@@ -462,15 +513,9 @@ fn main() -> ExitCode {
             system,
             base_url,
             api_key,
+            local,
         } => {
-            let options = agentry_llm::OpenOptions {
-                tool_mode: Some(match tool_mode {
-                    ToolModeArg::Native => agentry_llm::ToolMode::Native,
-                    ToolModeArg::Prompted => agentry_llm::ToolMode::Prompted(Format::Auto),
-                }),
-                base_url,
-                api_key,
-            };
+            let options = local.options(tool_mode.into(), base_url, api_key);
             runtime().and_then(|rt| {
                 rt.block_on(ask::ask(
                     &prompt,
@@ -497,6 +542,7 @@ fn main() -> ExitCode {
             tool_latency_ms,
             quiet,
             json,
+            local,
         } => {
             let args = run::RunArgs {
                 mode: match mode {
@@ -504,14 +550,7 @@ fn main() -> ExitCode {
                     ModeArg::Compiled => agentry_exec::Mode::Compiled,
                 },
                 model: model.as_deref(),
-                options: agentry_llm::OpenOptions {
-                    tool_mode: Some(match tool_mode {
-                        ToolModeArg::Native => agentry_llm::ToolMode::Native,
-                        ToolModeArg::Prompted => agentry_llm::ToolMode::Prompted(Format::Auto),
-                    }),
-                    base_url,
-                    api_key,
-                },
+                options: local.options(tool_mode.into(), base_url, api_key),
                 trace_db: (!no_trace).then_some(trace_db.as_path()),
                 budget: agentry_exec::Budget {
                     wall: Some(seconds(timeout)),
@@ -559,6 +598,7 @@ fn main() -> ExitCode {
                 price_out,
                 base_url,
                 api_key,
+                local,
             } => {
                 let native = matches!(mode, BfclModeArg::Native);
                 let results_file = results
@@ -570,11 +610,7 @@ fn main() -> ExitCode {
                 let args = eval::RunArgs {
                     data,
                     model,
-                    options: agentry_llm::OpenOptions {
-                        tool_mode: Some(agentry_llm::ToolMode::Native),
-                        base_url,
-                        api_key,
-                    },
+                    options: local.options(agentry_llm::ToolMode::Native, base_url, api_key),
                     mode: match mode {
                         BfclModeArg::Prompt => agentry_eval::bfcl::BfclMode::Prompt,
                         BfclModeArg::Native => agentry_eval::bfcl::BfclMode::Native,

@@ -117,11 +117,23 @@ fn short(s: &str, n: usize) -> String {
 
 /// Runs one agent; returns whether it answered.
 pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
-    let default_model = match args.mode {
-        Mode::Sequential => "sim:trip",
-        Mode::Compiled => "sim:plan",
+    let spec = match args.model {
+        Some(m) => m,
+        None if agentry_llm::local_ready() => "local",
+        None => {
+            let sim = match args.mode {
+                Mode::Sequential => "sim:trip",
+                Mode::Compiled => "sim:plan",
+            };
+            if agentry_llm::HAS_LOCAL && !args.quiet {
+                eprintln!(
+                    "note: the local model is not set up (run scripts/local-model); using the simulated model {sim}"
+                );
+            }
+            sim
+        }
     };
-    let model = agentry_llm::open(args.model.unwrap_or(default_model), &args.options)?;
+    let model = agentry_llm::open(spec, &args.options)?;
     let tools = Arc::new(agentry_tools::demo_tools(args.tool_latency));
     let cfg = EngineConfig {
         budget: args.budget,

@@ -429,7 +429,9 @@ impl Engine {
                 purpose: ModelPurpose::Plan,
                 messages: messages.len(),
             });
-            let mut stream = self.model.stream(ChatRequest::new(messages));
+            let mut stream = self
+                .model
+                .stream(ChatRequest::new(messages).plan_over(self.tools.specs().to_vec()));
             let mut plan = PlanRun::default();
             let mut parser = PlanParser::new();
             let mut running = FuturesUnordered::new();

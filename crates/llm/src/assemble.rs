@@ -45,6 +45,8 @@ pub(crate) struct Assembler {
     first_token: Option<Instant>,
     deltas: u64,
     saw_any: bool,
+    /// Calls read from text so far.
+    text_calls_seen: usize,
 }
 
 impl Assembler {
@@ -59,7 +61,29 @@ impl Assembler {
             first_token: None,
             deltas: 0,
             saw_any: false,
+            text_calls_seen: 0,
         }
+    }
+
+    /// Reads one piece of generated text (one token's worth) from an in-process backend.
+    pub(crate) fn text_piece(&mut self, text: &str) -> Vec<ModelEvent> {
+        self.saw_any = true;
+        self.token();
+        let mut out = Vec::new();
+        if !text.is_empty() {
+            self.text(text, &mut out);
+        }
+        out
+    }
+
+    /// Sets the usage an in-process backend counted.
+    pub(crate) fn set_usage(&mut self, usage: Usage) {
+        self.usage = Some(usage);
+    }
+
+    /// Sets why an in-process backend stopped.
+    pub(crate) fn set_finish_reason(&mut self, reason: FinishReason) {
+        self.finish_reason = Some(reason);
     }
 
     /// Whether any chunk arrived.
@@ -125,7 +149,14 @@ impl Assembler {
             Some(parser) => {
                 // The parser's only error is input past its size limit; keep the text as text then.
                 match parser.push(text) {
-                    Ok(events) => out.extend(events.into_iter().map(event)),
+                    Ok(events) => {
+                        let before = out.len();
+                        out.extend(events.into_iter().map(event));
+                        self.text_calls_seen += out[before..]
+                            .iter()
+                            .filter(|e| matches!(e, ModelEvent::Call(_)))
+                            .count();
+                    }
                     Err(_) => out.push(ModelEvent::Text(text.to_owned())),
                 }
             }
@@ -248,7 +279,8 @@ impl Assembler {
             (Some(first), n) if n > 1 => Some(now.duration_since(first) / (n as u32 - 1).max(1)),
             _ => None,
         };
-        let has_calls = self.calls.iter().any(|c| c.emitted)
+        let has_calls = self.text_calls_seen > 0
+            || self.calls.iter().any(|c| c.emitted)
             || out.iter().any(|e| matches!(e, ModelEvent::Call(_)));
         let finish_reason = match self.finish_reason {
             Some(FinishReason::Stop) if has_calls => FinishReason::ToolCalls,

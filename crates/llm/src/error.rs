@@ -51,6 +51,19 @@ pub enum LlmError {
     /// The backend is set up wrongly (missing model name, bad URL).
     #[error("model configuration: {0}")]
     Config(String),
+    /// The local model could not load or run (the message says how to fix it).
+    #[error("local model: {0}")]
+    Local(String),
+    /// The prompt does not fit the model's context.
+    #[error(
+        "the prompt is {tokens} tokens and the context holds {context}; shorten the conversation or raise --context"
+    )]
+    TooLong {
+        /// Prompt tokens.
+        tokens: usize,
+        /// Context size.
+        context: usize,
+    },
     /// The simulated model's script has no turn for this conversation.
     #[error("simulated model: {0}")]
     Script(String),
@@ -62,7 +75,12 @@ impl LlmError {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } => true,
             Self::Status { status, .. } => *status == 429 || *status >= 500,
-            Self::Protocol { .. } | Self::Truncated { .. } | Self::Config(_) | Self::Script(_) => {
+            Self::Protocol { .. }
+            | Self::Truncated { .. }
+            | Self::Config(_)
+            | Self::Script(_)
+            | Self::Local(_)
+            | Self::TooLong { .. } => {
                 false
             }
         }

@@ -23,6 +23,8 @@
 
 mod assemble;
 mod error;
+#[cfg(feature = "local")]
+pub mod local;
 mod model;
 mod openai;
 pub mod prompt;
@@ -36,7 +38,7 @@ pub use error::LlmError;
 pub use model::{Model, ModelStream, complete};
 pub use openai::{OpenAi, OpenAiConfig, RetryPolicy, StreamDecoder, ToolMode};
 pub use rng::SplitMix64;
-pub use spec::{BUNDLED_SCRIPTS, OpenOptions, bundled_script, open};
+pub use spec::{BUNDLED_SCRIPTS, HAS_LOCAL, OpenOptions, bundled_script, local_ready, open};
 pub use types::{
     ChatRequest, Completion, FinishReason, ModelCall, ModelEvent, Response, Timing, ToolChoice,
     Usage,

@@ -35,13 +35,37 @@ pub struct OpenOptions {
     pub base_url: Option<String>,
     /// API key, instead of `OPENAI_API_KEY`.
     pub api_key: Option<String>,
+    /// Local model: CPU threads (default: all cores).
+    pub threads: Option<u32>,
+    /// Local model: context size in tokens (default 4096).
+    pub context: Option<u32>,
+    /// Local model: whether calls and plans are grammar-constrained (default: yes).
+    pub constrain: Option<bool>,
+}
+
+/// Whether this build has the embedded local model (the `local` feature).
+pub const HAS_LOCAL: bool = cfg!(feature = "local");
+
+/// Whether `local` names a model that can be loaded: the feature is built and the bundled
+/// model file is in the model directory.
+pub fn local_ready() -> bool {
+    #[cfg(feature = "local")]
+    {
+        crate::local::file::default_path().is_file()
+    }
+    #[cfg(not(feature = "local"))]
+    {
+        false
+    }
 }
 
 /// Opens the backend named by `spec`:
 /// - `sim:NAME` — a bundled script (`weather`, `hermes`, `plan`, `trip`);
 /// - `sim:PATH` — a script file (`.yaml`, `.yml`, `.json`);
 /// - `openai:MODEL` or `openai` — an OpenAI-compatible server from `OPENAI_BASE_URL`,
-///   `OPENAI_API_KEY` and (without `:MODEL`) `AGENTRY_MODEL`.
+///   `OPENAI_API_KEY` and (without `:MODEL`) `AGENTRY_MODEL`;
+/// - `local` — the bundled local model (Qwen2.5-Coder-0.5B-Instruct, set up by
+///   `scripts/local-model`); `local:PATH` — any GGUF file (builds with the `local` feature).
 pub fn open(spec: &str, options: &OpenOptions) -> Result<Arc<dyn Model>, LlmError> {
     let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
@@ -70,10 +94,38 @@ pub fn open(spec: &str, options: &OpenOptions) -> Result<Arc<dyn Model>, LlmErro
             }
             Ok(Arc::new(OpenAi::new(cfg)?))
         }
+        "local" => open_local(rest, options),
         _ => Err(LlmError::Config(format!(
-            "unknown model `{spec}`; use sim:NAME (bundled: weather, hermes, plan, trip), sim:PATH (a script file) or openai:MODEL"
+            "unknown model `{spec}`; use local (the embedded model), local:PATH (a GGUF file), \
+             sim:NAME (bundled: weather, hermes, plan, trip), sim:PATH (a script file) or openai:MODEL"
         ))),
     }
+}
+
+#[cfg(feature = "local")]
+fn open_local(path: &str, options: &OpenOptions) -> Result<Arc<dyn Model>, LlmError> {
+    use crate::local::{LocalConfig, LocalModel, file};
+    let path = if path.is_empty() {
+        file::default_path()
+    } else {
+        std::path::PathBuf::from(path)
+    };
+    let mut cfg = LocalConfig::new(path);
+    cfg.threads = options.threads;
+    if let Some(n) = options.context {
+        cfg.context = n;
+    }
+    cfg.constrain = options.constrain.unwrap_or(true);
+    Ok(Arc::new(LocalModel::load(cfg)?))
+}
+
+#[cfg(not(feature = "local"))]
+fn open_local(_path: &str, _options: &OpenOptions) -> Result<Arc<dyn Model>, LlmError> {
+    Err(LlmError::Config(
+        "this agentry was built without the local model (cargo feature `local`, which needs \
+         cmake and clang); rebuild with it, or use sim:NAME or openai:MODEL"
+            .into(),
+    ))
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Sampling temperature.
     pub temperature: Option<f32>,
+    /// The reply is a compiled-mode plan over these tools (the plan format is in the
+    /// messages); backends that constrain decoding constrain it to valid plans.
+    pub plan: Option<Vec<ToolSpec>>,
 }
 
 impl ChatRequest {
@@ -51,6 +54,13 @@ impl ChatRequest {
     #[must_use]
     pub fn tools(mut self, tools: Vec<ToolSpec>) -> Self {
         self.tools = tools;
+        self
+    }
+
+    /// Marks the reply as a plan over `tools` (see [`ChatRequest::plan`]).
+    #[must_use]
+    pub fn plan_over(mut self, tools: Vec<ToolSpec>) -> Self {
+        self.plan = Some(tools);
         self
     }
 

@@ -52,9 +52,9 @@ pub fn decode(raw: &str, lang: Lang) -> Result<Option<DecodedCall>, String> {
     chars.next_back();
     let src = chars.as_str();
     let mut parser = Parser::new();
-    let language = match lang {
-        Lang::Java => tree_sitter_java::language(),
-        Lang::JavaScript => tree_sitter_javascript::language(),
+    let language: tree_sitter::Language = match lang {
+        Lang::Java => tree_sitter_java::LANGUAGE.into(),
+        Lang::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
     };
     parser
         .set_language(&language)
