@@ -15,7 +15,7 @@ use std::{
 };
 
 use agentry_core::{Message, ModelPurpose, RunStatus, ToolCall, ToolError, ToolResult, TraceKind};
-use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, Usage};
+use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, ReplyShape, Usage};
 use agentry_parse::plan::{PlanEvent, PlanParser, PlanTask, refs_in};
 use agentry_tools::ToolSet;
 use futures::{StreamExt, stream::FuturesUnordered};
@@ -431,7 +431,7 @@ impl Engine {
             });
             let mut stream = self
                 .model
-                .stream(ChatRequest::new(messages).plan_over(self.tools.specs().to_vec()));
+                .stream(ChatRequest::new(messages).shape(ReplyShape::Plan(self.tools.specs().to_vec())));
             let mut plan = PlanRun::default();
             let mut parser = PlanParser::new();
             let mut running = FuturesUnordered::new();
@@ -516,9 +516,7 @@ impl Engine {
             let observations = prompts::observations(&plan.results());
             let messages = vec![
                 Message::system(prompts::JOINER),
-                Message::user(task),
-                Message::assistant(plan.text.clone()),
-                Message::user(observations.clone()),
+                Message::user(format!("Task: {task}\n\n{observations}")),
             ];
             let step = st.next_step();
             rec.emit(TraceKind::ModelRequest {
@@ -528,7 +526,10 @@ impl Engine {
             });
             let response = match agentry_llm::complete(
                 self.model.as_ref(),
-                ChatRequest::new(messages),
+                ChatRequest::new(messages).shape(ReplyShape::StartsWith(vec![
+                    "Answer:".into(),
+                    "Replan:".into(),
+                ])),
             )
             .await
             {

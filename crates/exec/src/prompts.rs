@@ -37,16 +37,17 @@ pub(crate) fn planner(tools: &[ToolSpec]) -> String {
         ));
     }
     out.push_str(
-        "\nExample:\n1. get_weather(city=\"Paris\")\n2. get_weather(city=\"Oslo\")\n\
-         3. calculator(expression=\"$1.temp_c - $2.temp_c\")\n4. join()\n",
+        "\nExample question: How much warmer is Rome than Berlin?\nPlan:\n\
+         1. get_weather(city=\"Rome\")\n2. get_weather(city=\"Berlin\")\n\
+         3. calculator(expression=\"$1.temp_c - $2.temp_c\")\n4. join()\n\n\
+         Every place, person or thing the question names gets its own lookup task.\n",
     );
     out
 }
 
 /// The joiner's system prompt.
-pub(crate) const JOINER: &str = "You are given a task, the plan that was run for it and each task's result. \
-If the results answer the task, reply with the answer only. If they do not (a task failed, \
-or more is needed), reply with a line starting `Replan:` saying what is missing.";
+pub(crate) const JOINER: &str = "Answer the task from the tool results, in one sentence starting with \
+`Answer: `. (If a tool result is an error, reply `Replan: ` and what to try instead.)";
 
 /// The observations message after a plan ran: one line per task, in task order.
 pub(crate) fn observations(results: &[(u32, String, ToolResult)]) -> String {

@@ -40,6 +40,7 @@ pub use openai::{OpenAi, OpenAiConfig, RetryPolicy, StreamDecoder, ToolMode};
 pub use rng::SplitMix64;
 pub use spec::{BUNDLED_SCRIPTS, HAS_LOCAL, OpenOptions, bundled_script, local_ready, open};
 pub use types::{
-    ChatRequest, Completion, FinishReason, ModelCall, ModelEvent, Response, Timing, ToolChoice,
+    ChatRequest, Completion, FinishReason, ModelCall, ModelEvent, ReplyShape, Response, Timing,
+    ToolChoice,
     Usage,
 };

@@ -36,9 +36,19 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Sampling temperature.
     pub temperature: Option<f32>,
-    /// The reply is a compiled-mode plan over these tools (the plan format is in the
-    /// messages); backends that constrain decoding constrain it to valid plans.
-    pub plan: Option<Vec<ToolSpec>>,
+    /// The form the reply must take, beyond what the messages say; backends that constrain
+    /// decoding enforce it, others rely on the prompt.
+    pub shape: Option<ReplyShape>,
+}
+
+/// A form a reply must take (see [`ChatRequest::shape`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyShape {
+    /// A compiled-mode plan over these tools: numbered calls in Python syntax, `$N`
+    /// references to earlier tasks, ending with `join()`.
+    Plan(Vec<ToolSpec>),
+    /// Text that starts with one of these prefixes (a joiner's `Answer:` or `Replan:`).
+    StartsWith(Vec<String>),
 }
 
 impl ChatRequest {
@@ -57,10 +67,10 @@ impl ChatRequest {
         self
     }
 
-    /// Marks the reply as a plan over `tools` (see [`ChatRequest::plan`]).
+    /// Asks for a reply of this shape.
     #[must_use]
-    pub fn plan_over(mut self, tools: Vec<ToolSpec>) -> Self {
-        self.plan = Some(tools);
+    pub fn shape(mut self, shape: ReplyShape) -> Self {
+        self.shape = Some(shape);
         self
     }
 

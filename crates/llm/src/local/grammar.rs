@@ -59,6 +59,21 @@ pub fn calls(tools: &[ToolSpec], choice: &ToolChoice, loose: &[String]) -> Optio
     Some(g)
 }
 
+/// A grammar for text that starts with one of `prefixes`.
+pub fn starts_with(prefixes: &[String]) -> Option<String> {
+    if prefixes.is_empty() {
+        return None;
+    }
+    let alts: Vec<String> = prefixes
+        .iter()
+        .map(|p| format!("\"{}\"", lark_escape(p)))
+        .collect();
+    Some(format!(
+        "start: ({}) REST\nREST: /(.|\\n)*/\n",
+        alts.join(" | ")
+    ))
+}
+
 /// A grammar for a compiled-mode plan over `tools`: numbered lines `N. tool(arg=value, …)`
 /// in Python call syntax, required arguments first, references `$K` (or `$K.field`) only to
 /// earlier tasks, ending with `N. join()`; at most [`MAX_PLAN_TASKS`] tasks.
@@ -396,6 +411,15 @@ mod tests {
         ] {
             assert!(!accepts(&g, bad), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn prefixed_replies() {
+        let g = starts_with(&["Answer:".into(), "Replan:".into()]).unwrap();
+        assert!(accepts(&g, "Answer: 19 degrees.\nThat is all."));
+        assert!(accepts(&g, "Replan: need Paris"));
+        assert!(!accepts(&g, "The answer is 19."));
+        assert!(starts_with(&[]).is_none());
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! owns it and one llama.cpp context; requests queue to that thread and are served one at a
 //! time. The conversation is rendered with the model's own chat template, tokens are read by
 //! the incremental call parser as they are sampled (so the engine dispatches each call while
-//! the model is still writing), and the KV cache keeps the longest common prefix of the last
-//! prompt, so tools and system prompt are not processed again every turn.
+//! the model is still writing), and the KV cache keeps [`SLOTS`] recent prompts: a request
+//! reuses the slot sharing the longest prefix with it, so tools and system prompt are not
+//! processed again every turn, even when planner and joiner turns alternate.
 //!
 //! With tools on offer (or a plan asked for), decoding is constrained by default: an
 //! llguidance grammar built from the tools' JSON Schemas masks every token that would make
@@ -41,9 +42,12 @@ use toktrie::TokEnv;
 pub use template::ChatTemplate;
 
 use crate::{
-    ChatRequest, FinishReason, LlmError, Model, ModelEvent, ModelStream, SplitMix64, ToolChoice,
-    Usage, assemble::Assembler,
+    ChatRequest, FinishReason, LlmError, Model, ModelEvent, ModelStream, ReplyShape, SplitMix64,
+    ToolChoice, Usage, assemble::Assembler,
 };
+
+/// Prompts kept in the KV cache at once (each up to the context size).
+pub const SLOTS: usize = 4;
 
 /// Settings of the local backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,8 +253,12 @@ struct Worker<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     template: ChatTemplate,
-    /// Tokens whose KV entries are in the context, in order.
-    cached: Vec<LlamaToken>,
+    /// Per slot (KV sequence): the tokens whose KV entries it holds, and when it was used.
+    slots: Vec<(Vec<LlamaToken>, u64)>,
+    /// Requests served, for least-recently-used eviction.
+    served: u64,
+    /// Most tokens one slot may hold.
+    per_slot: usize,
     /// The tokenizer as llguidance sees it, built on first use (~0.3 s).
     factory: Option<ParserFactory>,
     n_batch: usize,
@@ -289,8 +297,11 @@ fn worker(
         |t| t.max(1) as i32,
     );
     let n_batch = 512u32;
+    let per_slot = cfg.context.max(256);
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(cfg.context.max(256)))
+        .with_n_ctx(NonZeroU32::new(per_slot * SLOTS as u32))
+        .with_n_seq_max(SLOTS as u32)
+        .with_kv_unified(true)
         .with_n_batch(n_batch)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
@@ -323,7 +334,9 @@ fn worker(
         model: &model,
         ctx,
         template,
-        cached: Vec::new(),
+        slots: vec![(Vec::new(), 0); SLOTS],
+        served: 0,
+        per_slot: per_slot as usize,
         factory: None,
         n_batch: n_batch as usize,
         max_tokens: cfg.max_tokens,
@@ -331,10 +344,15 @@ fn worker(
         shared,
     };
     while let Ok(job) = jobs.recv() {
+        if job.events.is_closed() {
+            continue; // Dropped before its turn came.
+        }
         let events = job.events.clone();
         if let Err(e) = w.run(job) {
-            // The KV cache may be half-written; start the next request from scratch.
-            w.cached.clear();
+            // The KV cache may be half-written; start every slot from scratch.
+            for slot in &mut w.slots {
+                slot.0.clear();
+            }
             w.ctx.clear_kv_cache();
             let _ = events.send(Err(e));
         }
@@ -345,15 +363,15 @@ impl Worker<'_> {
     fn run(&mut self, job: Job) -> Result<(), LlmError> {
         let started = Instant::now();
         let request = &job.request;
-        let plan = request.plan.as_deref();
-        let tools = if plan.is_some() || request.tool_choice == ToolChoice::None {
+        let shaped = request.shape.is_some();
+        let tools = if shaped || request.tool_choice == ToolChoice::None {
             &[][..]
         } else {
             &request.tools[..]
         };
         let prompt = self.template.render(&request.messages, tools)?;
         let tokens = self.model.vocab().tokenize(prompt.as_bytes(), false, true);
-        let n_ctx = self.ctx.n_ctx() as usize;
+        let n_ctx = self.per_slot;
         if tokens.len() + 1 >= n_ctx {
             return Err(LlmError::TooLong {
                 tokens: tokens.len(),
@@ -365,8 +383,11 @@ impl Worker<'_> {
 
         let grammar = if !job.constrain {
             None
-        } else if let Some(plan_tools) = plan {
-            Some(grammar::plan(plan_tools))
+        } else if let Some(shape) = &request.shape {
+            match shape {
+                ReplyShape::Plan(plan_tools) => Some(grammar::plan(plan_tools)),
+                ReplyShape::StartsWith(prefixes) => grammar::starts_with(prefixes),
+            }
         } else {
             let loose = self.loose_tools(tools);
             grammar::calls(tools, &request.tool_choice, &loose)
@@ -376,24 +397,20 @@ impl Worker<'_> {
             None => None,
         };
 
-        // Reuse the KV cache for the common prefix; always recompute the last prompt token
-        // so there are logits to sample from.
-        let common = self
-            .cached
-            .iter()
-            .zip(&tokens)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(tokens.len() - 1);
+        // Reuse the slot sharing the longest prefix (else the least recently used); always
+        // recompute the last prompt token so there are logits to sample from.
+        let (slot, common) = self.pick_slot(&tokens);
+        self.served += 1;
+        self.slots[slot].1 = self.served;
         self.ctx
-            .clear_kv_cache_seq(Some(0), Some(common as u32), None)
+            .clear_kv_cache_seq(Some(slot as u32), Some(common as u32), None)
             .map_err(|e| LlmError::Local(format!("KV cache: {e}")))?;
-        self.cached.truncate(common);
+        self.slots[slot].0.truncate(common);
         let prompt_started = Instant::now();
-        let mut logits_at = self.decode(&tokens[common..])?;
+        let mut logits_at = self.decode(slot, &tokens[common..])?;
         let prompt_time = prompt_started.elapsed();
 
-        let format = if plan.is_some() || tools.is_empty() {
+        let format = if shaped || tools.is_empty() {
             None
         } else {
             Some(Format::Hermes)
@@ -450,7 +467,7 @@ impl Worker<'_> {
             } else {
                 assembler.text_piece("");
             }
-            logits_at = self.decode(&[token])?;
+            logits_at = self.decode(slot, &[token])?;
         }
         if !pending_bytes.is_empty() {
             let text = String::from_utf8_lossy(&pending_bytes).into_owned();
@@ -467,6 +484,7 @@ impl Worker<'_> {
         for event in assembler.finish(1) {
             let _ = job.events.send(Ok(event));
         }
+        tracing::debug!(slot, prompt = tokens.len(), reused = common, ?prompt_time, generated, ?generation_time, ?mask_time, "local model request");
         if let Some(shared) = self.shared.upgrade()
             && let Ok(mut stats) = shared.stats.lock()
         {
@@ -483,22 +501,50 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// Runs `tokens` through the model after what is cached; returns the batch index of the
-    /// last token's logits.
-    fn decode(&mut self, tokens: &[LlamaToken]) -> Result<i32, LlmError> {
+    /// The slot to serve `tokens` from and how many of its tokens can be kept: the slot
+    /// sharing the longest prefix, unless using it would throw away more cached tokens than
+    /// it saves (a joiner's prompt shares only the chat preamble with a planner's); then the
+    /// least recently used slot.
+    fn pick_slot(&self, tokens: &[LlamaToken]) -> (usize, usize) {
+        let common: Vec<usize> = self
+            .slots
+            .iter()
+            .map(|(held, _)| {
+                held.iter()
+                    .zip(tokens)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(tokens.len().saturating_sub(1))
+            })
+            .collect();
+        let by_reuse = (0..self.slots.len())
+            .max_by_key(|&i| (common[i], std::cmp::Reverse(self.slots[i].1)))
+            .unwrap_or(0);
+        if common[by_reuse] * 2 >= self.slots[by_reuse].0.len() {
+            return (by_reuse, common[by_reuse]);
+        }
+        let lru = (0..self.slots.len())
+            .min_by_key(|&i| self.slots[i].1)
+            .unwrap_or(0);
+        (lru, common[lru])
+    }
+
+    /// Runs `tokens` through the model after what slot `slot` holds; returns the batch index
+    /// of the last token's logits.
+    fn decode(&mut self, slot: usize, tokens: &[LlamaToken]) -> Result<i32, LlmError> {
         let mut last = 0;
         for chunk in tokens.chunks(self.n_batch) {
             let mut batch = LlamaBatch::new(chunk.len(), 1);
             for (i, &t) in chunk.iter().enumerate() {
-                let pos = (self.cached.len() + i) as i32;
+                let pos = (self.slots[slot].0.len() + i) as i32;
                 batch
-                    .add(t, pos, &[0], i == chunk.len() - 1)
+                    .add(t, pos, &[slot as i32], i == chunk.len() - 1)
                     .map_err(|e| LlmError::Local(format!("batch: {e}")))?;
             }
             self.ctx
                 .decode(&mut batch)
                 .map_err(|e| LlmError::Local(format!("llama.cpp decode failed: {e}")))?;
-            self.cached.extend_from_slice(chunk);
+            self.slots[slot].0.extend_from_slice(chunk);
             last = chunk.len() as i32 - 1;
         }
         Ok(last)
