@@ -95,7 +95,7 @@ fn latency() -> Value {
 
 fn compiled_script(shape: &Shape) -> Result<Script> {
     let script = json!({"format": "text", "latency": latency(), "turns": [
-        {"when": {"user": "^Observations:"}, "text": "done"},
+        {"when": {"user": "(?m)^Observations:"}, "text": "done"},
         {"when": {"last": "user"}, "text": plan_text(shape)}]});
     Ok(Script::parse(&script.to_string(), "bench")?)
 }
@@ -210,7 +210,7 @@ async fn overhead(mode: Mode, n: usize, traced: bool) -> Result<f64> {
         Mode::Compiled => {
             let mut text: String = (1..=n).map(|i| format!("{i}. noop()\n")).collect();
             text.push_str(&format!("{}. join()\n", n + 1));
-            json!({"format": "text", "turns": [{"when": {"user": "^Observations:"}, "text": "done"}, {"text": text}]})
+            json!({"format": "text", "turns": [{"when": {"user": "(?m)^Observations:"}, "text": "done"}, {"text": text}]})
         }
     };
     let script = Script::parse(&script.to_string(), "overhead")?;
@@ -262,7 +262,7 @@ fn peak_rss_mb() -> Option<f64> {
 async fn concurrent(n: usize) -> Result<(usize, f64)> {
     let script = Script::parse(
         r#"{"format": "text", "latency": {"ttft_ms": 100, "tokens_per_s": 400}, "turns": [
-            {"when": {"user": "^Observations:"}, "text": "done"},
+            {"when": {"user": "(?m)^Observations:"}, "text": "done"},
             {"text": "1. get_weather(city=\"Paris\")\n2. get_weather(city=\"Oslo\")\n3. calculator(expression=\"$2.temp_c - $1.temp_c\")\n4. sleep(ms=50, tag=\"$3\")\n5. join()\n"}]}"#,
         "concurrent",
     )?;

@@ -263,6 +263,8 @@ fn run_records_a_trace_that_shows_exports_and_replays() {
                 "How much warmer is Oslo than Paris?",
                 "--mode",
                 mode,
+                "--model",
+                if mode == "sequential" { "sim:trip" } else { "sim:plan" },
                 "--trace-db",
                 db,
                 "--tool-latency-ms",
@@ -342,6 +344,10 @@ fn run_json_reports_the_outcome() {
         &[
             "run",
             "How much warmer is Oslo than Paris?",
+            "--mode",
+            "sequential",
+            "--model",
+            "sim:trip",
             "--no-trace",
             "--json",
             "-q",
@@ -364,6 +370,8 @@ fn a_run_out_of_time_says_so() {
         &[
             "run",
             "wait",
+            "--model",
+            "sim:trip",
             "--no-trace",
             "--timeout",
             "0.3",

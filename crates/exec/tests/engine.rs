@@ -75,7 +75,7 @@ async fn sequential_runs_a_turns_calls_concurrently() {
 }
 
 const PLAN: &str = r#"{"latency": {"ttft_ms": 10, "tokens_per_s": 300}, "format": "text", "turns": [
-  {"when": {"user": "^Observations:"}, "text": "Compared: {{user}}"},
+  {"when": {"user": "(?m)^Observations:"}, "text": "Compared: {{user}}"},
   {"when": {"last": "user"}, "text": "1. sleep(ms=120, tag=\"one\")\n2. sleep(ms=120, tag=\"two\")\n3. calculator(expression=\"$1.slept_ms + $2.slept_ms\")\n4. kv_set(key=\"sum\", value=$3)\n5. join()\n"}
 ]}"#;
 
@@ -148,7 +148,7 @@ async fn compiled_dispatches_tasks_while_the_plan_streams_and_respects_dependenc
 async fn a_bad_plan_is_sent_back_for_a_replan() {
     let script = r#"{"format": "text", "turns": [
       {"when": {"user": "cannot run"}, "text": "1. calculator(expression=\"2 + 2\")\n2. join()"},
-      {"when": {"user": "^Observations:"}, "text": "four"},
+      {"when": {"user": "(?m)^Observations:"}, "text": "four"},
       {"when": {"last": "user"}, "text": "1. calculator(expression=\"$2\")\n2. teleport(to=\"Mars\")\n3. join()"}
     ]}"#;
     let e = engine(script, tools(), EngineConfig::new(Mode::Compiled));

@@ -21,7 +21,7 @@ pub const MAX_PLAN_TASKS: usize = 12;
 /// constrained (no tools, or `ToolChoice::None`).
 ///
 /// With `ToolChoice::Auto` the model may answer in free text instead, as long as the
-/// answer does not start like a call (`<` or `{`). `loose` names tools whose schema the
+/// answer does not start like a call (`<`, `{`, or a code fence). `loose` names tools whose schema the
 /// grammar compiler rejected: their arguments are constrained to any JSON object.
 pub fn calls(tools: &[ToolSpec], choice: &ToolChoice, loose: &[String]) -> Option<String> {
     let offered: Vec<&ToolSpec> = match choice {
@@ -34,7 +34,7 @@ pub fn calls(tools: &[ToolSpec], choice: &ToolChoice, loose: &[String]) -> Optio
     }
     let mut g = String::new();
     match choice {
-        ToolChoice::Auto => g.push_str("start: TEXT | calls\nTEXT: /[^<{\\s](.|\\n)*/\n"),
+        ToolChoice::Auto => g.push_str("start: TEXT | calls\nTEXT: /[^<{`\\s](.|\\n)*/\n"),
         _ => g.push_str("start: calls\n"),
     }
     g.push_str(
@@ -347,6 +347,8 @@ mod tests {
             "{\"name\": \"calculator\", \"arguments\": {\"expression\": \"1+1\"}}"
         ));
         assert!(accepts(&g, "It is sunny in Oslo."));
+        // A fenced call is not free text: the model must write the call itself.
+        assert!(!accepts(&g, "```json\n{\"name\": \"x\"}\n```"));
         // Unknown tool, missing required, wrong type, enum, extra property.
         for bad in [
             "<tool_call>\n{\"name\": \"get_wether\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>",

@@ -413,7 +413,7 @@ impl Worker<'_> {
         let format = if shaped || tools.is_empty() {
             None
         } else {
-            Some(Format::Hermes)
+            Some(Format::Auto)
         };
         let mut assembler = Assembler::new(format, started);
         let mut pending_bytes: Vec<u8> = Vec::new();
