@@ -82,6 +82,9 @@ pub(crate) async fn ask(
                     done.usage.completion_tokens,
                     done.timing.total.as_secs_f64()
                 );
+                for note in model.take_notes() {
+                    eprintln!("note: {note}");
+                }
                 return Ok(clean);
             }
         }

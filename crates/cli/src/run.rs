@@ -196,6 +196,9 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
             ),
         }
     }
+    for note in model.take_notes() {
+        eprintln!("note: {note}");
+    }
     if !args.quiet {
         let trace = match args.trace_db {
             Some(p) => format!(

@@ -264,7 +264,11 @@ fn run_records_a_trace_that_shows_exports_and_replays() {
                 "--mode",
                 mode,
                 "--model",
-                if mode == "sequential" { "sim:trip" } else { "sim:plan" },
+                if mode == "sequential" {
+                    "sim:trip"
+                } else {
+                    "sim:plan"
+                },
                 "--trace-db",
                 db,
                 "--tool-latency-ms",

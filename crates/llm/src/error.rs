@@ -80,9 +80,7 @@ impl LlmError {
             | Self::Config(_)
             | Self::Script(_)
             | Self::Local(_)
-            | Self::TooLong { .. } => {
-                false
-            }
+            | Self::TooLong { .. } => false,
         }
     }
 

@@ -41,6 +41,5 @@ pub use rng::SplitMix64;
 pub use spec::{BUNDLED_SCRIPTS, HAS_LOCAL, OpenOptions, bundled_script, local_ready, open};
 pub use types::{
     ChatRequest, Completion, FinishReason, ModelCall, ModelEvent, ReplyShape, Response, Timing,
-    ToolChoice,
-    Usage,
+    ToolChoice, Usage,
 };

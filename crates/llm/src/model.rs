@@ -20,6 +20,12 @@ pub trait Model: Send + Sync {
 
     /// Streams the response to `request`.
     fn stream(&self, request: ChatRequest) -> ModelStream;
+
+    /// Things the backend could not do as asked and fell back on (each said once), for the
+    /// user to see: e.g. a tool schema its grammar compiler rejected.
+    fn take_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Runs `request` to the end and collects the response.

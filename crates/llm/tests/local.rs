@@ -3,6 +3,7 @@
 //! Needs the model file (`scripts/local-model` fetches it; `scripts/test` runs that first and
 //! sets `AGENTRY_REQUIRE_MODEL=1`, so a missing model fails these tests instead of skipping).
 #![cfg(feature = "local")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::OnceLock;
 
@@ -102,7 +103,11 @@ fn constrained_calls_always_name_real_tools_and_satisfy_their_schemas() {
             "{prompt}: {:?}",
             response.malformed
         );
-        assert!(!response.calls.is_empty(), "{prompt}: no call: {:?}", response.text);
+        assert!(
+            !response.calls.is_empty(),
+            "{prompt}: no call: {:?}",
+            response.text
+        );
         for call in &response.calls {
             let checked = validators.check(&call.call.name, call.call.arguments.clone());
             assert!(
@@ -239,7 +244,9 @@ fn a_schema_the_grammar_compiler_rejects_falls_back_to_validation_and_says_so() 
     assert!(!response.calls.is_empty() || !response.text.is_empty());
     let notes = model.take_notes();
     assert!(
-        notes.iter().any(|n| n.contains("`lookahead`") && n.contains("unconstrained")),
+        notes
+            .iter()
+            .any(|n| n.contains("`lookahead`") && n.contains("unconstrained")),
         "{notes:?}"
     );
 }
@@ -253,16 +260,25 @@ fn corrupt_and_foreign_files_are_errors_not_crashes() {
     let bytes = std::fs::read(file::default_path()).unwrap();
     let cut = dir.join("cut.gguf");
     std::fs::write(&cut, &bytes[..1 << 20]).unwrap();
-    let err = LocalModel::load(LocalConfig::new(&cut)).unwrap_err().to_string();
-    assert!(err.contains("could not load") && err.contains("corrupt"), "{err}");
+    let err = LocalModel::load(LocalConfig::new(&cut))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("could not load") && err.contains("corrupt"),
+        "{err}"
+    );
     // A header with nothing after it.
     let empty = dir.join("empty.gguf");
     std::fs::write(&empty, b"GGUF\x03\0\0\0").unwrap();
-    let err = LocalModel::load(LocalConfig::new(&empty)).unwrap_err().to_string();
+    let err = LocalModel::load(LocalConfig::new(&empty))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("could not load"), "{err}");
     let text = dir.join("notes.gguf");
     std::fs::write(&text, "not a model").unwrap();
-    let err = LocalModel::load(LocalConfig::new(&text)).unwrap_err().to_string();
+    let err = LocalModel::load(LocalConfig::new(&text))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a GGUF model file"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

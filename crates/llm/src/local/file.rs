@@ -115,8 +115,8 @@ fn stamp(path: &Path) -> String {
 
 /// The sha256 of the file at `path`, in hex.
 pub fn sha256(path: &Path) -> Result<String, LlmError> {
-    let mut file =
-        File::open(path).map_err(|e| LlmError::Local(format!("cannot read {}: {e}", path.display())))?;
+    let mut file = File::open(path)
+        .map_err(|e| LlmError::Local(format!("cannot read {}: {e}", path.display())))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -149,20 +149,35 @@ mod tests {
 
     #[test]
     fn missing_foreign_and_truncated_files_say_how_to_fix() {
-        let err = check(Path::new("/nonexistent/x.gguf")).unwrap_err().to_string();
+        let err = check(Path::new("/nonexistent/x.gguf"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot read the model file"), "{err}");
         let dir = std::env::temp_dir().join("agentry-none");
         let err = check(&dir.join(DEFAULT_FILE)).unwrap_err().to_string();
-        assert!(err.contains("is missing") && err.contains("scripts/local-model"), "{err}");
+        assert!(
+            err.contains("is missing") && err.contains("scripts/local-model"),
+            "{err}"
+        );
 
-        let err = check(&temp("notes.gguf", b"hello world")).unwrap_err().to_string();
-        assert!(err.contains("is not a GGUF model file") && err.contains("\"hell\""), "{err}");
-        let err = check(&temp("v9.gguf", b"GGUF\x09\0\0\0rest")).unwrap_err().to_string();
+        let err = check(&temp("notes.gguf", b"hello world"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is not a GGUF model file") && err.contains("\"hell\""),
+            "{err}"
+        );
+        let err = check(&temp("v9.gguf", b"GGUF\x09\0\0\0rest"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("GGUF version 9"), "{err}");
 
         let cut = temp(DEFAULT_FILE, b"GGUF\x03\0\0\0 truncated");
         let err = check(&cut).unwrap_err().to_string();
-        assert!(err.contains("not the expected 491400064") && err.contains("delete"), "{err}");
+        assert!(
+            err.contains("not the expected 491400064") && err.contains("delete"),
+            "{err}"
+        );
     }
 
     #[test]

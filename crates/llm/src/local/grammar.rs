@@ -149,9 +149,8 @@ fn kwargs(tool: &ToolSpec, line: usize) -> String {
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let arg = |name: &str, schema: &Value| {
-        format!("\"{}=\" {}", lark_escape(name), value(schema, line))
-    };
+    let arg =
+        |name: &str, schema: &Value| format!("\"{}=\" {}", lark_escape(name), value(schema, line));
     let mut parts: Vec<String> = Vec::new();
     for name in &required {
         let schema = props.get(*name).cloned().unwrap_or(Value::Bool(true));
@@ -256,7 +255,9 @@ fn arguments_schema(parameters: &Value) -> Value {
 fn strip_annotations(o: &mut serde_json::Map<String, Value>) {
     for key in ["description", "title", "examples", "$comment"] {
         // Only drop annotations, not properties that happen to have these names.
-        if o.get(key).is_some_and(|v| !v.is_object() || key == "examples") {
+        if o.get(key)
+            .is_some_and(|v| !v.is_object() || key == "examples")
+        {
             o.remove(key);
         }
     }

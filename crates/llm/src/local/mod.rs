@@ -127,10 +127,11 @@ struct Job {
     events: tokio_mpsc::UnboundedSender<Result<ModelEvent, LlmError>>,
 }
 
-/// Models loaded in this process, by file and settings.
-fn loaded() -> &'static Mutex<HashMap<(PathBuf, Option<u32>, u32), Weak<Shared>>> {
-    static LOADED: OnceLock<Mutex<HashMap<(PathBuf, Option<u32>, u32), Weak<Shared>>>> =
-        OnceLock::new();
+/// Models loaded in this process, by file, threads and context size.
+type Loaded = Mutex<HashMap<(PathBuf, Option<u32>, u32), Weak<Shared>>>;
+
+fn loaded() -> &'static Loaded {
+    static LOADED: OnceLock<Loaded> = OnceLock::new();
     LOADED.get_or_init(Default::default)
 }
 
@@ -162,10 +163,10 @@ impl LocalModel {
         file::check(&config.path)?;
         let name = format!(
             "local:{}",
-            config
-                .path
-                .file_stem()
-                .map_or_else(|| config.path.display().to_string(), |s| s.to_string_lossy().into_owned())
+            config.path.file_stem().map_or_else(
+                || config.path.display().to_string(),
+                |s| s.to_string_lossy().into_owned()
+            )
         );
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), LlmError>>();
@@ -202,16 +203,6 @@ impl LocalModel {
     pub fn last_stats(&self) -> LocalStats {
         self.shared.stats.lock().map(|s| *s).unwrap_or_default()
     }
-
-    /// Notes the backend made about what it could not do (a schema the grammar compiler
-    /// rejected, so that tool's calls were left unconstrained); each once.
-    pub fn take_notes(&self) -> Vec<String> {
-        self.shared
-            .notes
-            .lock()
-            .map(|mut n| std::mem::take(&mut *n))
-            .unwrap_or_default()
-    }
 }
 
 fn poisoned() -> LlmError {
@@ -221,6 +212,16 @@ fn poisoned() -> LlmError {
 impl Model for LocalModel {
     fn name(&self) -> String {
         self.shared.name.clone()
+    }
+
+    /// Notes the backend made about what it could not do (a schema the grammar compiler
+    /// rejected, so that tool's calls were left unconstrained); each once.
+    fn take_notes(&self) -> Vec<String> {
+        self.shared
+            .notes
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
     }
 
     fn stream(&self, request: ChatRequest) -> ModelStream {
@@ -259,6 +260,10 @@ struct Worker<'m> {
     served: u64,
     /// Most tokens one slot may hold.
     per_slot: usize,
+    /// Whether each tool's schema (by name and schema) compiles into a grammar.
+    compiles: HashMap<String, bool>,
+    /// Tools whose fallback was already noted.
+    noted: std::collections::HashSet<String>,
     /// The tokenizer as llguidance sees it, built on first use (~0.3 s).
     factory: Option<ParserFactory>,
     n_batch: usize,
@@ -337,6 +342,8 @@ fn worker(
         slots: vec![(Vec::new(), 0); SLOTS],
         served: 0,
         per_slot: per_slot as usize,
+        compiles: HashMap::new(),
+        noted: Default::default(),
         factory: None,
         n_batch: n_batch as usize,
         max_tokens: cfg.max_tokens,
@@ -433,9 +440,9 @@ impl Worker<'_> {
             let mask = match &mut matcher {
                 Some(m) => {
                     let t = Instant::now();
-                    let mask = m.compute_mask().map_err(|e| {
-                        LlmError::Local(format!("the grammar failed: {e}"))
-                    })?;
+                    let mask = m
+                        .compute_mask()
+                        .map_err(|e| LlmError::Local(format!("the grammar failed: {e}")))?;
                     mask_time += t.elapsed();
                     Some(mask)
                 }
@@ -476,15 +483,16 @@ impl Worker<'_> {
             }
         }
         let generation_time = gen_started.elapsed();
-        assembler.set_usage(Usage {
-            prompt_tokens: tokens.len() as u64,
-            completion_tokens: generated as u64,
-        });
-        assembler.set_finish_reason(finish);
-        for event in assembler.finish(1) {
-            let _ = job.events.send(Ok(event));
-        }
-        tracing::debug!(slot, prompt = tokens.len(), reused = common, ?prompt_time, generated, ?generation_time, ?mask_time, "local model request");
+        tracing::debug!(
+            slot,
+            prompt = tokens.len(),
+            reused = common,
+            ?prompt_time,
+            generated,
+            ?generation_time,
+            ?mask_time,
+            "local model request"
+        );
         if let Some(shared) = self.shared.upgrade()
             && let Ok(mut stats) = shared.stats.lock()
         {
@@ -497,6 +505,15 @@ impl Worker<'_> {
                 mask_time,
                 constrained: matcher.is_some(),
             };
+        }
+        // Stats first: a caller reads them as soon as it sees the final event.
+        assembler.set_usage(Usage {
+            prompt_tokens: tokens.len() as u64,
+            completion_tokens: generated as u64,
+        });
+        assembler.set_finish_reason(finish);
+        for event in assembler.finish(1) {
+            let _ = job.events.send(Ok(event));
         }
         Ok(())
     }
@@ -576,19 +593,25 @@ impl Worker<'_> {
     fn loose_tools(&mut self, tools: &[agentry_core::ToolSpec]) -> Vec<String> {
         let mut loose = Vec::new();
         for tool in tools {
-            let Some(g) = grammar::calls(
-                std::slice::from_ref(tool),
-                &ToolChoice::Required,
-                &[],
-            ) else {
+            let key = format!("{}\u{0}{}", tool.name, tool.parameters);
+            if let Some(&ok) = self.compiles.get(&key) {
+                if !ok {
+                    loose.push(tool.name.clone());
+                }
+                continue;
+            }
+            let Some(g) = grammar::calls(std::slice::from_ref(tool), &ToolChoice::Required, &[])
+            else {
                 continue;
             };
-            let ok = self.factory().is_ok_and(|f| {
-                f.create_parser(TopLevelGrammar::from_lark(g)).is_ok()
-            });
+            let ok = self
+                .factory()
+                .is_ok_and(|f| f.create_parser(TopLevelGrammar::from_lark(g)).is_ok());
+            self.compiles.insert(key, ok);
             if !ok {
                 loose.push(tool.name.clone());
-                if let Some(shared) = self.shared.upgrade()
+                if self.noted.insert(tool.name.clone())
+                    && let Some(shared) = self.shared.upgrade()
                     && let Ok(mut notes) = shared.notes.lock()
                 {
                     notes.push(format!(
@@ -696,7 +719,10 @@ mod tests {
         let mut mask = toktrie::SimpleVob::alloc(4);
         mask.allow_token(2);
         mask.allow_token(0);
-        assert_eq!(sample(&logits, Some(&mask), 0.0, &mut rng), Some(LlamaToken(2)));
+        assert_eq!(
+            sample(&logits, Some(&mask), 0.0, &mut rng),
+            Some(LlamaToken(2))
+        );
         for _ in 0..50 {
             let t = sample(&logits, Some(&mask), 1.0, &mut rng).unwrap();
             assert!(t == LlamaToken(0) || t == LlamaToken(2));

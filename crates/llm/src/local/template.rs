@@ -39,7 +39,9 @@ impl ChatTemplate {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
         env.add_template_owned("chat", source.to_owned())
-            .map_err(|e| LlmError::Config(format!("the model's chat template does not compile: {e:#}")))?;
+            .map_err(|e| {
+                LlmError::Config(format!("the model's chat template does not compile: {e:#}"))
+            })?;
         Ok(Self { env })
     }
 
@@ -82,10 +84,13 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
             } => {
                 let calls: Vec<Value> = tool_calls
                     .iter()
-                    .map(|c| json!({"id": c.id, "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments}}))
+                    .map(|c| {
+                        json!({"id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments}})
+                    })
                     .collect();
-                let mut m = json!({"role": "assistant", "content": content.clone().unwrap_or_default()});
+                let mut m =
+                    json!({"role": "assistant", "content": content.clone().unwrap_or_default()});
                 if !calls.is_empty() {
                     m["tool_calls"] = Value::Array(calls);
                 }
@@ -107,7 +112,8 @@ fn tojson(value: JinjaValue) -> Result<JinjaValue, Error> {
     value
         .serialize(&mut ser)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
-    let text = String::from_utf8(out).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let text = String::from_utf8(out)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
     Ok(JinjaValue::from_safe_string(text))
 }
 
@@ -120,7 +126,11 @@ impl serde_json::ser::Formatter for PythonFormatter {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first { Ok(()) } else { writer.write_all(b", ") }
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
     }
 
     fn begin_object_key<W: ?Sized + std::io::Write>(
@@ -128,10 +138,17 @@ impl serde_json::ser::Formatter for PythonFormatter {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first { Ok(()) } else { writer.write_all(b", ") }
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
     }
 
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
         writer.write_all(b": ")
     }
 }
@@ -189,7 +206,10 @@ You are provided with function signatures within <tools></tools> XML tags:\n<too
         let err = ChatTemplate::new("{% if %}").unwrap_err().to_string();
         assert!(err.contains("does not compile"), "{err}");
         let t = ChatTemplate::new("{{ raise_exception('no tools here') }}").unwrap();
-        let err = t.render(&[Message::user("hi")], &[]).unwrap_err().to_string();
+        let err = t
+            .render(&[Message::user("hi")], &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no tools here"), "{err}");
     }
 }
