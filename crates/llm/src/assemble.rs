@@ -66,6 +66,7 @@ impl Assembler {
     }
 
     /// Reads one piece of generated text (one token's worth) from an in-process backend.
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     pub(crate) fn text_piece(&mut self, text: &str) -> Vec<ModelEvent> {
         self.saw_any = true;
         self.token();
@@ -77,11 +78,13 @@ impl Assembler {
     }
 
     /// Sets the usage an in-process backend counted.
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     pub(crate) fn set_usage(&mut self, usage: Usage) {
         self.usage = Some(usage);
     }
 
     /// Sets why an in-process backend stopped.
+    #[cfg_attr(not(feature = "local"), allow(dead_code))]
     pub(crate) fn set_finish_reason(&mut self, reason: FinishReason) {
         self.finish_reason = Some(reason);
     }
