@@ -36,6 +36,7 @@ fn model() -> Option<LocalModel> {
             let mut cfg = LocalConfig::new(path);
             cfg.threads = Some(2);
             cfg.max_tokens = 160;
+            cfg.prompt_cache = None;
             Some(LocalModel::load(cfg).expect("the bundled model loads"))
         })
         .clone()
@@ -197,6 +198,7 @@ fn a_prompt_longer_than_the_context_is_a_clear_error() {
     }
     let mut cfg = LocalConfig::new(file::default_path());
     cfg.context = 256;
+    cfg.prompt_cache = None;
     let small = LocalModel::load(cfg).unwrap();
     let request = ChatRequest::new(vec![Message::user("lorem ipsum ".repeat(400))]);
     let err = runtime().block_on(complete(&small, request)).unwrap_err();
@@ -280,5 +282,43 @@ fn corrupt_and_foreign_files_are_errors_not_crashes() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a GGUF model file"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_long_prompt_is_read_back_from_disk_by_another_process() {
+    if model().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("agentry-prompt-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = LocalConfig::new(file::default_path());
+    cfg.context = 2048;
+    cfg.max_tokens = 4;
+    cfg.prompt_cache = Some(dir.clone());
+    let system =
+        Message::system("You plan trips for a travel agency; be brief and factual. ".repeat(30));
+    let rt = runtime();
+    let first = LocalModel::load(cfg.clone()).unwrap();
+    rt.block_on(complete(
+        &first,
+        ChatRequest::new(vec![system.clone(), Message::user("A city in Italy?")]),
+    ))
+    .unwrap();
+    assert!(!first.last_stats().from_disk);
+    // Another context size makes another worker with an empty KV cache, as a new process has.
+    cfg.context = 3072;
+    let second = LocalModel::load(cfg).unwrap();
+    rt.block_on(complete(
+        &second,
+        ChatRequest::new(vec![system, Message::user("A city in Spain?")]),
+    ))
+    .unwrap();
+    let stats = second.last_stats();
+    assert!(stats.from_disk, "{stats:?}");
+    assert!(
+        stats.reused_tokens > 300 && stats.reused_tokens < stats.prompt_tokens,
+        "{stats:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,6 +15,7 @@
 //! and it is given to the grammar exactly once, which rules out the double-accept and
 //! sampler-order failures of the C++ samplers by construction.
 
+mod disk;
 pub mod file;
 pub mod grammar;
 mod template;
@@ -64,10 +65,14 @@ pub struct LocalConfig {
     pub max_tokens: u32,
     /// Seed for sampling at a temperature above zero (zero or unset: greedy).
     pub seed: u64,
+    /// Where long prompts' KV caches are kept between processes (`None`: nowhere).
+    pub prompt_cache: Option<PathBuf>,
 }
 
 impl LocalConfig {
-    /// Defaults for the model at `path`: 4096 tokens of context, constrained, 1024 new tokens.
+    /// Defaults for the model at `path`: 4096 tokens of context, constrained, 1024 new tokens,
+    /// prompt caches in the model directory's `prompt-cache` (`AGENTRY_PROMPT_CACHE`: another
+    /// directory, or `off`).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
@@ -76,6 +81,11 @@ impl LocalConfig {
             constrain: true,
             max_tokens: 1024,
             seed: 0,
+            prompt_cache: match std::env::var_os("AGENTRY_PROMPT_CACHE") {
+                Some(v) if v == "off" => None,
+                Some(v) => Some(PathBuf::from(v)),
+                None => Some(file::model_dir().join("prompt-cache")),
+            },
         }
     }
 }
@@ -95,6 +105,8 @@ pub struct LocalStats {
     pub generation_time: Duration,
     /// Of that, time spent computing grammar masks.
     pub mask_time: Duration,
+    /// Whether the reused tokens were read from a prompt cache on disk.
+    pub from_disk: bool,
     /// Whether the reply was constrained.
     pub constrained: bool,
 }
@@ -260,6 +272,8 @@ struct Worker<'m> {
     served: u64,
     /// Most tokens one slot may hold.
     per_slot: usize,
+    /// Long prompts' KV caches on disk, across processes.
+    disk: Option<disk::DiskCache>,
     /// Whether each tool's schema (by name and schema) compiles into a grammar.
     compiles: HashMap<String, bool>,
     /// Tools whose fallback was already noted.
@@ -342,6 +356,10 @@ fn worker(
         slots: vec![(Vec::new(), 0); SLOTS],
         served: 0,
         per_slot: per_slot as usize,
+        disk: cfg
+            .prompt_cache
+            .as_deref()
+            .map(|root| disk::DiskCache::new(root, &cfg.path)),
         compiles: HashMap::new(),
         noted: Default::default(),
         factory: None,
@@ -406,16 +424,20 @@ impl Worker<'_> {
 
         // Reuse the slot sharing the longest prefix (else the least recently used); always
         // recompute the last prompt token so there are logits to sample from.
-        let (slot, common) = self.pick_slot(&tokens);
+        let (slot, mut common) = self.pick_slot(&tokens);
         self.served += 1;
         self.slots[slot].1 = self.served;
+        let prompt_started = Instant::now();
+        let from_disk = self.load_from_disk(slot, &tokens, &mut common);
         self.ctx
             .clear_kv_cache_seq(Some(slot as u32), Some(common as u32), None)
             .map_err(|e| LlmError::Local(format!("KV cache: {e}")))?;
         self.slots[slot].0.truncate(common);
-        let prompt_started = Instant::now();
         let mut logits_at = self.decode(slot, &tokens[common..])?;
         let prompt_time = prompt_started.elapsed();
+        if !from_disk && tokens.len() >= 256 && common * 2 < tokens.len() {
+            self.save_to_disk(slot, &tokens);
+        }
 
         let format = if shaped || tools.is_empty() {
             None
@@ -503,6 +525,7 @@ impl Worker<'_> {
                 generated_tokens: generated,
                 generation_time,
                 mask_time,
+                from_disk,
                 constrained: matcher.is_some(),
             };
         }
@@ -516,6 +539,69 @@ impl Worker<'_> {
             let _ = job.events.send(Ok(event));
         }
         Ok(())
+    }
+
+    /// Loads into `slot` the prompt cache on disk sharing more than `common` tokens with
+    /// `tokens`, if there is one; updates `common`. A file llama.cpp cannot read is dropped.
+    fn load_from_disk(&mut self, slot: usize, tokens: &[LlamaToken], common: &mut usize) -> bool {
+        let Some(cache) = &self.disk else {
+            return false;
+        };
+        let ids: Vec<i32> = tokens.iter().map(|t| t.0).collect();
+        let Some((file, _)) = cache.best(&ids[..ids.len() - 1], *common) else {
+            return false;
+        };
+        if !cache.intact(&file) {
+            return false;
+        }
+        // What the slot held is replaced by what the file holds.
+        if self
+            .ctx
+            .clear_kv_cache_seq(Some(slot as u32), None, None)
+            .is_err()
+        {
+            return false;
+        }
+        self.slots[slot].0.clear();
+        *common = 0;
+        match self
+            .ctx
+            .state_seq_load_file(&file, slot as i32, self.per_slot)
+        {
+            Ok((loaded, _)) => {
+                *common = loaded
+                    .iter()
+                    .zip(tokens)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(tokens.len() - 1);
+                self.slots[slot].0 = loaded;
+                cache.touch(&file);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "dropping an unreadable prompt cache: {e}");
+                let _ = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+                cache.forget(&file);
+                false
+            }
+        }
+    }
+
+    /// Saves `slot`, which holds exactly `tokens`, as a prompt cache on disk.
+    fn save_to_disk(&self, slot: usize, tokens: &[LlamaToken]) {
+        let Some(cache) = &self.disk else { return };
+        let ids: Vec<i32> = tokens.iter().map(|t| t.0).collect();
+        let Some(file) = cache.slot_for(&ids) else {
+            return;
+        };
+        match self.ctx.state_seq_save_file(&file, slot as i32, tokens) {
+            Ok(_) => cache.seal(&file),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "cannot save a prompt cache: {e}");
+                cache.forget(&file);
+            }
+        }
     }
 
     /// The slot to serve `tokens` from and how many of its tokens can be kept: the slot
