@@ -39,6 +39,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
         .unwrap_or_else(agentry_llm::local::file::default_path);
     let mut cfg = LocalConfig::new(&path);
     cfg.threads = Some(args.threads);
+    // Every prompt is processed here, none read back from an earlier run's cache.
+    cfg.prompt_cache = None;
     let model = LocalModel::load(cfg)?;
     let rt = tokio::runtime::Runtime::new()?;
     let say = |s: String| {

@@ -315,12 +315,12 @@ fn worker(
         || std::thread::available_parallelism().map_or(2, |n| n.get() as i32),
         |t| t.max(1) as i32,
     );
-    let n_batch = 512u32;
+    let n_batch = 2048u32;
     let per_slot = cfg.context.max(256);
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(per_slot * SLOTS as u32))
         .with_n_seq_max(SLOTS as u32)
-        .with_kv_unified(true)
+        .with_kv_unified(false)
         .with_n_batch(n_batch)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
