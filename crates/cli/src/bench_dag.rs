@@ -251,7 +251,8 @@ async fn overhead(mode: Mode, n: usize, traced: bool) -> Result<f64> {
     Ok(per_call[per_call.len() / 2])
 }
 
-fn peak_rss_mb() -> Option<f64> {
+/// The process's peak resident memory, in MB (Linux).
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -19,12 +19,25 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 /// Settings of the benchmark.
+#[derive(Debug, clap::Args)]
 pub(crate) struct Args {
+    /// The GGUF file (default: the bundled model).
+    #[arg(long, value_name = "PATH")]
     pub(crate) model: Option<PathBuf>,
+    /// CPU threads.
+    #[arg(long, default_value_t = 2)]
     pub(crate) threads: u32,
+    /// The baseline program (bench/local/baseline.c, built by bench/local/run).
+    #[arg(long, value_name = "PATH")]
     pub(crate) baseline: Option<PathBuf>,
+    /// The BFCL data directory, for the constrained-decoding comparison.
+    #[arg(long, value_name = "DIR")]
     pub(crate) data: Option<PathBuf>,
+    /// BFCL simple_python entries to use.
+    #[arg(long, default_value_t = 100)]
     pub(crate) limit: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
     pub(crate) json: bool,
 }
 
@@ -115,7 +128,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
 
     // 3. Time to the first dispatched call of a compiled run.
     let (first_call, wall, answer) = rt.block_on(first_dispatch(&model))?;
-    let rss = peak_rss_mb();
+    let rss = crate::bench_dag::peak_rss_mb();
     say(format!(
         "\ncompiled run \"{TASK}\": first call dispatched at {:.2} s, answered in {:.2} s ({})",
         first_call.as_secs_f64(),
@@ -266,14 +279,7 @@ async fn bfcl_compare(model: &LocalModel, dir: &Path, limit: usize) -> Result<Bf
         free: Side::default(),
     };
     for entry in &entries {
-        let messages: Vec<Message> = entry
-            .question
-            .iter()
-            .map(|m| match m["role"].as_str() {
-                Some("system") => Message::system(m["content"].as_str().unwrap_or("")),
-                _ => Message::user(m["content"].as_str().unwrap_or("")),
-            })
-            .collect();
+        let messages = bfcl::native_messages(entry);
         for constrained in [true, false] {
             let request = ChatRequest::new(messages.clone())
                 .tools(bfcl::fc_tools(entry))
@@ -331,11 +337,4 @@ async fn first_dispatch(model: &LocalModel) -> Result<(Duration, Duration, Optio
         .and_then(|f| *f)
         .context("the run dispatched no call")?;
     Ok((first, started.elapsed(), out.answer))
-}
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }

@@ -280,26 +280,7 @@ enum BenchCommand {
         after_help = "Example (bench/local/run builds the baseline against the same llama.cpp):\n  \
         $ bench/local/run\n  $ agentry bench local --baseline target/llama-baseline --data ../shared/bfcl"
     )]
-    Local {
-        /// The GGUF file (default: the bundled model).
-        #[arg(long, value_name = "PATH")]
-        model: Option<PathBuf>,
-        /// CPU threads.
-        #[arg(long, default_value_t = 2)]
-        threads: u32,
-        /// The baseline program (bench/local/baseline.c, built by bench/local/run).
-        #[arg(long, value_name = "PATH")]
-        baseline: Option<PathBuf>,
-        /// The BFCL data directory, for the constrained-decoding comparison.
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// BFCL simple_python entries to use.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Print the figures as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Local(bench_local::Args),
     /// Sequential vs compiled makespan on plan shapes against the critical-path bound, engine
     /// overhead per call, and many concurrent runs with their peak memory.
     #[command(after_help = "Example:\n  $ cargo run --release -p agentry-cli -- bench dag")]
@@ -537,24 +518,8 @@ fn main() -> ExitCode {
         } => bench_dag::run(runs, json).map(|()| true),
         #[cfg(feature = "local")]
         Command::Bench {
-            what:
-                BenchCommand::Local {
-                    model,
-                    threads,
-                    baseline,
-                    data,
-                    limit,
-                    json,
-                },
-        } => bench_local::run(bench_local::Args {
-            model,
-            threads,
-            baseline,
-            data,
-            limit,
-            json,
-        })
-        .map(|()| true),
+            what: BenchCommand::Local(args),
+        } => bench_local::run(args).map(|()| true),
         Command::Ask {
             prompt,
             model,

@@ -18,8 +18,8 @@ pub use dataset::{
 pub use decode::{DecodedCall, decode_python};
 pub use javajs::{Lang, decode as decode_java_js, java_convert, js_convert};
 pub use run::{
-    Answerer, BfclMode, EntryResult, fc_tools, prompt_messages, run_entries, schema_valid,
-    shown_docs,
+    Answerer, BfclMode, EntryResult, fc_tools, native_messages, prompt_messages, run_entries,
+    schema_valid, shown_docs,
 };
 pub use value::{PyType, PyVal, standardize};
 

@@ -180,6 +180,22 @@ fn fc_schema(p: &Value) -> Value {
     }
 }
 
+/// An entry's question as chat messages, for native tool calling (the tools go separately).
+pub fn native_messages(entry: &Entry) -> Vec<Message> {
+    entry
+        .question
+        .iter()
+        .map(|m| {
+            let content = m["content"].as_str().unwrap_or("");
+            match m["role"].as_str() {
+                Some("system") => Message::system(content),
+                Some("assistant") => Message::assistant(content),
+                _ => Message::user(content),
+            }
+        })
+        .collect()
+}
+
 /// The functions of an entry as native tools, converted as BFCL does for FC models.
 pub fn fc_tools(entry: &Entry) -> Vec<ToolSpec> {
     shown_docs(entry)
@@ -224,16 +240,7 @@ pub async fn run_entries(
                 let request = match mode {
                     BfclMode::Prompt => ChatRequest::new(prompt_messages(&entry)),
                     BfclMode::Native => {
-                        let messages = entry
-                            .question
-                            .iter()
-                            .map(|m| match m["role"].as_str() {
-                                Some("system") => Message::system(m["content"].as_str().unwrap_or("")),
-                                Some("assistant") => Message::assistant(m["content"].as_str().unwrap_or("")),
-                                _ => Message::user(m["content"].as_str().unwrap_or("")),
-                            })
-                            .collect();
-                        ChatRequest::new(messages).tools(fc_tools(&entry))
+                        ChatRequest::new(native_messages(&entry)).tools(fc_tools(&entry))
                     }
                 };
                 let outcome = complete(model.as_ref(), request).await;

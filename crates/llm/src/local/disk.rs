@@ -81,15 +81,7 @@ impl DiskCache {
         index
             .entries
             .iter()
-            .map(|e| {
-                let shared = e
-                    .tokens
-                    .iter()
-                    .zip(tokens)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                (e, shared)
-            })
+            .map(|e| (e, super::shared_prefix(&e.tokens, tokens)))
             .filter(|(e, shared)| {
                 e.sha256.is_some() && *shared >= MIN_SHARED && *shared > better_than
             })

@@ -569,12 +569,7 @@ impl Worker<'_> {
             .state_seq_load_file(&file, slot as i32, self.per_slot)
         {
             Ok((loaded, _)) => {
-                *common = loaded
-                    .iter()
-                    .zip(tokens)
-                    .take_while(|(a, b)| a == b)
-                    .count()
-                    .min(tokens.len() - 1);
+                *common = shared_prefix(&loaded, tokens).min(tokens.len() - 1);
                 self.slots[slot].0 = loaded;
                 cache.touch(&file);
                 true
@@ -612,13 +607,7 @@ impl Worker<'_> {
         let common: Vec<usize> = self
             .slots
             .iter()
-            .map(|(held, _)| {
-                held.iter()
-                    .zip(tokens)
-                    .take_while(|(a, b)| a == b)
-                    .count()
-                    .min(tokens.len().saturating_sub(1))
-            })
+            .map(|(held, _)| shared_prefix(held, tokens).min(tokens.len().saturating_sub(1)))
             .collect();
         let by_reuse = (0..self.slots.len())
             .max_by_key(|&i| (common[i], std::cmp::Reverse(self.slots[i].1)))
@@ -754,6 +743,11 @@ fn sample(
         }
     }
     weights.last().map(|&(i, _)| LlamaToken(i as i32))
+}
+
+/// How many leading items `a` and `b` share.
+pub(crate) fn shared_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// The longest valid UTF-8 prefix of `bytes`, removed from it; invalid bytes that cannot
