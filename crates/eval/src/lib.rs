@@ -20,3 +20,4 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod bfcl;
+pub mod taubench;
