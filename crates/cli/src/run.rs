@@ -99,6 +99,10 @@ impl Observer for Progress {
             TraceKind::PlanRejected { reason } => {
                 format!("{secs:>7.3}s  ✗ plan rejected: {}", short(reason, 200))
             }
+            TraceKind::UserReply { text, ends, .. } => {
+                let end = if *ends { " (ends)" } else { "" };
+                format!("{secs:>7.3}s  ☺ user{end}: {}", short(text, 120))
+            }
             TraceKind::RunStarted { .. } | TraceKind::RunFinished { .. } => return,
         };
         if let Ok(mut out) = self.out.lock() {

@@ -46,6 +46,8 @@ pub enum RunStatus {
     Cancelled,
     /// The model backend failed and the run could not go on.
     Failed,
+    /// A call to a stop tool (a hand-off to a human, say) ended the run.
+    Stopped,
 }
 
 impl RunStatus {
@@ -56,6 +58,7 @@ impl RunStatus {
             Self::BudgetExhausted => "budget_exhausted",
             Self::Cancelled => "cancelled",
             Self::Failed => "failed",
+            Self::Stopped => "stopped",
         }
     }
 }
@@ -74,6 +77,9 @@ pub enum TraceKind {
         mode: String,
         /// Names of the tools offered.
         tools: Vec<String>,
+        /// Tools whose successful call ends the run.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        stop_tools: Vec<String>,
     },
     /// A model request was sent.
     ModelRequest {
@@ -128,6 +134,15 @@ pub enum TraceKind {
         /// Microseconds the call took, retries included.
         duration_us: u64,
     },
+    /// The user answered the model's message (a run that is a conversation).
+    UserReply {
+        /// Step id of the model response answered.
+        step: String,
+        /// What the user said.
+        text: String,
+        /// Whether the reply ends the conversation.
+        ends: bool,
+    },
     /// A plan was rejected (cycle, bad reference, unknown tool, too many tasks).
     PlanRejected {
         /// Why, as sent back to the model.
@@ -160,6 +175,7 @@ impl TraceKind {
             Self::ModelFailed { .. } => "model_failed",
             Self::CallStarted { .. } => "call_started",
             Self::CallFinished { .. } => "call_finished",
+            Self::UserReply { .. } => "user_reply",
             Self::PlanRejected { .. } => "plan_rejected",
             Self::RunFinished { .. } => "run_finished",
         }
@@ -182,6 +198,12 @@ mod tests {
                 model: "sim:x".into(),
                 mode: "compiled".into(),
                 tools: vec!["f".into()],
+                stop_tools: vec!["handoff".into()],
+            },
+            TraceKind::UserReply {
+                step: "m1".into(),
+                text: "thanks".into(),
+                ends: true,
             },
             TraceKind::CallStarted {
                 call: call.clone(),

@@ -84,6 +84,11 @@ pub struct EngineConfig {
     pub max_result_bytes: usize,
     /// A system message before the task (sequential mode).
     pub system_prompt: Option<String>,
+    /// Most calls kept from one model reply; later ones are dropped unrun (`None`: all).
+    /// τ-bench's protocol keeps one.
+    pub calls_per_turn: Option<usize>,
+    /// Tools whose successful call ends the run (status `stopped`), e.g. a hand-off to a human.
+    pub stop_tools: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -98,6 +103,8 @@ impl Default for EngineConfig {
             retry_backoff: Duration::from_millis(100),
             max_result_bytes: 1024 * 1024,
             system_prompt: None,
+            calls_per_turn: None,
+            stop_tools: Vec::new(),
         }
     }
 }

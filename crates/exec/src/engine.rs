@@ -18,7 +18,7 @@ use agentry_core::{Message, ModelPurpose, RunStatus, ToolCall, ToolError, ToolRe
 use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, ReplyShape, Usage};
 use agentry_parse::plan::{PlanEvent, PlanParser, PlanTask, refs_in};
 use agentry_tools::ToolSet;
-use futures::{StreamExt, stream::FuturesUnordered};
+use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -81,8 +81,25 @@ pub fn new_run_id() -> String {
     )
 }
 
+/// The other side of a conversation: reads each of the model's messages and answers it, or
+/// ends the conversation (a person at a terminal, a simulated user in an evaluation).
+pub trait Interlocutor: Send + Sync {
+    /// Answers the model's `message`; `Err` ends the run as failed.
+    fn reply<'a>(&'a self, message: &'a str) -> BoxFuture<'a, Result<Reply, String>>;
+}
+
+/// What an [`Interlocutor`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// This goes back to the model as a user message, and the run goes on.
+    Say(String),
+    /// The conversation is over; the text is kept in the trace.
+    End(String),
+}
+
 enum Ended {
     Answer(String),
+    Stopped(String),
     Budget(String),
     Failed(String),
     Cancelled,
@@ -144,17 +161,50 @@ impl Engine {
         cancel: CancellationToken,
         run_id: String,
     ) -> RunOutcome {
+        self.drive(task, None, observer, cancel, run_id).await
+    }
+
+    /// Runs a conversation: `opening` is the user's first message; each time the model
+    /// answers without a call, `user` replies and the run goes on, until the user ends it, a
+    /// stop tool is called, or a budget runs out. Always turn by turn (sequential), whatever
+    /// the configured mode: a plan cannot span a person's replies.
+    pub async fn converse(
+        &self,
+        opening: &str,
+        user: &dyn Interlocutor,
+        observer: &dyn Observer,
+        cancel: CancellationToken,
+        run_id: String,
+    ) -> RunOutcome {
+        self.drive(opening, Some(user), observer, cancel, run_id)
+            .await
+    }
+
+    async fn drive(
+        &self,
+        task: &str,
+        user: Option<&dyn Interlocutor>,
+        observer: &dyn Observer,
+        cancel: CancellationToken,
+        run_id: String,
+    ) -> RunOutcome {
         let rec = Recorder::new(run_id, observer);
         let st = RunState::default();
+        let mode = if user.is_some() {
+            Mode::Sequential
+        } else {
+            self.cfg.mode
+        };
         rec.emit(TraceKind::RunStarted {
             task: task.to_owned(),
             model: self.model.name(),
-            mode: self.cfg.mode.as_str().to_owned(),
+            mode: mode.as_str().to_owned(),
             tools: self.tools.names(),
+            stop_tools: self.cfg.stop_tools.clone(),
         });
         let inner = async {
-            match self.cfg.mode {
-                Mode::Sequential => self.sequential(task, &rec, &st, &cancel).await,
+            match mode {
+                Mode::Sequential => self.sequential(task, user, &rec, &st, &cancel).await,
                 Mode::Compiled => self.compiled(task, &rec, &st, &cancel).await,
             }
         };
@@ -186,6 +236,7 @@ impl Engine {
         }
         let (status, answer, reason) = match ended {
             Ended::Answer(a) => (RunStatus::Answered, Some(a), None),
+            Ended::Stopped(r) => (RunStatus::Stopped, None, Some(r)),
             Ended::Budget(r) => (RunStatus::BudgetExhausted, None, Some(r)),
             Ended::Failed(r) => (RunStatus::Failed, None, Some(r)),
             Ended::Cancelled => (
@@ -303,6 +354,7 @@ impl Engine {
     async fn sequential(
         &self,
         task: &str,
+        user: Option<&dyn Interlocutor>,
         rec: &Recorder<'_>,
         st: &RunState,
         cancel: &CancellationToken,
@@ -313,6 +365,7 @@ impl Engine {
         }
         messages.push(Message::user(task));
         let specs = self.tools.specs().to_vec();
+        let keep = self.cfg.calls_per_turn.unwrap_or(usize::MAX);
         for _ in 0..self.cfg.budget.turns {
             if let Some(ended) = self.over_tokens(st) {
                 return ended;
@@ -355,11 +408,12 @@ impl Engine {
                 tokio::select! {
                     event = stream.next(), if open => match event {
                         Some(Ok(ModelEvent::Text(t))) => text.push_str(&t),
-                        Some(Ok(ModelEvent::Call(c))) => {
+                        Some(Ok(ModelEvent::Call(c))) if calls.len() < keep => {
                             results.push(None);
                             queued.push_back((calls.len(), c.call.clone()));
                             calls.push(c.call);
                         }
+                        Some(Ok(ModelEvent::Call(_))) => {} // over calls_per_turn: dropped
                         Some(Ok(ModelEvent::Malformed(m))) => malformed.push(m.to_tool_error().for_model().to_owned()),
                         Some(Ok(ModelEvent::Done(done))) => {
                             open = false;
@@ -373,18 +427,45 @@ impl Engine {
                 }
             }
             if calls.is_empty() && malformed.is_empty() {
-                return Ended::Answer(text.trim().to_owned());
+                let answer = text.trim().to_owned();
+                let Some(user) = user else {
+                    return Ended::Answer(answer);
+                };
+                let reply = tokio::select! {
+                    reply = user.reply(&answer) => reply,
+                    () = cancel.cancelled() => return Ended::Cancelled,
+                };
+                match reply {
+                    Ok(Reply::Say(said)) => {
+                        rec.emit(TraceKind::UserReply { step, text: said.clone(), ends: false });
+                        messages.push(Message::assistant(text));
+                        messages.push(Message::user(said));
+                        continue;
+                    }
+                    Ok(Reply::End(said)) => {
+                        rec.emit(TraceKind::UserReply { step, text: said, ends: true });
+                        return Ended::Answer(answer);
+                    }
+                    Err(e) => return Ended::Failed(format!("the user could not reply: {e}")),
+                }
             }
             let content = (!text.trim().is_empty()).then(|| text.clone());
             messages.push(Message::Assistant {
                 content,
                 tool_calls: calls.clone(),
             });
+            let mut stopped = None;
             for (call, result) in calls.iter().zip(results) {
                 let result = result.unwrap_or_else(|| {
                     ToolResult::err(call, ToolError::unavailable("the call did not run"))
                 });
+                if result.outcome.is_ok() && self.cfg.stop_tools.contains(&call.name) {
+                    stopped.get_or_insert_with(|| call.name.clone());
+                }
                 messages.push(result.to_message());
+            }
+            if let Some(tool) = stopped {
+                return Ended::Stopped(format!("`{tool}` ended the run"));
             }
             if !malformed.is_empty() {
                 messages.push(Message::user(format!(

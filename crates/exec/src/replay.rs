@@ -15,7 +15,9 @@ use agentry_tools::{FnTool, ToolSet};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Collect, Engine, EngineConfig, Mode};
+use futures::future::BoxFuture;
+
+use crate::{Collect, Engine, EngineConfig, Interlocutor, Mode, Reply};
 
 /// Where a replay first differed from the recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +102,16 @@ impl Model for ReplayModel {
     }
 }
 
+/// A user who says what the recording says they said, in order.
+struct RecordedUser(Mutex<VecDeque<Reply>>);
+
+impl Interlocutor for RecordedUser {
+    fn reply<'a>(&'a self, _message: &'a str) -> BoxFuture<'a, Result<Reply, String>> {
+        let next = self.0.lock().ok().and_then(|mut q| q.pop_front());
+        Box::pin(async move { next.ok_or_else(|| "the recording has no more user replies".to_owned()) })
+    }
+}
+
 fn key(name: &str, args: &Value) -> String {
     format!("{name} {args}")
 }
@@ -113,6 +125,8 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
     let mut args_by_id: HashMap<String, (String, Value)> = HashMap::new();
     let mut results: HashMap<String, VecDeque<Result<Value, ToolError>>> = HashMap::new();
     let mut names: Vec<String> = Vec::new();
+    let mut stop_tools = Vec::new();
+    let mut replies: VecDeque<Reply> = VecDeque::new();
     for e in recorded {
         match &e.kind {
             TraceKind::RunStarted {
@@ -120,7 +134,9 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
                 model,
                 mode: m,
                 tools,
+                stop_tools: stops,
             } => {
+                stop_tools.clone_from(stops);
                 task.clone_from(t);
                 model_name = format!("replay of {model}");
                 mode = if m == "compiled" {
@@ -150,6 +166,11 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
                     names.push(call.name.clone());
                 }
             }
+            TraceKind::UserReply { text, ends, .. } => replies.push_back(if *ends {
+                Reply::End(text.clone())
+            } else {
+                Reply::Say(text.clone())
+            }),
             TraceKind::CallFinished { result, .. } => {
                 if let Some((name, args)) = args_by_id.get(&result.tool_call_id) {
                     results
@@ -190,6 +211,7 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
     let cfg = EngineConfig {
         mode,
         retries: 0,
+        stop_tools,
         ..cfg
     };
     let engine = Engine::new(model, Arc::new(tools), cfg);
@@ -197,9 +219,16 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
     let run_id = recorded
         .first()
         .map_or_else(crate::new_run_id, |e| format!("{}-replay", e.run_id));
-    engine
-        .run_with(&task, &collect, CancellationToken::new(), run_id)
-        .await;
+    if replies.is_empty() {
+        engine
+            .run_with(&task, &collect, CancellationToken::new(), run_id)
+            .await;
+    } else {
+        let user = RecordedUser(Mutex::new(replies));
+        engine
+            .converse(&task, &user, &collect, CancellationToken::new(), run_id)
+            .await;
+    }
     let events = collect.events();
     let (steps, divergence) = match compare(recorded, &events) {
         Ok(n) => (n, None),
@@ -308,6 +337,9 @@ fn signature(events: &[TraceEvent]) -> Vec<String> {
             }
             TraceKind::CallStarted { .. } | TraceKind::CallFinished { .. } => {}
             TraceKind::PlanRejected { reason } => out.push(format!("plan rejected: {reason}")),
+            TraceKind::UserReply { text, ends, .. } => {
+                out.push(format!("user: {text:?}{}", if *ends { " (ends)" } else { "" }))
+            }
             TraceKind::RunFinished {
                 status,
                 answer,

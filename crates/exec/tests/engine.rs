@@ -405,3 +405,91 @@ async fn a_recorded_run_replays_step_for_step() {
         );
     }
 }
+
+/// A user who answers from a list, then ends the conversation.
+struct ListUser(std::sync::Mutex<Vec<&'static str>>, std::sync::Mutex<Vec<String>>);
+
+impl agentry_exec::Interlocutor for ListUser {
+    fn reply<'a>(
+        &'a self,
+        message: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<agentry_exec::Reply, String>> {
+        self.1.lock().unwrap().push(message.to_owned());
+        let next = self.0.lock().unwrap().pop();
+        Box::pin(async move {
+            Ok(match next {
+                Some(text) => agentry_exec::Reply::Say(text.to_owned()),
+                None => agentry_exec::Reply::End("###STOP###".to_owned()),
+            })
+        })
+    }
+}
+
+const CONVERSATION: &str = r#"{"turns": [
+  {"when": {"last": "user", "user": "^hello"}, "text": "What shall I compute?"},
+  {"when": {"last": "user", "user": "^six times (?P<n>\\d+)"}, "calls": [{"name": "calculator", "arguments": {"expression": "6 * {{n}}"}}, {"name": "kv_set", "arguments": {"key": "k", "value": "v"}}]},
+  {"when": {"last": "tool"}, "text": "It is {{tool}}."},
+  {"when": {"last": "user", "user": "^thanks"}, "text": "You are welcome."}]}"#;
+
+#[tokio::test]
+async fn a_conversation_goes_on_until_the_user_ends_it_and_replays() {
+    let cfg = EngineConfig {
+        calls_per_turn: Some(1),
+        ..EngineConfig::new(Mode::Compiled) // a conversation is turn by turn whatever the mode
+    };
+    let e = engine(CONVERSATION, tools(), cfg.clone());
+    let user = ListUser(
+        std::sync::Mutex::new(vec!["thanks", "six times 7"]),
+        std::sync::Mutex::default(),
+    );
+    let trace = Collect::new();
+    let out = e
+        .converse("hello", &user, &trace, Default::default(), "r-conv".into())
+        .await;
+    assert_eq!(out.status, RunStatus::Answered);
+    assert_eq!(out.answer.as_deref(), Some("You are welcome."));
+    // Only the first call of the turn ran: calls_per_turn = 1.
+    assert_eq!(out.calls, 1);
+    assert_eq!(
+        *user.1.lock().unwrap(),
+        ["What shall I compute?", "It is 42.0.", "You are welcome."]
+    );
+    let events = trace.events();
+    let replies: Vec<(String, bool)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            TraceKind::UserReply { text, ends, .. } => Some((text.clone(), *ends)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            ("six times 7".to_owned(), false),
+            ("thanks".to_owned(), false),
+            ("###STOP###".to_owned(), true)
+        ]
+    );
+    assert!(matches!(&events[0].kind, TraceKind::RunStarted { mode, .. } if mode == "sequential"));
+    // The recording replays step for step, the user's replies included.
+    let report = agentry_exec::replay(&events, cfg).await;
+    assert_eq!(report.divergence, None);
+    assert!(report.steps > 8, "{}", report.steps);
+}
+
+#[tokio::test]
+async fn a_stop_tool_ends_the_run() {
+    let script = r#"{"turns": [
+        {"when": {"last": "user"}, "calls": [{"name": "kv_set", "arguments": {"key": "k", "value": "v"}}]},
+        {"when": {"last": "tool"}, "text": "not reached"}]}"#;
+    let cfg = EngineConfig {
+        stop_tools: vec!["kv_set".into()],
+        ..EngineConfig::new(Mode::Sequential)
+    };
+    let trace = Collect::new();
+    let out = engine(script, tools(), cfg.clone()).run("store", &trace).await;
+    assert_eq!(out.status, RunStatus::Stopped);
+    assert_eq!(out.reason.as_deref(), Some("`kv_set` ended the run"));
+    let report = agentry_exec::replay(&trace.events(), EngineConfig::default()).await;
+    assert_eq!(report.divergence, None, "the stop tools travel in the recording");
+}

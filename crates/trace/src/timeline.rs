@@ -13,6 +13,8 @@ pub enum StepKind {
     Model,
     /// A tool call.
     Call,
+    /// The user's reply to a model message (a conversation).
+    User,
 }
 
 /// One bar of the timeline.
@@ -155,6 +157,21 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     let out: String = result.content_for_model().chars().take(120).collect();
                     s.detail = format!("{} -> {out}", s.detail);
                 }
+            }
+            TraceKind::UserReply { step, text, ends } => {
+                let start = open.get(step).map_or(e.at_us, |&i| t.steps[i].end_us);
+                let shown: String = text.chars().take(120).collect();
+                t.steps.push(Step {
+                    id: format!("u{}", step.trim_start_matches('m')),
+                    kind: StepKind::User,
+                    label: if *ends { "user (ends)" } else { "user" }.into(),
+                    start_us: start,
+                    end_us: e.at_us,
+                    ok: true,
+                    detail: format!("{shown:?}"),
+                    after: vec![step.clone()],
+                    critical: false,
+                });
             }
             TraceKind::PlanRejected { .. } => {}
             TraceKind::RunFinished {
