@@ -19,7 +19,7 @@ mod retail;
 pub use db::{Db, Table};
 pub use domain::{Action, Domain, DomainData, Env, Observation, Split, Task, domain};
 pub use replay::{ReplayFile, ReplayObservation, Replayed, first_difference, replay_task};
-pub use report::{TaskTrials, pass_hat_k};
+pub use report::{Report, TaskTrials, pass_hat_k};
 pub use retail::Retail;
 
 /// What can go wrong before an episode starts.

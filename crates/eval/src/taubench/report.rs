@@ -73,3 +73,139 @@ mod tests {
         assert!(pass_hat_k(&[]).is_empty());
     }
 }
+
+/// A whole evaluation run: every episode and what they add up to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    /// Domain name.
+    pub domain: String,
+    /// Split name.
+    pub split: String,
+    /// The agent's name.
+    pub agent: String,
+    /// The user simulator's name.
+    pub user: String,
+    /// Trials per task.
+    pub trials: usize,
+    /// Tasks run.
+    pub tasks: usize,
+    /// Mean reward over all episodes.
+    pub average_reward: f64,
+    /// pass^1 … pass^trials.
+    pub pass_hat_k: Vec<f64>,
+    /// How episodes ended, with counts.
+    pub ended: std::collections::BTreeMap<String, usize>,
+    /// Mean wall time of an episode, seconds.
+    pub mean_episode_s: f64,
+    /// Agent tokens (prompt + completion) over all episodes.
+    pub agent_tokens: u64,
+    /// User-simulator tokens over all episodes.
+    pub user_tokens: u64,
+    /// Agent tokens per successful episode (`None` when none succeeded).
+    pub agent_tokens_per_success: Option<f64>,
+    /// Wall time of the whole run, seconds.
+    pub wall_s: f64,
+    /// Every episode, by task then trial.
+    pub episodes: Vec<super::episode::EpisodeResult>,
+}
+
+impl Report {
+    /// Sums up `episodes` (any order).
+    pub fn new(
+        data: &super::DomainData,
+        agent: String,
+        user: String,
+        trials: usize,
+        mut episodes: Vec<super::episode::EpisodeResult>,
+        wall: std::time::Duration,
+    ) -> Self {
+        episodes.sort_by_key(|e| (e.task_index, e.trial));
+        let mut per_task: Vec<TaskTrials> = Vec::new();
+        for e in &episodes {
+            match per_task.last_mut() {
+                Some(t) if t.task_index == e.task_index => t.rewards.push(e.reward),
+                _ => per_task.push(TaskTrials {
+                    task_index: e.task_index,
+                    rewards: vec![e.reward],
+                }),
+            }
+        }
+        let n = episodes.len().max(1) as f64;
+        let mut ended = std::collections::BTreeMap::new();
+        for e in &episodes {
+            *ended.entry(e.ended.clone()).or_insert(0) += 1;
+        }
+        let tokens = |u: &agentry_llm::Usage| u.prompt_tokens + u.completion_tokens;
+        let agent_tokens: u64 = episodes.iter().map(|e| tokens(&e.agent_usage)).sum();
+        let successes = episodes.iter().filter(|e| e.reward >= 1.0 - 1e-6).count();
+        Self {
+            domain: data.domain.name().into(),
+            split: data.split.as_str().into(),
+            agent,
+            user,
+            trials,
+            tasks: per_task.len(),
+            average_reward: episodes.iter().map(|e| e.reward).sum::<f64>() / n,
+            pass_hat_k: pass_hat_k(&per_task),
+            ended,
+            mean_episode_s: episodes.iter().map(|e| e.wall_ms as f64).sum::<f64>() / n / 1e3,
+            agent_tokens,
+            user_tokens: episodes.iter().map(|e| tokens(&e.user_usage)).sum(),
+            agent_tokens_per_success: (successes > 0)
+                .then(|| agent_tokens as f64 / successes as f64),
+            wall_s: wall.as_secs_f64(),
+            episodes,
+        }
+    }
+
+    /// The report as Markdown: the summary, pass^k, and one row per task.
+    pub fn markdown(&self) -> String {
+        use std::fmt::Write as _;
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# τ-bench {} ({}): {}\n\nUser simulator: {}. {} tasks × {} trials, {:.1} s.\n",
+            self.domain, self.split, self.agent, self.user, self.tasks, self.trials, self.wall_s
+        );
+        let _ = writeln!(md, "| measure | value |\n|---|---|");
+        let _ = writeln!(md, "| average reward | {:.4} |", self.average_reward);
+        for (k, p) in self.pass_hat_k.iter().enumerate() {
+            let _ = writeln!(md, "| pass^{} | {p:.4} |", k + 1);
+        }
+        let _ = writeln!(md, "| mean episode | {:.2} s |", self.mean_episode_s);
+        let _ = writeln!(md, "| agent tokens | {} |", self.agent_tokens);
+        if let Some(t) = self.agent_tokens_per_success {
+            let _ = writeln!(md, "| agent tokens per success | {t:.0} |");
+        }
+        let _ = writeln!(md, "| user tokens | {} |", self.user_tokens);
+        let ended: Vec<String> = self.ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(md, "| episodes ended | {} |", ended.join(", "));
+        let _ = writeln!(
+            md,
+            "\n| task | rewards | db | outputs | ended | run |\n|---|---|---|---|---|---|"
+        );
+        for e in &self.episodes {
+            let outputs: Vec<String> = e
+                .outputs
+                .iter()
+                .map(|(o, ok)| format!("{}{o}", if *ok { "✓" } else { "✗" }))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} #{} | {} | {} | {} | {}{} | `{}` |",
+                e.task_index,
+                e.trial,
+                e.reward,
+                if e.db_match { "✓" } else { "✗" },
+                outputs.join(" "),
+                e.ended,
+                e.reason
+                    .as_deref()
+                    .map(|r| format!(": {}", r.replace('|', "/")))
+                    .unwrap_or_default(),
+                e.run_id
+            );
+        }
+        md
+    }
+}
