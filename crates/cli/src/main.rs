@@ -8,6 +8,7 @@ mod bench_llm;
 mod bench_local;
 mod eval;
 mod run;
+mod taubench;
 
 use std::{
     io::{Read, Write},
@@ -248,7 +249,7 @@ gets the same replies with the same latency. Stops on Ctrl-C.")]
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
     },
-    /// Run the field's benchmarks: BFCL's AST checker (Python categories so far).
+    /// Run the field's benchmarks: BFCL's AST checker, τ-bench's stateful tasks with pass^k.
     Eval {
         #[command(subcommand)]
         what: EvalCommand,
@@ -313,6 +314,123 @@ enum EvalCommand {
         #[command(subcommand)]
         what: BfclCommand,
     },
+    /// τ-bench: an agent serves simulated customers against a stateful database; judged by
+    /// the final database and what it said, over K trials (pass^k).
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = "\
+Examples:
+  $ agentry eval taubench --data ../shared/taubench --model noop              # the floor
+  $ agentry eval taubench --data ../shared/taubench --model oracle            # the ceiling
+  $ agentry eval taubench --data ../shared/taubench --model local --user-model local \\
+        --split dev --task-ids 0-4 --trials 4
+  $ agentry eval taubench --data ../shared/taubench --model openai:gpt-4o-mini \\
+        --user-model openai:gpt-4o --trials 4 --concurrency 16
+  $ agentry eval taubench replay --data ../shared/taubench                     # ground truth
+
+The agent sees the domain's policy (wiki.md) as its system prompt and its tools; each step it
+may make one call (validated against the tool's schema) or talk to the user. An episode ends
+when the user says ###STOP###, the agent hands off to a human, or --max-steps pass (reward 0).
+Reward 1 needs the final database to equal the ground truth's and every required output said.
+Reports go to .agentry/taubench/DOMAIN-SPLIT-MODEL.{json,md}; every episode is in the trace
+store (agentry trace list / show)."
+    )]
+    Taubench {
+        #[command(subcommand)]
+        what: Option<TaubenchCommand>,
+        #[command(flatten)]
+        run: Box<TaubenchRunArgs>,
+    },
+}
+
+/// Options of a τ-bench run.
+#[derive(Debug, clap::Args)]
+struct TaubenchRunArgs {
+    /// The τ-bench data directory (holding retail/), or the domain's directory itself.
+    #[arg(long, value_name = "DIR", required = true)]
+    data: Option<PathBuf>,
+    /// The domain.
+    #[arg(long, default_value = "retail")]
+    domain: String,
+    /// The task split.
+    #[arg(long, default_value = "test", value_parser = parse_split)]
+    split: agentry_eval::taubench::Split,
+    /// The agent: noop (hands off at once: the floor), oracle (plays the ground truth: the
+    /// ceiling), local, local:PATH, sim:NAME, sim:PATH or openai:MODEL.
+    #[arg(long, required = true)]
+    model: Option<String>,
+    /// Who plays the user: scripted, or a model as for --model (default: scripted for
+    /// noop/oracle, else the agent's model).
+    #[arg(long)]
+    user_model: Option<String>,
+    /// Sampling temperature of the user model (τ-bench leaves the provider's default, 1.0).
+    #[arg(long, default_value_t = 1.0)]
+    user_temperature: f32,
+    /// Trials per task; pass^1 … pass^K are reported.
+    #[arg(long, default_value_t = 1)]
+    trials: usize,
+    /// Episodes at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Only these tasks: ids (positions in the split) and ranges, e.g. 0,3,10-19.
+    #[arg(long, value_name = "IDS")]
+    task_ids: Option<String>,
+    /// Agent steps (model requests) before an episode is cut off with reward 0.
+    #[arg(long, default_value_t = 30)]
+    max_steps: u32,
+    /// Where the reports go: PATH.json and PATH.md.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Where the episodes' traces go.
+    #[arg(long, value_name = "FILE", default_value = ".agentry/traces.db")]
+    trace_db: PathBuf,
+    /// Keep no traces.
+    #[arg(long)]
+    no_trace: bool,
+    #[command(flatten)]
+    local: LocalArgs,
+    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// API key (instead of OPENAI_API_KEY).
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TaubenchCommand {
+    /// Replay every task's ground-truth actions on a fresh database; compare each tool's
+    /// output and each changed record with the reference (expected_SPLIT.json beside the
+    /// tasks, or --expected).
+    #[command(after_help = "\
+Examples:
+  $ agentry eval taubench replay --data ../shared/taubench
+  $ agentry eval taubench replay --data ../shared/taubench --split dev --emit mine.json
+  $ agentry eval taubench replay --data ../shared/taubench --split dev --expected other.json
+
+Exits 1 if any task differs from its reference.")]
+    Replay {
+        /// The τ-bench data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The domain.
+        #[arg(long, default_value = "retail")]
+        domain: String,
+        /// The split, or all.
+        #[arg(long, default_value = "all")]
+        split: String,
+        /// Compare with this file instead of expected_SPLIT.json (one split).
+        #[arg(long, value_name = "FILE")]
+        expected: Option<PathBuf>,
+        /// Write agentry's replay results here, in the structure of expected_SPLIT.json.
+        #[arg(long, value_name = "FILE")]
+        emit: Option<PathBuf>,
+    },
+}
+
+fn parse_split(s: &str) -> Result<agentry_eval::taubench::Split, String> {
+    s.parse()
 }
 
 #[derive(Debug, Subcommand)]
@@ -642,6 +760,76 @@ fn main() -> ExitCode {
                 runtime().and_then(|rt| rt.block_on(eval::run(args)))
             }
         },
+        Command::Eval {
+            what: EvalCommand::Taubench {
+                what: Some(what), ..
+            },
+        } => match what {
+            TaubenchCommand::Replay {
+                data,
+                domain,
+                split,
+                expected,
+                emit,
+            } => {
+                let splits = match split.as_str() {
+                    "all" => agentry_eval::taubench::Split::ALL.to_vec(),
+                    s => match s.parse() {
+                        Ok(split) => vec![split],
+                        Err(e) => return finish(Err(anyhow::anyhow!("{e} (or all)"))),
+                    },
+                };
+                taubench::replay(taubench::ReplayArgs {
+                    data,
+                    domain,
+                    splits,
+                    expected,
+                    emit,
+                })
+            }
+        },
+        Command::Eval {
+            what: EvalCommand::Taubench { what: None, run },
+        } => {
+            let TaubenchRunArgs {
+                data,
+                domain,
+                split,
+                model,
+                user_model,
+                user_temperature,
+                trials,
+                concurrency,
+                task_ids,
+                max_steps,
+                out,
+                trace_db,
+                no_trace,
+                local,
+                base_url,
+                api_key,
+            } = *run;
+            let task_ids = match task_ids.as_deref().map(taubench::parse_ids).transpose() {
+                Ok(ids) => ids,
+                Err(e) => return finish(Err(anyhow::anyhow!("--task-ids: {e}"))),
+            };
+            let args = taubench::RunArgs {
+                data: data.unwrap_or_default(),
+                domain,
+                split,
+                model: model.unwrap_or_default(),
+                user_model,
+                user_temperature,
+                options: local.options(agentry_llm::ToolMode::Native, base_url, api_key),
+                trials,
+                concurrency,
+                task_ids,
+                max_steps,
+                out,
+                trace_db: (!no_trace).then_some(trace_db),
+            };
+            runtime().and_then(|rt| rt.block_on(taubench::run(args)))
+        }
         Command::Replay { run, trace_db } => {
             runtime().and_then(|rt| rt.block_on(run::replay(&trace_db, &run)))
         }

@@ -543,3 +543,228 @@ fn eval_bfcl_oracle_check_run_and_explain() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn taubench_data() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/taubench")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn eval_taubench_replay_matches_the_reference_and_emits_its_own() {
+    let data = taubench_data();
+    let out = agentry(&["eval", "taubench", "replay", "--data", &data], b"");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("expected_dev.json: all 20 match"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("expected_train.json: all 500 match"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("635 tasks replayed"), "{stdout}");
+
+    // --emit writes the expected file's structure; comparing with it again matches, and a
+    // doctored copy is caught with its first difference.
+    let dir = std::env::temp_dir().join(format!("agentry-tau-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mine = dir.join("mine.json");
+    let out = agentry(
+        &[
+            "eval",
+            "taubench",
+            "replay",
+            "--data",
+            &data,
+            "--split",
+            "dev",
+            "--emit",
+            mine.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(out.status.success());
+    let mut emitted: Value = serde_json::from_slice(&std::fs::read(&mine).unwrap()).unwrap();
+    assert_eq!(emitted["tasks"].as_array().unwrap().len(), 20);
+    assert_eq!(emitted["tasks"][0]["task_index"], 0);
+    emitted["tasks"][0]["changed_records"]["orders"]["#W5442520"]["status"] = json!("pending");
+    let doctored = dir.join("doctored.json");
+    std::fs::write(&doctored, emitted.to_string()).unwrap();
+    let out = agentry(
+        &[
+            "eval",
+            "taubench",
+            "replay",
+            "--data",
+            &data,
+            "--split",
+            "dev",
+            "--expected",
+            doctored.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("1 of 20 differ")
+            && stdout.contains(
+                r##"task 0: orders["#W5442520"].status: got "cancelled", expected "pending""##
+            ),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_taubench_runs_episodes_into_reports_and_traces() {
+    let data = taubench_data();
+    let dir = std::env::temp_dir().join(format!("agentry-tau-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("traces.db");
+    let report = dir.join("oracle");
+    let out = agentry(
+        &[
+            "eval",
+            "taubench",
+            "--data",
+            &data,
+            "--split",
+            "dev",
+            "--model",
+            "oracle",
+            "--task-ids",
+            "0-3,7",
+            "--trials",
+            "2",
+            "--trace-db",
+            db.to_str().unwrap(),
+            "--out",
+            report.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("average reward  1.0000") && stdout.contains("pass^2          1.0000"),
+        "{stdout}"
+    );
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(report.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(json["episodes"].as_array().unwrap().len(), 10);
+    assert_eq!(json["pass_hat_k"], json!([1.0, 1.0]));
+    let md = std::fs::read_to_string(report.with_extension("md")).unwrap();
+    assert!(md.contains("| pass^2 | 1.0000 |"), "{md}");
+
+    // Every episode is a run in the trace store: shown as a timeline and replayed exactly.
+    let out = agentry(
+        &[
+            "trace",
+            "list",
+            "--trace-db",
+            db.to_str().unwrap(),
+            "--json",
+        ],
+        b"",
+    );
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 10);
+    let run = json["episodes"][0]["run_id"].as_str().unwrap();
+    let out = agentry(
+        &["trace", "show", run, "--trace-db", db.to_str().unwrap()],
+        b"",
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && shown.contains("cancel_pending_order") && shown.contains("user"),
+        "{shown}"
+    );
+    let out = agentry(&["replay", run, "--trace-db", db.to_str().unwrap()], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The floor: 1 of the 20 dev tasks is passed by doing nothing.
+    let out = agentry(
+        &[
+            "eval",
+            "taubench",
+            "--data",
+            &data,
+            "--split",
+            "dev",
+            "--model",
+            "noop",
+            "--no-trace",
+            "--out",
+            dir.join("noop").to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("average reward  0.0500"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_taubench_refuses_bad_input_clearly() {
+    let data = taubench_data();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--data", &data, "--model", "noop", "--domain", "airline"],
+            "unknown domain `airline`; known: retail",
+        ),
+        (
+            &["--data", &data, "--model", "noop", "--split", "tset"],
+            "unknown split `tset`",
+        ),
+        (
+            &[
+                "--data",
+                &data,
+                "--model",
+                "noop",
+                "--split",
+                "dev",
+                "--task-ids",
+                "19,20",
+            ],
+            "task id 20 is out of range: the dev split has tasks 0-19",
+        ),
+        (
+            &["--data", &data, "--model", "noop", "--task-ids", "5-x"],
+            "`5-x` is not a task id",
+        ),
+        (
+            &["--data", "/nonexistent", "--model", "noop"],
+            "holds no τ-bench `retail` domain",
+        ),
+        (&["--data", &data, "--model", "sim:nope"], "sim:nope"),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["eval", "taubench", "--no-trace"];
+        all.extend_from_slice(args);
+        let out = agentry(&all, b"");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(want),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = agentry(&["eval", "taubench", "--model", "noop"], b"");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--data"));
+}

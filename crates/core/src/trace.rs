@@ -80,6 +80,9 @@ pub enum TraceKind {
         /// Tools whose successful call ends the run.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         stop_tools: Vec<String>,
+        /// The system message the run began with, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        system: Option<String>,
     },
     /// A model request was sent.
     ModelRequest {
@@ -199,6 +202,7 @@ mod tests {
                 mode: "compiled".into(),
                 tools: vec!["f".into()],
                 stop_tools: vec!["handoff".into()],
+                system: Some("Be brief.".into()),
             },
             TraceKind::UserReply {
                 step: "m1".into(),

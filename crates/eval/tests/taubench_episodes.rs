@@ -4,13 +4,13 @@
 
 use std::{path::PathBuf, sync::Arc};
 
+use agentry_core::TraceKind;
 use agentry_eval::taubench::{
     DomainData, Report, Split,
     episode::{Agent, EpisodeConfig, Plan, UserModel, run_episode, run_episodes},
 };
 use agentry_exec::{Collect, NoObserver};
 use agentry_llm::sim::{Script, SimModel};
-use agentry_core::TraceKind;
 use tokio_util::sync::CancellationToken;
 
 fn data(split: Split) -> DomainData {
@@ -40,7 +40,14 @@ async fn run_all(data: &DomainData, agent: Agent) -> Report {
         &|_| {},
     )
     .await;
-    Report::new(data, agent.name(), "scripted".into(), 1, episodes, t.elapsed())
+    Report::new(
+        data,
+        agent.name(),
+        "scripted".into(),
+        1,
+        episodes,
+        t.elapsed(),
+    )
 }
 
 #[tokio::test]
@@ -58,7 +65,12 @@ async fn the_noop_agent_scores_the_specs_floor() {
             .map(|e| e.task_index)
             .collect();
         assert_eq!(passed.len(), floor, "{split:?}: {passed:?}");
-        assert!(report.episodes.iter().all(|e| e.ended == "terminal_tool" && e.calls == 1));
+        assert!(
+            report
+                .episodes
+                .iter()
+                .all(|e| e.ended == "terminal_tool" && e.calls == 1)
+        );
         assert_eq!(report.pass_hat_k, [floor as f64 / data.tasks.len() as f64]);
     }
 }
@@ -72,44 +84,96 @@ async fn the_ground_truth_played_as_an_agent_scores_one_on_every_task() {
             .episodes
             .iter()
             .filter(|e| e.reward != 1.0)
-            .map(|e| format!("{}: {} db {} outputs {:?} {:?}", e.task_index, e.ended, e.db_match, e.outputs, e.reason))
+            .map(|e| {
+                format!(
+                    "{}: {} db {} outputs {:?} {:?}",
+                    e.task_index, e.ended, e.db_match, e.outputs, e.reason
+                )
+            })
             .collect();
-        assert!(failed.is_empty(), "{split:?}: {} failed:\n{}", failed.len(), failed.join("\n"));
+        assert!(
+            failed.is_empty(),
+            "{split:?}: {} failed:\n{}",
+            failed.len(),
+            failed.join("\n")
+        );
         assert_eq!(report.average_reward, 1.0);
     }
 }
 
 fn agent(script: &str) -> Agent {
-    Agent::Model(Arc::new(SimModel::new(Script::parse(script, "agent").unwrap())))
+    Agent::Model(Arc::new(SimModel::new(
+        Script::parse(script, "agent").unwrap(),
+    )))
 }
 
 #[tokio::test]
 async fn a_wrong_write_scores_zero_and_the_trace_shows_the_conversation() {
     // Dev task 0 cancels #W5442520 for "no longer needed"; this agent says "ordered by mistake".
     let data = data(Split::Dev);
-    let agent = agent(r##"{"turns": [
+    let agent = agent(
+        r##"{"turns": [
         {"when": {"last": "user", "user": "^Hi"}, "calls": [{"name": "cancel_pending_order", "arguments": {"order_id": "#W5442520", "reason": "ordered by mistake"}}]},
-        {"when": {"last": "tool"}, "text": "Your order is cancelled."}]}"##);
+        {"when": {"last": "tool"}, "text": "Your order is cancelled."}]}"##,
+    );
     let trace = Collect::new();
-    let r = run_episode(&data, 0, 0, &agent, &scripted(), &EpisodeConfig::default(), &trace, CancellationToken::new()).await;
-    assert_eq!((r.reward, r.db_match, r.ended.as_str()), (0.0, false, "user_stop"));
+    let r = run_episode(
+        &data,
+        0,
+        0,
+        &agent,
+        &scripted(),
+        &EpisodeConfig::default(),
+        &trace,
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(
+        (r.reward, r.db_match, r.ended.as_str()),
+        (0.0, false, "user_stop")
+    );
     assert_eq!(r.calls, 1);
     // (Calls may start while the model's response is still streaming: they are left out.)
-    let kinds: Vec<&str> = trace.events().iter().map(|e| e.kind.name()).filter(|k| !k.starts_with("call_")).collect();
+    let kinds: Vec<&str> = trace
+        .events()
+        .iter()
+        .map(|e| e.kind.name())
+        .filter(|k| !k.starts_with("call_"))
+        .collect();
     assert_eq!(
         kinds,
-        ["run_started", "model_request", "model_response", "model_request", "model_response", "user_reply", "run_finished"]
+        [
+            "run_started",
+            "model_request",
+            "model_response",
+            "model_request",
+            "model_response",
+            "user_reply",
+            "run_finished"
+        ]
     );
     // The same write with the right reason scores 1.
     let agent = agent_right();
-    let r = run_episode(&data, 0, 0, &agent, &scripted(), &EpisodeConfig::default(), &NoObserver, CancellationToken::new()).await;
+    let r = run_episode(
+        &data,
+        0,
+        0,
+        &agent,
+        &scripted(),
+        &EpisodeConfig::default(),
+        &NoObserver,
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!((r.reward, r.db_match), (1.0, true));
 }
 
 fn agent_right() -> Agent {
-    agent(r##"{"turns": [
+    agent(
+        r##"{"turns": [
         {"when": {"last": "user", "user": "^Hi"}, "calls": [{"name": "cancel_pending_order", "arguments": {"order_id": "#W5442520", "reason": "no longer needed"}}]},
-        {"when": {"last": "tool"}, "text": "Your order is cancelled."}]}"##)
+        {"when": {"last": "tool"}, "text": "Your order is cancelled."}]}"##,
+    )
 }
 
 #[tokio::test]
@@ -117,29 +181,54 @@ async fn bad_calls_go_back_to_the_model_and_an_endless_conversation_stops_at_the
     let data = data(Split::Dev);
     // A call with a wrong type is refused by validation before the tool runs; an unknown
     // tool likewise; the agent then chats forever with a user who never stops.
-    let agent = agent(r##"{"turns": [
+    let agent = agent(
+        r##"{"turns": [
         {"when": {"last": "user", "user": "^Hi"}, "calls": [{"name": "get_order_details", "arguments": {"order_id": 42}}]},
         {"when": {"last": "tool", "tool": "invalid_arguments"}, "calls": [{"name": "drop_all_orders", "arguments": {}}]},
         {"when": {"last": "tool"}, "text": "Could you say that again?"},
-        {"when": {"last": "user"}, "text": "Could you say that again?"}]}"##);
+        {"when": {"last": "user"}, "text": "Could you say that again?"}]}"##,
+    );
     let user = UserModel::Scripted(vec!["Hi".into(); 100]);
-    let cfg = EpisodeConfig { max_steps: 6, ..EpisodeConfig::default() };
+    let cfg = EpisodeConfig {
+        max_steps: 6,
+        ..EpisodeConfig::default()
+    };
     let trace = Collect::new();
-    let r = run_episode(&data, 0, 0, &agent, &user, &cfg, &trace, CancellationToken::new()).await;
+    let r = run_episode(
+        &data,
+        0,
+        0,
+        &agent,
+        &user,
+        &cfg,
+        &trace,
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!((r.reward, r.ended.as_str()), (0.0, "max_steps"));
-    assert!(r.reason.as_deref().unwrap().contains("6 turns"), "{:?}", r.reason);
+    assert!(
+        r.reason.as_deref().unwrap().contains("6 turns"),
+        "{:?}",
+        r.reason
+    );
     let errors: Vec<String> = trace
         .events()
         .iter()
         .filter_map(|e| match &e.kind {
-            TraceKind::CallFinished { result, .. } => result.outcome.as_ref().err().map(|e| e.kind().to_string()),
+            TraceKind::CallFinished { result, .. } => {
+                result.outcome.as_ref().err().map(|e| e.kind().to_string())
+            }
             _ => None,
         })
         .collect();
     // Each time the user says "Hi" the agent starts over: a bad call, an unknown tool.
     assert_eq!(errors[..2], ["invalid_arguments", "unknown_tool"]);
     assert_eq!(errors.len() as u64, r.calls);
-    assert!(errors.chunks(2).all(|c| c[0] == "invalid_arguments" && c.get(1).is_none_or(|k| k == "unknown_tool")));
+    assert!(
+        errors
+            .chunks(2)
+            .all(|c| c[0] == "invalid_arguments" && c.get(1).is_none_or(|k| k == "unknown_tool"))
+    );
 }
 
 #[tokio::test]
@@ -150,16 +239,34 @@ async fn an_llm_user_follows_the_tau_bench_prompt_and_stops() {
         {"when": {"last": "user", "user": "^Hi! How can I help you today\\?$"}, "text": "Hi, please cancel my order #W5442520, I no longer need it."},
         {"when": {"last": "user"}, "text": "Thanks! ###STOP###"}]}"#, "user").unwrap());
     let user = UserModel::Llm(Arc::new(user), 1.0);
-    let agent = agent(r##"{"turns": [
+    let agent = agent(
+        r##"{"turns": [
         {"when": {"last": "user", "user": "cancel my order (?P<id>#W\\d+)"}, "calls": [{"name": "cancel_pending_order", "arguments": {"order_id": "{{id}}", "reason": "no longer needed"}}]},
-        {"when": {"last": "tool"}, "text": "Done: the order is cancelled."}]}"##);
+        {"when": {"last": "tool"}, "text": "Done: the order is cancelled."}]}"##,
+    );
     let trace = Collect::new();
-    let r = run_episode(&data, 0, 0, &agent, &user, &EpisodeConfig::default(), &trace, CancellationToken::new()).await;
+    let r = run_episode(
+        &data,
+        0,
+        0,
+        &agent,
+        &user,
+        &EpisodeConfig::default(),
+        &trace,
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!((r.reward, r.ended.as_str()), (1.0, "user_stop"), "{r:?}");
     let opening = trace.events().iter().find_map(|e| match &e.kind {
         TraceKind::RunStarted { task, .. } => Some(task.clone()),
         _ => None,
     });
-    assert_eq!(opening.as_deref(), Some("Hi, please cancel my order #W5442520, I no longer need it."));
-    assert!(agentry_eval::taubench::episode::user_prompt("Be Yusuf.").contains("\n\nInstruction: Be Yusuf.\n"));
+    assert_eq!(
+        opening.as_deref(),
+        Some("Hi, please cancel my order #W5442520, I no longer need it.")
+    );
+    assert!(
+        agentry_eval::taubench::episode::user_prompt("Be Yusuf.")
+            .contains("\n\nInstruction: Be Yusuf.\n")
+    );
 }

@@ -201,6 +201,10 @@ impl Engine {
             mode: mode.as_str().to_owned(),
             tools: self.tools.names(),
             stop_tools: self.cfg.stop_tools.clone(),
+            system: match mode {
+                Mode::Sequential => self.cfg.system_prompt.clone(),
+                Mode::Compiled => None,
+            },
         });
         let inner = async {
             match mode {
@@ -437,13 +441,21 @@ impl Engine {
                 };
                 match reply {
                     Ok(Reply::Say(said)) => {
-                        rec.emit(TraceKind::UserReply { step, text: said.clone(), ends: false });
+                        rec.emit(TraceKind::UserReply {
+                            step,
+                            text: said.clone(),
+                            ends: false,
+                        });
                         messages.push(Message::assistant(text));
                         messages.push(Message::user(said));
                         continue;
                     }
                     Ok(Reply::End(said)) => {
-                        rec.emit(TraceKind::UserReply { step, text: said, ends: true });
+                        rec.emit(TraceKind::UserReply {
+                            step,
+                            text: said,
+                            ends: true,
+                        });
                         return Ended::Answer(answer);
                     }
                     Err(e) => return Ended::Failed(format!("the user could not reply: {e}")),

@@ -108,7 +108,9 @@ struct RecordedUser(Mutex<VecDeque<Reply>>);
 impl Interlocutor for RecordedUser {
     fn reply<'a>(&'a self, _message: &'a str) -> BoxFuture<'a, Result<Reply, String>> {
         let next = self.0.lock().ok().and_then(|mut q| q.pop_front());
-        Box::pin(async move { next.ok_or_else(|| "the recording has no more user replies".to_owned()) })
+        Box::pin(
+            async move { next.ok_or_else(|| "the recording has no more user replies".to_owned()) },
+        )
     }
 }
 
@@ -126,6 +128,7 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
     let mut results: HashMap<String, VecDeque<Result<Value, ToolError>>> = HashMap::new();
     let mut names: Vec<String> = Vec::new();
     let mut stop_tools = Vec::new();
+    let mut system = None;
     let mut replies: VecDeque<Reply> = VecDeque::new();
     for e in recorded {
         match &e.kind {
@@ -135,8 +138,10 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
                 mode: m,
                 tools,
                 stop_tools: stops,
+                system: sys,
             } => {
                 stop_tools.clone_from(stops);
+                system.clone_from(sys);
                 task.clone_from(t);
                 model_name = format!("replay of {model}");
                 mode = if m == "compiled" {
@@ -212,6 +217,7 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
         mode,
         retries: 0,
         stop_tools,
+        system_prompt: system,
         ..cfg
     };
     let engine = Engine::new(model, Arc::new(tools), cfg);
@@ -337,9 +343,10 @@ fn signature(events: &[TraceEvent]) -> Vec<String> {
             }
             TraceKind::CallStarted { .. } | TraceKind::CallFinished { .. } => {}
             TraceKind::PlanRejected { reason } => out.push(format!("plan rejected: {reason}")),
-            TraceKind::UserReply { text, ends, .. } => {
-                out.push(format!("user: {text:?}{}", if *ends { " (ends)" } else { "" }))
-            }
+            TraceKind::UserReply { text, ends, .. } => out.push(format!(
+                "user: {text:?}{}",
+                if *ends { " (ends)" } else { "" }
+            )),
             TraceKind::RunFinished {
                 status,
                 answer,

@@ -407,7 +407,10 @@ async fn a_recorded_run_replays_step_for_step() {
 }
 
 /// A user who answers from a list, then ends the conversation.
-struct ListUser(std::sync::Mutex<Vec<&'static str>>, std::sync::Mutex<Vec<String>>);
+struct ListUser(
+    std::sync::Mutex<Vec<&'static str>>,
+    std::sync::Mutex<Vec<String>>,
+);
 
 impl agentry_exec::Interlocutor for ListUser {
     fn reply<'a>(
@@ -487,9 +490,14 @@ async fn a_stop_tool_ends_the_run() {
         ..EngineConfig::new(Mode::Sequential)
     };
     let trace = Collect::new();
-    let out = engine(script, tools(), cfg.clone()).run("store", &trace).await;
+    let out = engine(script, tools(), cfg.clone())
+        .run("store", &trace)
+        .await;
     assert_eq!(out.status, RunStatus::Stopped);
     assert_eq!(out.reason.as_deref(), Some("`kv_set` ended the run"));
     let report = agentry_exec::replay(&trace.events(), EngineConfig::default()).await;
-    assert_eq!(report.divergence, None, "the stop tools travel in the recording");
+    assert_eq!(
+        report.divergence, None,
+        "the stop tools travel in the recording"
+    );
 }

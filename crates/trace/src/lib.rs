@@ -15,7 +15,8 @@
 //! let db = dir.join("traces.db");
 //! let writer = TraceWriter::open(&db)?;
 //! writer.record(&TraceEvent { run_id: "r1".into(), seq: 0, at_us: 0, kind: TraceKind::RunStarted {
-//!     task: "hello".into(), model: "sim:weather".into(), mode: "sequential".into(), tools: vec![] } });
+//!     task: "hello".into(), model: "sim:weather".into(), mode: "sequential".into(), tools: vec![],
+//!     stop_tools: vec![], system: None } });
 //! writer.close()?;
 //! let store = TraceStore::open(&db)?;
 //! assert_eq!(store.runs(10)?[0].task, "hello");

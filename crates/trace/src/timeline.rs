@@ -343,6 +343,8 @@ mod tests {
                     model: "sim".into(),
                     mode: "compiled".into(),
                     tools: vec![],
+                    stop_tools: vec![],
+                    system: None,
                 },
             ),
             ev(

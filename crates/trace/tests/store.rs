@@ -18,6 +18,8 @@ fn run_events(run: &str, n_calls: usize, finish: bool) -> Vec<TraceEvent> {
         model: "sim:x".into(),
         mode: "sequential".into(),
         tools: vec!["f".into()],
+        stop_tools: vec![],
+        system: None,
     }];
     for i in 0..n_calls {
         let call = ToolCall::new(format!("c{i}"), "f", json!({"i": i}));

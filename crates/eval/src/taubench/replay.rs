@@ -76,7 +76,7 @@ pub fn first_difference(initial: &Db, got: &Replayed, want: &Replayed) -> Option
     {
         if g != w {
             return Some(format!(
-                "observation {} ({}): got {}, expected {}",
+                "observation {} ({}): got {:?}, expected {:?}",
                 i + 1,
                 w.name,
                 clip(&g.observation),
@@ -168,9 +168,9 @@ fn value_difference(got: &Value, want: &Value, path: &str, numeric: bool) -> Opt
 
 fn clip(s: &str) -> String {
     if s.chars().count() <= 160 {
-        format!("{s:?}")
+        s.to_owned()
     } else {
         let head: String = s.chars().take(160).collect();
-        format!("{head:?}…")
+        format!("{head}…")
     }
 }

@@ -1,0 +1,364 @@
+//! `agentry eval taubench …`: episodes with pass^k, and the ground-truth replay.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use agentry_eval::taubench::{
+    DomainData, ReplayFile, Report, Split,
+    episode::{Agent, EpisodeConfig, Plan, UserModel, run_episodes},
+    first_difference, replay_task,
+};
+use agentry_exec::{NoObserver, Observer};
+use agentry_trace::TraceWriter;
+use anyhow::{Context, Result, bail};
+use tokio_util::sync::CancellationToken;
+
+/// What `agentry eval taubench` was asked to run.
+pub(crate) struct RunArgs {
+    pub(crate) data: PathBuf,
+    pub(crate) domain: String,
+    pub(crate) split: Split,
+    pub(crate) model: String,
+    pub(crate) user_model: Option<String>,
+    pub(crate) user_temperature: f32,
+    pub(crate) options: agentry_llm::OpenOptions,
+    pub(crate) trials: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) task_ids: Option<Vec<usize>>,
+    pub(crate) max_steps: u32,
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) trace_db: Option<PathBuf>,
+}
+
+/// Reads task ids written as `3,5,10-19`.
+pub(crate) fn parse_ids(text: &str) -> Result<Vec<usize>, String> {
+    let mut ids = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("`{part}` is not a task id or a range like 10-19");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (
+                    a.trim().parse().map_err(|_| bad())?,
+                    b.trim().parse().map_err(|_| bad())?,
+                );
+                if a > b {
+                    return Err(bad());
+                }
+                ids.extend(a..=b);
+            }
+            None => ids.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(ids)
+}
+
+fn load(data: &Path, domain: &str, split: Split) -> Result<(DomainData, Duration)> {
+    let t = Instant::now();
+    let d = DomainData::load(data, domain, split)?;
+    Ok((d, t.elapsed()))
+}
+
+/// Runs the episodes; prints per-task rewards, the average and pass^k; writes the reports.
+pub(crate) async fn run(args: RunArgs) -> Result<bool> {
+    let (data, loaded) = load(&args.data, &args.domain, args.split)?;
+    let tasks = match &args.task_ids {
+        Some(ids) => {
+            if let Some(bad) = ids.iter().find(|i| **i >= data.tasks.len()) {
+                bail!(
+                    "task id {bad} is out of range: the {} split has tasks 0-{}",
+                    args.split.as_str(),
+                    data.tasks.len() - 1
+                );
+            }
+            ids.clone()
+        }
+        None => (0..data.tasks.len()).collect(),
+    };
+    if args.trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    let agent = match args.model.as_str() {
+        "noop" => Agent::Noop,
+        "oracle" => Agent::Oracle,
+        spec => Agent::Model(
+            agentry_llm::open(spec, &args.options)
+                .with_context(|| format!("opening the agent model `{spec}`"))?,
+        ),
+    };
+    let user_spec = args.user_model.clone().unwrap_or_else(|| match agent {
+        Agent::Noop | Agent::Oracle => "scripted".to_owned(),
+        Agent::Model(_) => args.model.clone(),
+    });
+    let user = match user_spec.as_str() {
+        "scripted" => UserModel::Scripted(vec!["Hi, I need help with an order.".into()]),
+        spec => UserModel::Llm(
+            agentry_llm::open(spec, &args.options)
+                .with_context(|| format!("opening the user model `{spec}`"))?,
+            args.user_temperature,
+        ),
+    };
+    let writer = match &args.trace_db {
+        Some(path) => {
+            Some(Arc::new(TraceWriter::open(path).with_context(|| {
+                format!("opening the trace store {}", path.display())
+            })?))
+        }
+        None => None,
+    };
+    let observer: Arc<dyn Observer> = match &writer {
+        Some(w) => Arc::clone(w) as Arc<dyn Observer>,
+        None => Arc::new(NoObserver),
+    };
+    let plan = Plan {
+        tasks,
+        trials: args.trials,
+        concurrency: args.concurrency,
+    };
+    let cfg = EpisodeConfig {
+        max_steps: args.max_steps,
+        ..EpisodeConfig::default()
+    };
+    eprintln!(
+        "τ-bench {} ({}) · {} tasks × {} trials · agent {} · user {} · concurrency {} · data loaded in {:.1} ms",
+        data.domain.name(),
+        args.split.as_str(),
+        plan.tasks.len(),
+        plan.trials,
+        agent.name(),
+        user.name(),
+        plan.concurrency,
+        loaded.as_secs_f64() * 1e3
+    );
+    let bar = indicatif::ProgressBar::new((plan.tasks.len() * plan.trials) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} · {msg} · {elapsed_precise} elapsed, ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let tally = Mutex::new((0.0f64, 0usize));
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.cancel();
+        }
+    });
+    let started = Instant::now();
+    let episodes = run_episodes(
+        &data,
+        &plan,
+        &agent,
+        &user,
+        &cfg,
+        observer.as_ref(),
+        &cancel,
+        &|r| {
+            if let Ok(mut t) = tally.lock() {
+                t.0 += r.reward;
+                t.1 += 1;
+                bar.set_message(format!("average reward {:.3}", t.0 / t.1 as f64));
+            }
+            bar.inc(1);
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = Report::new(
+        &data,
+        agent.name(),
+        user.name(),
+        plan.trials,
+        episodes,
+        started.elapsed(),
+    );
+    drop(observer);
+    if let Some(w) = writer {
+        let path = w.path().to_owned();
+        if let Ok(w) = Arc::try_unwrap(w) {
+            w.close()
+                .with_context(|| format!("writing the traces to {}", path.display()))?;
+        }
+    }
+    print_report(&report);
+    let out = args.out.unwrap_or_else(|| {
+        let agent: String = report
+            .agent
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        PathBuf::from(format!(
+            ".agentry/taubench/{}-{}-{agent}",
+            report.domain, report.split
+        ))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let json_path = out.with_extension("json");
+    let md_path = out.with_extension("md");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    std::fs::write(&md_path, report.markdown())
+        .with_context(|| format!("writing {}", md_path.display()))?;
+    println!("reports: {} and {}", json_path.display(), md_path.display());
+    if let Some(db) = &args.trace_db {
+        println!(
+            "every episode is in {} (agentry trace show RUN --trace-db {})",
+            db.display(),
+            db.display()
+        );
+    }
+    Ok(!cancel.is_cancelled())
+}
+
+fn print_report(r: &Report) {
+    println!("{:>5}  {:<12} ended", "task", "rewards");
+    let mut i = 0;
+    while i < r.episodes.len() {
+        let task = r.episodes[i].task_index;
+        let trials: Vec<_> = r.episodes[i..]
+            .iter()
+            .take_while(|e| e.task_index == task)
+            .collect();
+        let rewards: String = trials
+            .iter()
+            .map(|e| if e.reward >= 1.0 { '1' } else { '0' })
+            .collect();
+        let ended: Vec<&str> = trials.iter().map(|e| e.ended.as_str()).collect();
+        println!("{task:>5}  {rewards:<12} {}", ended.join(" "));
+        i += trials.len();
+    }
+    println!(
+        "\n{} tasks × {} trials · agent {} · user {} · {:.1} s",
+        r.tasks, r.trials, r.agent, r.user, r.wall_s
+    );
+    println!("average reward  {:.4}", r.average_reward);
+    for (k, p) in r.pass_hat_k.iter().enumerate() {
+        println!("pass^{:<10} {p:.4}", k + 1);
+    }
+    let ended: Vec<String> = r.ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("episodes ended  {}", ended.join(", "));
+    if let Some(t) = r.agent_tokens_per_success {
+        println!("agent tokens per successful episode  {t:.0}");
+    }
+}
+
+/// What `agentry eval taubench replay` was asked to do.
+pub(crate) struct ReplayArgs {
+    pub(crate) data: PathBuf,
+    pub(crate) domain: String,
+    pub(crate) splits: Vec<Split>,
+    pub(crate) expected: Option<PathBuf>,
+    pub(crate) emit: Option<PathBuf>,
+}
+
+/// Replays every task's ground truth; compares with the reference when there is one.
+pub(crate) fn replay(args: ReplayArgs) -> Result<bool> {
+    if args.splits.len() > 1 && (args.expected.is_some() || args.emit.is_some()) {
+        bail!("--expected and --emit take one split: add --split test, dev or train");
+    }
+    let mut all_ok = true;
+    let (mut total_tasks, mut total_time, mut total_load) = (0, Duration::ZERO, Duration::ZERO);
+    println!(
+        "{:<6} {:>6} {:>8} {:>9} {:>8} {:>10} {:>9}  reference",
+        "split", "tasks", "actions", "db writes", "errors", "load ms", "replay ms"
+    );
+    for &split in &args.splits {
+        let (data, loaded) = load(&args.data, &args.domain, split)?;
+        let t = Instant::now();
+        let results: Vec<_> = data
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, task)| replay_task(&data, i, task).0)
+            .collect();
+        let took = t.elapsed();
+        total_tasks += results.len();
+        total_time += took;
+        total_load += loaded;
+        let actions: usize = results.iter().map(|r| r.replay_observations.len()).sum();
+        let errors = results
+            .iter()
+            .flat_map(|r| &r.replay_observations)
+            .filter(|o| {
+                o.observation.starts_with("Error") || o.observation.starts_with("Unknown action")
+            })
+            .count();
+        let writes = results.iter().filter(|r| !r.db_unchanged).count();
+        let reference = args.expected.clone().or_else(|| {
+            let p = data.dir.join(format!("expected_{}.json", split.as_str()));
+            p.is_file().then_some(p)
+        });
+        let verdict = match &reference {
+            None => "none".to_owned(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let want: ReplayFile = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a replay file", path.display()))?;
+                let mut diffs = Vec::new();
+                for got in &results {
+                    match want.tasks.iter().find(|w| w.task_index == got.task_index) {
+                        Some(w) => {
+                            if let Some(d) = first_difference(&data.db, got, w) {
+                                diffs.push(format!("  task {}: {d}", got.task_index));
+                            }
+                        }
+                        None => {
+                            diffs.push(format!("  task {}: not in the reference", got.task_index))
+                        }
+                    }
+                }
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if diffs.is_empty() {
+                    format!("{name}: all {} match", results.len())
+                } else {
+                    all_ok = false;
+                    format!(
+                        "{name}: {} of {} differ\n{}",
+                        diffs.len(),
+                        results.len(),
+                        diffs.join("\n")
+                    )
+                }
+            }
+        };
+        println!(
+            "{:<6} {:>6} {:>8} {:>9} {:>8} {:>10.1} {:>9.1}  {verdict}",
+            split.as_str(),
+            results.len(),
+            actions,
+            writes,
+            errors,
+            loaded.as_secs_f64() * 1e3,
+            took.as_secs_f64() * 1e3
+        );
+        if let Some(path) = &args.emit {
+            let file = ReplayFile { tasks: results };
+            std::fs::write(path, serde_json::to_string_pretty(&file)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    if args.splits.len() > 1 {
+        println!(
+            "all    {total_tasks:>6} tasks replayed in {:.1} ms ({:.1} ms loading)",
+            total_time.as_secs_f64() * 1e3,
+            total_load.as_secs_f64() * 1e3
+        );
+    }
+    Ok(all_ok)
+}
