@@ -42,9 +42,10 @@ struct LocalArgs {
     /// Local model: CPU threads (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<u32>,
-    /// Local model: context size in tokens; a longer prompt is an error.
-    #[arg(long, value_name = "TOKENS", default_value_t = 4096)]
-    context: u32,
+    /// Local model: context size in tokens; a longer prompt is an error (default 4096;
+    /// 16384 for τ-bench, whose policy and tools alone take 4,300).
+    #[arg(long, value_name = "TOKENS")]
+    context: Option<u32>,
     /// Local model: decode without the grammar that keeps calls valid (for comparison).
     #[arg(long)]
     no_constrain: bool,
@@ -62,7 +63,7 @@ impl LocalArgs {
             base_url,
             api_key,
             threads: self.threads,
-            context: Some(self.context),
+            context: Some(self.context.unwrap_or(4096)),
             constrain: Some(!self.no_constrain),
         }
     }
@@ -820,7 +821,11 @@ fn main() -> ExitCode {
                 model: model.unwrap_or_default(),
                 user_model,
                 user_temperature,
-                options: local.options(agentry_llm::ToolMode::Native, base_url, api_key),
+                options: LocalArgs {
+                    context: Some(local.context.unwrap_or(16_384)),
+                    ..local
+                }
+                .options(agentry_llm::ToolMode::Native, base_url, api_key),
                 trials,
                 concurrency,
                 task_ids,

@@ -380,9 +380,11 @@ impl Engine {
                 purpose: ModelPurpose::Turn,
                 messages: messages.len(),
             });
-            let mut stream = self
-                .model
-                .stream(ChatRequest::new(messages.clone()).tools(specs.clone()));
+            let mut request = ChatRequest::new(messages.clone()).tools(specs.clone());
+            if keep == 1 {
+                request.parallel_tool_calls = Some(false);
+            }
+            let mut stream = self.model.stream(request);
             let mut running = FuturesUnordered::new();
             let mut queued: VecDeque<(usize, ToolCall)> = VecDeque::new();
             let mut calls: Vec<ToolCall> = Vec::new();
@@ -492,10 +494,12 @@ impl Engine {
                 ));
             }
         }
-        Ended::Budget(format!(
-            "the model did not answer within {} turns",
-            self.cfg.budget.turns
-        ))
+        let what = if user.is_some() {
+            "the conversation did not end"
+        } else {
+            "the model did not answer"
+        };
+        Ended::Budget(format!("{what} within {} turns", self.cfg.budget.turns))
     }
 
     // ---- compiled -----------------------------------------------------------------

@@ -22,8 +22,14 @@ pub const MAX_PLAN_TASKS: usize = 12;
 ///
 /// With `ToolChoice::Auto` the model may answer in free text instead, as long as the
 /// answer does not start like a call (`<`, `{`, or a code fence). `loose` names tools whose schema the
-/// grammar compiler rejected: their arguments are constrained to any JSON object.
-pub fn calls(tools: &[ToolSpec], choice: &ToolChoice, loose: &[String]) -> Option<String> {
+/// grammar compiler rejected: their arguments are constrained to any JSON object. Without
+/// `parallel`, a reply holds at most one call.
+pub fn calls(
+    tools: &[ToolSpec],
+    choice: &ToolChoice,
+    loose: &[String],
+    parallel: bool,
+) -> Option<String> {
     let offered: Vec<&ToolSpec> = match choice {
         ToolChoice::None => return None,
         ToolChoice::Function(name) => tools.iter().filter(|t| &t.name == name).collect(),
@@ -37,10 +43,12 @@ pub fn calls(tools: &[ToolSpec], choice: &ToolChoice, loose: &[String]) -> Optio
         ToolChoice::Auto => g.push_str("start: TEXT | calls\nTEXT: /[^<{`\\s](.|\\n)*/\n"),
         _ => g.push_str("start: calls\n"),
     }
-    g.push_str(
-        "calls: call (\"\\n\" call)*\n\
-         call: \"<tool_call>\\n\" body \"\\n</tool_call>\" | body\n",
-    );
+    g.push_str(if parallel {
+        "calls: call (\"\\n\" call)*\n"
+    } else {
+        "calls: call\n"
+    });
+    g.push_str("call: \"<tool_call>\\n\" body \"\\n</tool_call>\" | body\n");
     let bodies: Vec<String> = (0..offered.len()).map(|i| format!("body_{i}")).collect();
     let _ = writeln!(g, "body: {}", bodies.join(" | "));
     for (i, tool) in offered.iter().enumerate() {
@@ -333,7 +341,7 @@ mod tests {
 
     #[test]
     fn calls_grammar_admits_valid_calls_and_free_text_only() {
-        let g = calls(&tools(), &ToolChoice::Auto, &[]).unwrap();
+        let g = calls(&tools(), &ToolChoice::Auto, &[], true).unwrap();
         assert!(accepts(
             &g,
             "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"
@@ -361,13 +369,18 @@ mod tests {
         ] {
             assert!(!accepts(&g, bad), "accepted {bad}");
         }
+        // Without parallel calls, one call and no more.
+        let one = calls(&tools(), &ToolChoice::Auto, &[], false).unwrap();
+        let call = "<tool_call>\n{\"name\": \"repeat\", \"arguments\": {\"n\": 3}}\n</tool_call>";
+        assert!(accepts(&one, call));
+        assert!(!accepts(&one, &format!("{call}\n{call}")));
     }
 
     #[test]
     fn required_and_named_choices_forbid_text_and_other_tools() {
-        let g = calls(&tools(), &ToolChoice::Required, &[]).unwrap();
+        let g = calls(&tools(), &ToolChoice::Required, &[], true).unwrap();
         assert!(!accepts(&g, "It is sunny."));
-        let g = calls(&tools(), &ToolChoice::Function("repeat".into()), &[]).unwrap();
+        let g = calls(&tools(), &ToolChoice::Function("repeat".into()), &[], true).unwrap();
         assert!(accepts(
             &g,
             "<tool_call>\n{\"name\": \"repeat\", \"arguments\": {\"n\": 1}}\n</tool_call>"
@@ -376,13 +389,13 @@ mod tests {
             &g,
             "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"1\"}}\n</tool_call>"
         ));
-        assert!(calls(&tools(), &ToolChoice::None, &[]).is_none());
-        assert!(calls(&[], &ToolChoice::Auto, &[]).is_none());
+        assert!(calls(&tools(), &ToolChoice::None, &[], true).is_none());
+        assert!(calls(&[], &ToolChoice::Auto, &[], true).is_none());
     }
 
     #[test]
     fn loose_tools_take_any_object() {
-        let g = calls(&tools(), &ToolChoice::Auto, &["repeat".into()]).unwrap();
+        let g = calls(&tools(), &ToolChoice::Auto, &["repeat".into()], true).unwrap();
         assert!(accepts(
             &g,
             "<tool_call>\n{\"name\": \"repeat\", \"arguments\": {\"n\": \"x\", \"y\": [1]}}\n</tool_call>"

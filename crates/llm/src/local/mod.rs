@@ -415,7 +415,8 @@ impl Worker<'_> {
             }
         } else {
             let loose = self.loose_tools(tools);
-            grammar::calls(tools, &request.tool_choice, &loose)
+            let parallel = request.parallel_tool_calls != Some(false);
+            grammar::calls(tools, &request.tool_choice, &loose, parallel)
         };
         let mut matcher = match &grammar {
             Some(g) => Some(self.matcher(g)?),
@@ -424,7 +425,7 @@ impl Worker<'_> {
 
         // Reuse the slot sharing the longest prefix (else the least recently used); always
         // recompute the last prompt token so there are logits to sample from.
-        let (slot, mut common) = self.pick_slot(&tokens);
+        let (slot, mut common) = pick_slot(&self.slots, &tokens);
         self.served += 1;
         self.slots[slot].1 = self.served;
         let prompt_started = Instant::now();
@@ -599,28 +600,6 @@ impl Worker<'_> {
         }
     }
 
-    /// The slot to serve `tokens` from and how many of its tokens can be kept: the slot
-    /// sharing the longest prefix, unless using it would throw away more cached tokens than
-    /// it saves (a joiner's prompt shares only the chat preamble with a planner's); then the
-    /// least recently used slot.
-    fn pick_slot(&self, tokens: &[LlamaToken]) -> (usize, usize) {
-        let common: Vec<usize> = self
-            .slots
-            .iter()
-            .map(|(held, _)| shared_prefix(held, tokens).min(tokens.len().saturating_sub(1)))
-            .collect();
-        let by_reuse = (0..self.slots.len())
-            .max_by_key(|&i| (common[i], std::cmp::Reverse(self.slots[i].1)))
-            .unwrap_or(0);
-        if common[by_reuse] * 2 >= self.slots[by_reuse].0.len() {
-            return (by_reuse, common[by_reuse]);
-        }
-        let lru = (0..self.slots.len())
-            .min_by_key(|&i| self.slots[i].1)
-            .unwrap_or(0);
-        (lru, common[lru])
-    }
-
     /// Runs `tokens` through the model after what slot `slot` holds; returns the batch index
     /// of the last token's logits.
     fn decode(&mut self, slot: usize, tokens: &[LlamaToken]) -> Result<i32, LlmError> {
@@ -675,7 +654,7 @@ impl Worker<'_> {
                 }
                 continue;
             }
-            let Some(g) = grammar::calls(std::slice::from_ref(tool), &ToolChoice::Required, &[])
+            let Some(g) = grammar::calls(std::slice::from_ref(tool), &ToolChoice::Required, &[], true)
             else {
                 continue;
             };
@@ -745,6 +724,43 @@ fn sample(
     weights.last().map(|&(i, _)| LlamaToken(i as i32))
 }
 
+/// The slot to serve `tokens` from and how many of its tokens can be kept.
+///
+/// A slot fits when using it throws away little: what it holds beyond the shared prefix
+/// is at most an eighth of that prefix, or 32 tokens (a reply the template renders a bit
+/// differently). The fitting slot sharing the most wins; if none shares anything, an
+/// empty slot. Only when every slot is taken does a request cut into another
+/// conversation: the slot sharing the longest prefix unless that throws away more than
+/// it saves (a joiner's prompt shares only the chat preamble with a planner's), else the
+/// least recently used. So conversations that share a long preamble (τ-bench agents
+/// with one policy) each keep their own slot instead of truncating each other's tails.
+fn pick_slot<T: PartialEq>(slots: &[(Vec<T>, u64)], tokens: &[T]) -> (usize, usize) {
+    let common: Vec<usize> = slots
+        .iter()
+        .map(|(held, _)| shared_prefix(held, tokens).min(tokens.len().saturating_sub(1)))
+        .collect();
+    let fits = |i: usize| slots[i].0.len() - common[i] <= (common[i] / 8).max(32);
+    let best_fit = (0..slots.len())
+        .filter(|&i| fits(i))
+        .max_by_key(|&i| (common[i], std::cmp::Reverse(slots[i].1)));
+    if let Some(i) = best_fit.filter(|&i| common[i] > 0) {
+        return (i, common[i]);
+    }
+    if let Some(empty) = (0..slots.len()).find(|&i| slots[i].0.is_empty()) {
+        return (empty, 0);
+    }
+    let by_reuse = (0..slots.len())
+        .max_by_key(|&i| (common[i], std::cmp::Reverse(slots[i].1)))
+        .unwrap_or(0);
+    if common[by_reuse] * 2 >= slots[by_reuse].0.len() {
+        return (by_reuse, common[by_reuse]);
+    }
+    let lru = (0..slots.len())
+        .min_by_key(|&i| slots[i].1)
+        .unwrap_or(0);
+    (lru, common[lru])
+}
+
 /// How many leading items `a` and `b` share.
 pub(crate) fn shared_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
@@ -772,6 +788,39 @@ fn take_utf8(bytes: &mut Vec<u8>) -> String {
             bytes.clear();
             s
         }
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::pick_slot;
+
+    fn conv(preamble: usize, tag: u32, len: usize) -> Vec<u32> {
+        (0..preamble as u32).chain((0..len as u32).map(|i| tag * 100_000 + i)).collect()
+    }
+
+    #[test]
+    fn conversations_sharing_a_preamble_keep_their_own_slots() {
+        // Agent A holds the 4,300-token policy plus 1,000 tokens of its own conversation.
+        let a = conv(4300, 1, 1000);
+        let mut slots = vec![(a.clone(), 1), (Vec::new(), 0), (Vec::new(), 0), (Vec::new(), 0)];
+        // Agent B starts with the same policy: it takes an empty slot, not A's tail.
+        let b = conv(4300, 2, 10);
+        assert_eq!(pick_slot(&slots, &b), (1, 0));
+        slots[1] = (b.clone(), 2);
+        // A goes on where it was: its own slot, everything kept.
+        let a_next = conv(4300, 1, 1040);
+        assert_eq!(pick_slot(&slots, &a_next), (0, 5300));
+        // A reply rendered slightly differently costs a few tokens, not the slot.
+        let mut a_retemplated = a[..5290].to_vec();
+        a_retemplated.extend([7, 7, 7]);
+        assert_eq!(pick_slot(&slots, &a_retemplated), (0, 5290));
+        // With every slot taken, an unrelated prompt replaces the least recently used.
+        slots[2] = (conv(0, 3, 500), 3);
+        slots[3] = (conv(0, 4, 500), 4);
+        assert_eq!(pick_slot(&slots, &conv(0, 5, 100)).0, 0);
+        // …and one sharing most of a slot's content extends it.
+        assert_eq!(pick_slot(&slots, &conv(0, 4, 900)), (3, 500));
     }
 }
 
