@@ -1,6 +1,7 @@
 //! Ground-truth replay of the retail tasks against the reference results in
 //! `../shared/taubench/retail/expected_{dev,train}.json`: every tool's output byte for byte
 //! and every changed record exactly (floats included).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

@@ -98,9 +98,9 @@ impl Parser {
         let mut acc = self.term()?;
         loop {
             if self.eat("+") {
-                acc = acc.add(self.term()?);
+                acc = acc + self.term()?;
             } else if self.eat("-") {
-                acc = acc.sub(self.term()?);
+                acc = acc - self.term()?;
             } else {
                 return Ok(acc);
             }

@@ -164,28 +164,6 @@ impl Num {
         }
     }
 
-    /// `self + other`, int only when both are.
-    #[must_use]
-    pub fn add(self, other: Self) -> Self {
-        match (self, other) {
-            (Self::Int(a), Self::Int(b)) => a
-                .checked_add(b)
-                .map_or(Self::Float(a as f64 + b as f64), Self::Int),
-            (a, b) => Self::Float(a.f64() + b.f64()),
-        }
-    }
-
-    /// `self - other`, int only when both are.
-    #[must_use]
-    pub fn sub(self, other: Self) -> Self {
-        match (self, other) {
-            (Self::Int(a), Self::Int(b)) => a
-                .checked_sub(b)
-                .map_or(Self::Float(a as f64 - b as f64), Self::Int),
-            (a, b) => Self::Float(a.f64() - b.f64()),
-        }
-    }
-
     /// `abs(self)`.
     #[must_use]
     pub fn abs(self) -> Self {
@@ -222,6 +200,34 @@ impl Num {
         match self {
             Self::Int(i) => Value::from(i),
             Self::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+        }
+    }
+}
+
+/// Python's `+`: an int only when both are.
+impl std::ops::Add for Num {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Int(a), Self::Int(b)) => a
+                .checked_add(b)
+                .map_or(Self::Float(a as f64 + b as f64), Self::Int),
+            (a, b) => Self::Float(a.f64() + b.f64()),
+        }
+    }
+}
+
+/// Python's `-`: an int only when both are.
+impl std::ops::Sub for Num {
+    type Output = Self;
+
+    fn sub(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Int(a), Self::Int(b)) => a
+                .checked_sub(b)
+                .map_or(Self::Float(a as f64 - b as f64), Self::Int),
+            (a, b) => Self::Float(a.f64() - b.f64()),
         }
     }
 }
@@ -276,8 +282,8 @@ mod tests {
     #[test]
     fn numbers_keep_the_int_float_distinction() {
         let (i, f) = (Num::Int(60), Num::Float(12.5));
-        assert_eq!(i.add(Num::Int(40)).round2().to_value(), json!(100));
-        assert_eq!(i.add(f).round2().to_value(), json!(72.5));
+        assert_eq!((i + Num::Int(40)).round2().to_value(), json!(100));
+        assert_eq!((i + f).round2().to_value(), json!(72.5));
         assert_eq!(Num::of(&json!(100.0)), Some(Num::Float(100.0)));
         assert_ne!(json!(100), json!(100.0));
         assert!(i.lt(Num::Float(60.5)));

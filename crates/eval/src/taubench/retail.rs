@@ -173,14 +173,19 @@ fn payment_method<'a>(db: &'a Db, user_id: &str, id: &str) -> Result<&'a Value, 
         .ok_or_else(|| "payment method not found".to_owned())
 }
 
-/// Adds `delta` to the gift card's balance, rounded to 2 decimals (Python `round`).
-fn credit_gift_card(db: &mut Db, user_id: &str, id: &str, delta: Num) -> Result<(), String> {
+/// Sets the gift card's balance to `change(balance)` rounded to 2 decimals (Python `round`).
+fn update_balance(
+    db: &mut Db,
+    user_id: &str,
+    id: &str,
+    change: impl Fn(Num) -> Num,
+) -> Result<(), String> {
     let method = db
         .get_mut("users", user_id)
         .and_then(|u| u.get_mut("payment_methods")?.get_mut(id))
         .ok_or_else(|| format!("'{id}'"))?;
     let balance = num(method, "balance")?;
-    method["balance"] = balance.add(delta).round2().to_value();
+    method["balance"] = change(balance).round2().to_value();
     Ok(())
 }
 
@@ -221,7 +226,7 @@ fn cancel(db: &mut Db, a: &Args<'_>) -> Out {
             "payment_method_id": method,
         }));
         if method.contains("gift_card") {
-            credit_gift_card(db, &user_id, method, amount)?;
+            update_balance(db, &user_id, method, |b| b + amount)?;
         }
     }
     let o = db.get_mut("orders", id).ok_or("order not found")?;
@@ -275,7 +280,7 @@ fn price_difference(db: &Db, order: &Value, old: &[&str], new: &[&str]) -> Resul
             .ok_or_else(|| "list index out of range".to_owned())?;
         let variant = new_variant(db, item, new_id)
             .ok_or_else(|| format!("new item {new_id} not found or available"))?;
-        diff = diff.add(num(variant, "price")?.sub(num(item, "price")?));
+        diff = diff + (num(variant, "price")? - num(item, "price")?);
     }
     Ok(diff)
 }
@@ -389,7 +394,7 @@ fn modify_items(db: &mut Db, a: &Args<'_>) -> Out {
     o["status"] = json!("pending (item modified)");
     let out = dumps(o);
     if gift_card {
-        credit_gift_card(db, &user_id, pm_id, Num::Int(0).sub(diff))?;
+        update_balance(db, &user_id, pm_id, |b| b - diff)?;
     }
     // The gift card is written after the order here, but the reference writes it before the
     // items; nothing reads the balance in between, so the state is the same.
@@ -430,10 +435,10 @@ fn modify_payment(db: &mut Db, a: &Args<'_>) -> Out {
     }
     let out = dumps(o);
     if new_is_gift_card {
-        credit_gift_card(db, &user_id, pm_id, Num::Int(0).sub(amount))?;
+        update_balance(db, &user_id, pm_id, |b| b - amount)?;
     }
     if old_id.contains("gift_card") {
-        credit_gift_card(db, &user_id, &old_id, amount)?;
+        update_balance(db, &user_id, &old_id, |b| b + amount)?;
     }
     Ok(out)
 }

@@ -276,6 +276,8 @@ struct Worker<'m> {
     disk: Option<disk::DiskCache>,
     /// Whether each tool's schema (by name and schema) compiles into a grammar.
     compiles: HashMap<String, bool>,
+    /// Compiled grammars by their text: a conversation asks for the same one every turn.
+    parsers: HashMap<String, llguidance::TokenParser>,
     /// Tools whose fallback was already noted.
     noted: std::collections::HashSet<String>,
     /// The tokenizer as llguidance sees it, built on first use (~0.3 s).
@@ -361,6 +363,7 @@ fn worker(
             .as_deref()
             .map(|root| disk::DiskCache::new(root, &cfg.path)),
         compiles: HashMap::new(),
+        parsers: HashMap::new(),
         noted: Default::default(),
         factory: None,
         n_batch: n_batch as usize,
@@ -635,10 +638,18 @@ impl Worker<'_> {
     }
 
     fn matcher(&mut self, grammar: &str) -> Result<Matcher, LlmError> {
+        if let Some(parser) = self.parsers.get(grammar) {
+            // A clone shares the lexer's caches, so masks get cheaper turn after turn.
+            return Ok(Matcher::new(Ok(parser.clone())));
+        }
         let parser = self
             .factory()?
             .create_parser(TopLevelGrammar::from_lark(grammar.to_owned()))
             .map_err(|e| LlmError::Local(format!("the call grammar does not compile: {e}")))?;
+        if self.parsers.len() >= 32 {
+            self.parsers.clear();
+        }
+        self.parsers.insert(grammar.to_owned(), parser.clone());
         Ok(Matcher::new(Ok(parser)))
     }
 
@@ -654,7 +665,8 @@ impl Worker<'_> {
                 }
                 continue;
             }
-            let Some(g) = grammar::calls(std::slice::from_ref(tool), &ToolChoice::Required, &[], true)
+            let Some(g) =
+                grammar::calls(std::slice::from_ref(tool), &ToolChoice::Required, &[], true)
             else {
                 continue;
             };
@@ -755,9 +767,7 @@ fn pick_slot<T: PartialEq>(slots: &[(Vec<T>, u64)], tokens: &[T]) -> (usize, usi
     if common[by_reuse] * 2 >= slots[by_reuse].0.len() {
         return (by_reuse, common[by_reuse]);
     }
-    let lru = (0..slots.len())
-        .min_by_key(|&i| slots[i].1)
-        .unwrap_or(0);
+    let lru = (0..slots.len()).min_by_key(|&i| slots[i].1).unwrap_or(0);
     (lru, common[lru])
 }
 
@@ -796,14 +806,21 @@ mod slot_tests {
     use super::pick_slot;
 
     fn conv(preamble: usize, tag: u32, len: usize) -> Vec<u32> {
-        (0..preamble as u32).chain((0..len as u32).map(|i| tag * 100_000 + i)).collect()
+        (0..preamble as u32)
+            .chain((0..len as u32).map(|i| tag * 100_000 + i))
+            .collect()
     }
 
     #[test]
     fn conversations_sharing_a_preamble_keep_their_own_slots() {
         // Agent A holds the 4,300-token policy plus 1,000 tokens of its own conversation.
         let a = conv(4300, 1, 1000);
-        let mut slots = vec![(a.clone(), 1), (Vec::new(), 0), (Vec::new(), 0), (Vec::new(), 0)];
+        let mut slots = vec![
+            (a.clone(), 1),
+            (Vec::new(), 0),
+            (Vec::new(), 0),
+            (Vec::new(), 0),
+        ];
         // Agent B starts with the same policy: it takes an empty slot, not A's tail.
         let b = conv(4300, 2, 10);
         assert_eq!(pick_slot(&slots, &b), (1, 0));
