@@ -389,6 +389,12 @@ struct TaubenchRunArgs {
     /// Keep no traces.
     #[arg(long)]
     no_trace: bool,
+    /// The agent model's price per million prompt tokens, for its cost per successful task.
+    #[arg(long, value_name = "USD", requires = "price_out")]
+    price_in: Option<f64>,
+    /// The agent model's price per million completion tokens.
+    #[arg(long, value_name = "USD", requires = "price_in")]
+    price_out: Option<f64>,
     #[command(flatten)]
     local: LocalArgs,
     /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
@@ -806,6 +812,8 @@ fn main() -> ExitCode {
                 out,
                 trace_db,
                 no_trace,
+                price_in,
+                price_out,
                 local,
                 base_url,
                 api_key,
@@ -832,6 +840,7 @@ fn main() -> ExitCode {
                 max_steps,
                 out,
                 trace_db: (!no_trace).then_some(trace_db),
+                prices: price_in.zip(price_out),
             };
             runtime().and_then(|rt| rt.block_on(taubench::run(args)))
         }

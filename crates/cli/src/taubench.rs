@@ -31,6 +31,7 @@ pub(crate) struct RunArgs {
     pub(crate) max_steps: u32,
     pub(crate) out: Option<PathBuf>,
     pub(crate) trace_db: Option<PathBuf>,
+    pub(crate) prices: Option<(f64, f64)>,
 }
 
 /// Reads task ids written as `3,5,10-19`.
@@ -174,6 +175,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         plan.trials,
         episodes,
         started.elapsed(),
+        args.prices,
     );
     drop(observer);
     if let Some(w) = writer {
@@ -250,6 +252,13 @@ fn print_report(r: &Report) {
     println!("episodes ended  {}", ended.join(", "));
     if let Some(t) = r.agent_tokens_per_success {
         println!("agent tokens per successful episode  {t:.0}");
+    }
+    if let Some(c) = r.agent_cost_usd {
+        let per = r.cost_per_success_usd.map_or_else(
+            || "no successes".to_owned(),
+            |p| format!("${p:.4} per success"),
+        );
+        println!("agent cost      ${c:.4} ({per})");
     }
 }
 

@@ -47,6 +47,7 @@ async fn run_all(data: &DomainData, agent: Agent) -> Report {
         1,
         episodes,
         t.elapsed(),
+        Some((1.0, 2.0)),
     )
 }
 
@@ -98,6 +99,11 @@ async fn the_ground_truth_played_as_an_agent_scores_one_on_every_task() {
             failed.join("\n")
         );
         assert_eq!(report.average_reward, 1.0);
+        // The built-in agents use no tokens: they cost nothing.
+        assert_eq!(
+            (report.agent_cost_usd, report.cost_per_success_usd),
+            (Some(0.0), Some(0.0))
+        );
     }
 }
 

@@ -103,6 +103,10 @@ pub struct Report {
     pub user_tokens: u64,
     /// Agent tokens per successful episode (`None` when none succeeded).
     pub agent_tokens_per_success: Option<f64>,
+    /// The agent's cost in USD, when prices were given.
+    pub agent_cost_usd: Option<f64>,
+    /// The agent's cost per successful episode in USD, when prices were given.
+    pub cost_per_success_usd: Option<f64>,
     /// Wall time of the whole run, seconds.
     pub wall_s: f64,
     /// Every episode, by task then trial.
@@ -110,7 +114,8 @@ pub struct Report {
 }
 
 impl Report {
-    /// Sums up `episodes` (any order).
+    /// Sums up `episodes` (any order); `prices` are the agent model's USD per million prompt
+    /// and completion tokens.
     pub fn new(
         data: &super::DomainData,
         agent: String,
@@ -118,6 +123,7 @@ impl Report {
         trials: usize,
         mut episodes: Vec<super::episode::EpisodeResult>,
         wall: std::time::Duration,
+        prices: Option<(f64, f64)>,
     ) -> Self {
         episodes.sort_by_key(|e| (e.task_index, e.trial));
         let mut per_task: Vec<TaskTrials> = Vec::new();
@@ -138,6 +144,16 @@ impl Report {
         let tokens = |u: &agentry_llm::Usage| u.prompt_tokens + u.completion_tokens;
         let agent_tokens: u64 = episodes.iter().map(|e| tokens(&e.agent_usage)).sum();
         let successes = episodes.iter().filter(|e| e.reward >= 1.0 - 1e-6).count();
+        let agent_cost_usd = prices.map(|(input, output)| {
+            episodes
+                .iter()
+                .map(|e| {
+                    (e.agent_usage.prompt_tokens as f64 * input
+                        + e.agent_usage.completion_tokens as f64 * output)
+                        / 1e6
+                })
+                .sum::<f64>()
+        });
         Self {
             domain: data.domain.name().into(),
             split: data.split.as_str().into(),
@@ -153,6 +169,10 @@ impl Report {
             user_tokens: episodes.iter().map(|e| tokens(&e.user_usage)).sum(),
             agent_tokens_per_success: (successes > 0)
                 .then(|| agent_tokens as f64 / successes as f64),
+            agent_cost_usd,
+            cost_per_success_usd: agent_cost_usd
+                .filter(|_| successes > 0)
+                .map(|c| c / successes as f64),
             wall_s: wall.as_secs_f64(),
             episodes,
         }
@@ -176,6 +196,12 @@ impl Report {
         let _ = writeln!(md, "| agent tokens | {} |", self.agent_tokens);
         if let Some(t) = self.agent_tokens_per_success {
             let _ = writeln!(md, "| agent tokens per success | {t:.0} |");
+        }
+        if let Some(c) = self.agent_cost_usd {
+            let _ = writeln!(md, "| agent cost | ${c:.4} |");
+        }
+        if let Some(c) = self.cost_per_success_usd {
+            let _ = writeln!(md, "| agent cost per success | ${c:.4} |");
         }
         let _ = writeln!(md, "| user tokens | {} |", self.user_tokens);
         let ended: Vec<String> = self.ended.iter().map(|(k, v)| format!("{k} {v}")).collect();
