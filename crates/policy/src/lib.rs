@@ -1,0 +1,306 @@
+//! Declarative policy for tool calls: [`Policy`] sees every call before it runs and decides
+//! to allow it, deny it (with a reason the model reads), rewrite its arguments, or ask a
+//! human ([`Approver`]); per-agent capabilities hide tools and limit call rates.
+//!
+//! A policy is a TOML (or YAML) file. Rules are tried in order and the first that matches
+//! decides; a call no rule matches gets the default action.
+//!
+//! ```toml
+//! default = "allow"
+//!
+//! [[rule]]
+//! name = "writes stay in the sandbox"
+//! tool = "write_*"                      # a glob on the tool name
+//! when = [{ path = "/path", not_inside = "/tmp/sandbox" }]
+//! action = "deny"
+//! reason = "files may only be written under /tmp/sandbox"
+//!
+//! [[rule]]
+//! tool = "transfer"
+//! when = [{ path = "/amount", gt = 1000 }]
+//! action = "ask"
+//!
+//! [[rule]]
+//! tool = "search"
+//! action = "rewrite"
+//! clamp = { "/limit" = { max = 20 } }
+//!
+//! [agent.support]
+//! tools = ["get_*", "search"]           # what this agent sees at all
+//! rate = { search = "10/minute" }
+//! ```
+//!
+//! ```
+//! use agentry_policy::{Action, Policy};
+//! use serde_json::json;
+//!
+//! let policy = Policy::from_toml(r#"
+//!     [[rule]]
+//!     tool = "delete_*"
+//!     action = "deny"
+//!     reason = "nothing is deleted here"
+//! "#)?;
+//! let v = policy.decide(None, None, "delete_file", &json!({"path": "/etc"}));
+//! assert_eq!(v.action, Action::Deny);
+//! assert_eq!(v.reason.as_deref(), Some("nothing is deleted here"));
+//! assert_eq!(policy.decide(None, None, "read_file", &json!({})).action, Action::Allow);
+//! # Ok::<(), agentry_policy::PolicyError>(())
+//! ```
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod file;
+mod rule;
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    fmt,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use agentry_core::ToolCall;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+
+pub use rule::{Condition, Rule, Test};
+
+/// What the policy does with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The call runs as it is.
+    Allow,
+    /// The call does not run; the model reads the reason.
+    Deny,
+    /// The call runs with changed arguments.
+    Rewrite,
+    /// The call runs only if a human approves it.
+    Ask,
+}
+
+impl Action {
+    /// `allow`, `deny`, `rewrite` or `ask`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Rewrite => "rewrite",
+            Self::Ask => "ask",
+        }
+    }
+}
+
+/// The decision on one call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// What happens.
+    pub action: Action,
+    /// The rule that decided (its name, or `rule N` from 1), or `None` for the default.
+    pub rule: Option<String>,
+    /// Why, in words the model can read (deny and ask).
+    pub reason: Option<String>,
+    /// The arguments to run with, after a rewrite.
+    pub rewritten: Option<Value>,
+}
+
+/// Which tools an agent sees and how often it may call them.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    /// Globs of visible tool names (empty: all).
+    tools: Vec<globset::GlobMatcher>,
+    /// Globs of visible servers (empty: all).
+    servers: Vec<globset::GlobMatcher>,
+    /// Rate limits: tool glob, most calls, window.
+    rates: Vec<(globset::GlobMatcher, String, u32, Duration)>,
+}
+
+/// A policy: ordered rules, a default, and per-agent capabilities. Cheap to share (`Arc`);
+/// rate-limit counters live inside.
+pub struct Policy {
+    default: Action,
+    rules: Vec<Rule>,
+    agents: BTreeMap<String, Capabilities>,
+    calls: Mutex<HashMap<(String, String), VecDeque<Instant>>>,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("default", &self.default)
+            .field("rules", &self.rules.len())
+            .field("agents", &self.agents.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A policy file that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct PolicyError {
+    /// The line (from 1), when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Policy {
+    /// A policy that allows everything.
+    pub fn allow_all() -> Self {
+        Self::new(Action::Allow, Vec::new(), BTreeMap::new())
+    }
+
+    fn new(default: Action, rules: Vec<Rule>, agents: BTreeMap<String, Capabilities>) -> Self {
+        Self {
+            default,
+            rules,
+            agents,
+            calls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads a policy in TOML.
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        file::from_toml(text)
+    }
+
+    /// Reads a policy in YAML.
+    pub fn from_yaml(text: &str) -> Result<Self, PolicyError> {
+        file::from_yaml(text)
+    }
+
+    /// Reads a policy file: YAML when its name ends in `.yaml` or `.yml`, else TOML.
+    pub fn load(path: &std::path::Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            line: None,
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        let yaml = path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml");
+        if yaml {
+            Self::from_yaml(&text)
+        } else {
+            Self::from_toml(&text)
+        }
+    }
+
+    /// The action for calls no rule matches.
+    pub fn default_action(&self) -> Action {
+        self.default
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Names of the agents with capabilities.
+    pub fn agents(&self) -> impl Iterator<Item = &str> {
+        self.agents.keys().map(String::as_str)
+    }
+
+    /// Whether `agent` may see tool `tool` (of `server`) at all. An agent the policy does
+    /// not name sees everything.
+    pub fn visible(&self, agent: Option<&str>, server: Option<&str>, tool: &str) -> bool {
+        let Some(caps) = agent.and_then(|a| self.agents.get(a)) else {
+            return true;
+        };
+        let tool_ok = caps.tools.is_empty() || caps.tools.iter().any(|g| g.is_match(tool));
+        let server_ok = match server {
+            None => true,
+            Some(s) => caps.servers.is_empty() || caps.servers.iter().any(|g| g.is_match(s)),
+        };
+        tool_ok && server_ok
+    }
+
+    /// Decides on a call of `tool` (from `server`, by `agent`) with `args`: the first
+    /// matching rule, else the default; an invisible tool or an exceeded rate is denied.
+    /// Counts the call against its rate limit when it is not denied.
+    pub fn decide(
+        &self,
+        agent: Option<&str>,
+        server: Option<&str>,
+        tool: &str,
+        args: &Value,
+    ) -> Verdict {
+        if !self.visible(agent, server, tool) {
+            return Verdict {
+                action: Action::Deny,
+                rule: Some(format!("capabilities of {}", agent.unwrap_or_default())),
+                reason: Some(format!("`{tool}` is not available to this agent")),
+                rewritten: None,
+            };
+        }
+        let mut verdict = Verdict {
+            action: self.default,
+            rule: None,
+            reason: match self.default {
+                Action::Deny => Some(format!("the policy does not allow `{tool}`")),
+                Action::Ask => Some(format!("`{tool}` needs a human's approval")),
+                _ => None,
+            },
+            rewritten: None,
+        };
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.matches(server, tool, args) {
+                verdict = rule.verdict(i, tool, args);
+                break;
+            }
+        }
+        if verdict.action != Action::Deny
+            && let Some(reason) = self.over_rate(agent, tool)
+        {
+            return Verdict {
+                action: Action::Deny,
+                rule: Some(format!("rate limit of {}", agent.unwrap_or_default())),
+                reason: Some(reason),
+                rewritten: None,
+            };
+        }
+        verdict
+    }
+
+    /// Counts a call; the reason when it exceeds a rate limit.
+    fn over_rate(&self, agent: Option<&str>, tool: &str) -> Option<String> {
+        let agent = agent?;
+        let caps = self.agents.get(agent)?;
+        let (_, spec, most, window) = caps.rates.iter().find(|(g, ..)| g.is_match(tool))?;
+        let now = Instant::now();
+        let mut calls = self.calls.lock().ok()?;
+        let seen = calls
+            .entry((agent.to_owned(), tool.to_owned()))
+            .or_default();
+        while seen.front().is_some_and(|t| now.duration_since(*t) >= *window) {
+            seen.pop_front();
+        }
+        if seen.len() >= *most as usize {
+            return Some(format!(
+                "the rate limit for `{tool}` ({spec}) is reached; wait before calling it again"
+            ));
+        }
+        seen.push_back(now);
+        None
+    }
+}
+
+/// A call waiting for a human's decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    /// The call, with the arguments it would run with.
+    pub call: ToolCall,
+    /// The rule that asked, if one did.
+    pub rule: Option<String>,
+    /// Why it needs approval.
+    pub reason: String,
+}
+
+/// Someone who approves or refuses calls the policy marks `ask` (a person at a terminal,
+/// an approval queue).
+pub trait Approver: Send + Sync + fmt::Debug {
+    /// `true` to let the call run.
+    fn approve<'a>(&'a self, request: &'a Approval) -> BoxFuture<'a, bool>;
+}
+
+#[cfg(test)]
+mod tests;
