@@ -99,6 +99,35 @@ impl Observer for Progress {
             TraceKind::PlanRejected { reason } => {
                 format!("{secs:>7.3}s  ✗ plan rejected: {}", short(reason, 200))
             }
+            TraceKind::PolicyDecision {
+                call_id,
+                action,
+                rule,
+                reason,
+                approved,
+                ..
+            } => {
+                if action == "allow" {
+                    return;
+                }
+                let id = self
+                    .calls
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(call_id).cloned())
+                    .unwrap_or_default();
+                let by = rule.as_deref().unwrap_or("the default");
+                let answer = match approved {
+                    Some(true) => " (approved)",
+                    Some(false) => " (refused)",
+                    None => "",
+                };
+                let why = reason
+                    .as_deref()
+                    .map(|r| format!(": {}", short(r, 100)))
+                    .unwrap_or_default();
+                format!("{secs:>7.3}s  ⚖ {id} policy {action}{answer} by {by}{why}")
+            }
             TraceKind::UserReply { text, ends, .. } => {
                 let end = if *ends { " (ends)" } else { "" };
                 format!("{secs:>7.3}s  ☺ user{end}: {}", short(text, 120))

@@ -137,6 +137,22 @@ pub enum TraceKind {
         /// Microseconds the call took, retries included.
         duration_us: u64,
     },
+    /// The policy decided on a call (after validation, before it ran).
+    PolicyDecision {
+        /// The call's id.
+        call_id: String,
+        /// `allow`, `deny`, `rewrite` or `ask`.
+        action: String,
+        /// The rule that decided, or `None` for the policy's default.
+        rule: Option<String>,
+        /// Why, as the model reads it (deny, ask).
+        reason: Option<String>,
+        /// The arguments the call ran with after a rewrite (the call's own are in
+        /// `call_started`).
+        rewritten: Option<serde_json::Value>,
+        /// For `ask`: whether a human approved.
+        approved: Option<bool>,
+    },
     /// The user answered the model's message (a run that is a conversation).
     UserReply {
         /// Step id of the model response answered.
@@ -179,6 +195,7 @@ impl TraceKind {
             Self::CallStarted { .. } => "call_started",
             Self::CallFinished { .. } => "call_finished",
             Self::UserReply { .. } => "user_reply",
+            Self::PolicyDecision { .. } => "policy_decision",
             Self::PlanRejected { .. } => "plan_rejected",
             Self::RunFinished { .. } => "run_finished",
         }
@@ -203,6 +220,14 @@ mod tests {
                 tools: vec!["f".into()],
                 stop_tools: vec!["handoff".into()],
                 system: Some("Be brief.".into()),
+            },
+            TraceKind::PolicyDecision {
+                call_id: "c1".into(),
+                action: "rewrite".into(),
+                rule: Some("small pages".into()),
+                reason: None,
+                rewritten: Some(json!({"x": 2})),
+                approved: None,
             },
             TraceKind::UserReply {
                 step: "m1".into(),

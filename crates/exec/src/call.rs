@@ -8,24 +8,116 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agentry_core::{ToolCall, ToolError, ToolResult};
+use agentry_core::{ToolCall, ToolError, ToolResult, TraceKind};
+use agentry_policy::{Action, Approval, Policy};
 use agentry_tools::{CallContext, ToolSet};
 use futures::FutureExt;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::EngineConfig;
 
-/// Runs `call` to an outcome; returns it with the number of attempts made.
+/// Runs `call` to an outcome; returns it with the number of attempts made and the policy's
+/// decision to record, if a policy decided.
 pub(crate) async fn invoke(
     tools: &ToolSet,
     cfg: &EngineConfig,
     call: &ToolCall,
     cancel: &CancellationToken,
-) -> (ToolResult, u32) {
-    let checked = match tools.check(&call.name, call.arguments.clone()) {
+) -> (ToolResult, u32, Option<TraceKind>) {
+    let mut checked = match tools.check(&call.name, call.arguments.clone()) {
         Ok(checked) => checked,
-        Err(e) => return (ToolResult::err(call, e), 0),
+        Err(e) => return (ToolResult::err(call, e), 0, None),
     };
+    let mut decision = None;
+    if let Some(policy) = &cfg.policy {
+        let (outcome, record) = gate(policy, tools, cfg, call, checked.arguments, cancel).await;
+        decision = Some(record);
+        match outcome {
+            Ok(arguments) => checked.arguments = arguments,
+            Err(e) => return (ToolResult::err(call, e), 0, decision),
+        }
+    }
+    let (result, attempts) = run(tools, cfg, call, checked.arguments, cancel).await;
+    (result, attempts, decision)
+}
+
+/// The policy's decision on a validated call: the arguments to run with, or why not; and the
+/// decision as a trace event.
+async fn gate(
+    policy: &Policy,
+    tools: &ToolSet,
+    cfg: &EngineConfig,
+    call: &ToolCall,
+    arguments: Value,
+    cancel: &CancellationToken,
+) -> (Result<Value, ToolError>, TraceKind) {
+    let verdict = policy.decide(cfg.agent.as_deref(), None, &call.name, &arguments);
+    let mut record = TraceKind::PolicyDecision {
+        call_id: call.id.clone(),
+        action: verdict.action.as_str().to_owned(),
+        rule: verdict.rule.clone(),
+        reason: verdict.reason.clone(),
+        rewritten: verdict.rewritten.clone(),
+        approved: None,
+    };
+    let reason = verdict.reason.clone().unwrap_or_default();
+    let outcome = match verdict.action {
+        Action::Allow => Ok(arguments),
+        Action::Deny => Err(ToolError::denied(reason)),
+        Action::Rewrite => {
+            let rewritten = verdict.rewritten.unwrap_or(arguments);
+            // A rewrite must still fit the tool's schema.
+            tools
+                .check(&call.name, rewritten)
+                .map(|c| c.arguments)
+                .map_err(|e| {
+                    ToolError::denied(format!(
+                        "the policy rewrote the arguments into ones the tool refuses: {}",
+                        e.for_model()
+                    ))
+                })
+        }
+        Action::Ask => {
+            let approved = match &cfg.approver {
+                None => None,
+                Some(approver) => {
+                    let request = Approval {
+                        call: ToolCall::new(call.id.clone(), call.name.clone(), arguments.clone()),
+                        rule: verdict.rule.clone(),
+                        reason: reason.clone(),
+                    };
+                    tokio::select! {
+                        ok = approver.approve(&request) => Some(ok),
+                        () = cancel.cancelled() => Some(false),
+                    }
+                }
+            };
+            if let TraceKind::PolicyDecision { approved: a, .. } = &mut record {
+                *a = approved;
+            }
+            match approved {
+                Some(true) => Ok(arguments),
+                Some(false) => Err(ToolError::denied(format!(
+                    "a human refused this call ({reason})"
+                ))),
+                None => Err(ToolError::denied(format!(
+                    "{reason}, and no one is there to approve it"
+                ))),
+            }
+        }
+    };
+    (outcome, record)
+}
+
+/// Runs a checked call: deadline, retries, panics, cancellation, result size.
+async fn run(
+    tools: &ToolSet,
+    cfg: &EngineConfig,
+    call: &ToolCall,
+    arguments: Value,
+    cancel: &CancellationToken,
+) -> (ToolResult, u32) {
     let Some(tool) = tools.get(&call.name) else {
         return (
             ToolResult::err(call, ToolError::unknown_tool(&call.name, &tools.names())),
@@ -47,8 +139,7 @@ pub(crate) async fn invoke(
             deadline: Some(Instant::now() + timeout),
         };
         let call_cancel = cx.cancel.clone();
-        let running =
-            AssertUnwindSafe(tool.call_json(checked.arguments.clone(), cx)).catch_unwind();
+        let running = AssertUnwindSafe(tool.call_json(arguments.clone(), cx)).catch_unwind();
         let outcome = tokio::select! {
             biased;
             () = cancel.cancelled() => Err(ToolError::unavailable("the run was cancelled before the call finished")),

@@ -1,6 +1,8 @@
 //! How a run is driven and bounded: [`EngineConfig`], [`Mode`], [`Budget`].
 
-use std::{collections::HashMap, str::FromStr, time::Duration};
+use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
+
+use agentry_policy::{Approver, Policy};
 
 /// How the engine drives the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +91,12 @@ pub struct EngineConfig {
     pub calls_per_turn: Option<usize>,
     /// Tools whose successful call ends the run (status `stopped`), e.g. a hand-off to a human.
     pub stop_tools: Vec<String>,
+    /// The policy every call passes after validation; `None` allows everything.
+    pub policy: Option<Arc<Policy>>,
+    /// Who approves calls the policy marks `ask`; without one they are denied.
+    pub approver: Option<Arc<dyn Approver>>,
+    /// The agent's name, for the policy's capabilities (visible tools, rate limits).
+    pub agent: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -105,6 +113,9 @@ impl Default for EngineConfig {
             system_prompt: None,
             calls_per_turn: None,
             stop_tools: Vec::new(),
+            policy: None,
+            approver: None,
+            agent: None,
         }
     }
 }

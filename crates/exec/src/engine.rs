@@ -133,7 +133,19 @@ impl RunState {
 
 impl Engine {
     /// An engine driving `model` with `tools`.
+    /// With a policy that names the agent, the tools it may not see are not offered.
     pub fn new(model: Arc<dyn Model>, tools: Arc<ToolSet>, cfg: EngineConfig) -> Self {
+        let tools = match (&cfg.policy, cfg.agent.as_deref()) {
+            (Some(policy), Some(agent))
+                if tools
+                    .specs()
+                    .iter()
+                    .any(|s| !policy.visible(Some(agent), None, &s.name)) =>
+            {
+                Arc::new(tools.filtered(|s| policy.visible(Some(agent), None, &s.name)))
+            }
+            _ => tools,
+        };
         Self { model, tools, cfg }
     }
 
@@ -291,7 +303,10 @@ impl Engine {
         if let Ok(mut m) = st.inflight.lock() {
             m.insert(call.id.clone(), (call.clone(), task, started));
         }
-        let (result, attempts) = invoke(&self.tools, &self.cfg, &call, cancel).await;
+        let (result, attempts, decision) = invoke(&self.tools, &self.cfg, &call, cancel).await;
+        if let Some(decision) = decision {
+            rec.emit(decision);
+        }
         if let Ok(mut m) = st.inflight.lock() {
             m.remove(&call.id);
         }

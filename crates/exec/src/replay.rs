@@ -341,7 +341,10 @@ fn signature(events: &[TraceEvent]) -> Vec<String> {
                 out.push(format!("model failed: {error}"));
                 take(&mut by_step, step, &mut out);
             }
-            TraceKind::CallStarted { .. } | TraceKind::CallFinished { .. } => {}
+            // A call's recorded outcome carries what the policy did to it.
+            TraceKind::CallStarted { .. }
+            | TraceKind::CallFinished { .. }
+            | TraceKind::PolicyDecision { .. } => {}
             TraceKind::PlanRejected { reason } => out.push(format!("plan rejected: {reason}")),
             TraceKind::UserReply { text, ends, .. } => out.push(format!(
                 "user: {text:?}{}",

@@ -501,3 +501,164 @@ async fn a_stop_tool_ends_the_run() {
         "the stop tools travel in the recording"
     );
 }
+
+#[derive(Debug)]
+struct Human(bool);
+
+impl agentry_policy::Approver for Human {
+    fn approve<'a>(
+        &'a self,
+        request: &'a agentry_policy::Approval,
+    ) -> futures::future::BoxFuture<'a, bool> {
+        assert_eq!(request.call.name, "kv_set");
+        Box::pin(async move { self.0 })
+    }
+}
+
+#[tokio::test]
+async fn the_policy_sees_every_call_and_its_decisions_are_recorded() {
+    let script = r#"{"turns": [
+        {"when": {"last": "user"}, "calls": [
+            {"name": "get_weather", "arguments": {"city": "Oslo"}},
+            {"name": "get_weather", "arguments": {"city": "Paris"}},
+            {"name": "calculator", "arguments": {"expression": "6 * 7"}},
+            {"name": "kv_set", "arguments": {"key": "k", "value": "v"}}]},
+        {"when": {"last": "tool"}, "text": "{{tool}}"}]}"#;
+    for (approver, kv) in [
+        (Some(true), "ok"),
+        (Some(false), "a human refused this call"),
+        (None, "no one is there to approve it"),
+    ] {
+        let cfg = EngineConfig {
+            policy: Some(Arc::new(policy())),
+            approver: approver.map(|a| Arc::new(Human(a)) as Arc<dyn agentry_policy::Approver>),
+            ..EngineConfig::new(Mode::Sequential)
+        };
+        let trace = Collect::new();
+        let out = engine(script, tools(), cfg).run("go", &trace).await;
+        let results: Vec<(String, Result<serde_json::Value, String>)> = trace
+            .events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                TraceKind::CallFinished { result, .. } => Some((
+                    result.name.clone(),
+                    result
+                        .outcome
+                        .clone()
+                        .map_err(|e| format!("{}: {}", e.kind(), e.for_model())),
+                )),
+                _ => None,
+            })
+            .collect();
+        let find = |name: &str, pick: usize| {
+            results
+                .iter()
+                .filter(|r| r.0 == name)
+                .nth(pick)
+                .unwrap()
+                .1
+                .clone()
+        };
+        let oslo_or_paris: Vec<_> = results
+            .iter()
+            .filter(|r| r.0 == "get_weather")
+            .map(|r| r.1.is_ok())
+            .collect();
+        assert_eq!(
+            oslo_or_paris.iter().filter(|ok| !**ok).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(results.iter().any(|r| {
+            r.1.as_ref()
+                .err()
+                .is_some_and(|e| e == "denied: Oslo is off limits")
+        }));
+        // The rewrite ran the calculator on the policy's expression.
+        assert_eq!(find("calculator", 0).unwrap(), json!(2.0));
+        match find("kv_set", 0) {
+            Ok(_) => assert_eq!(kv, "ok"),
+            Err(e) => assert!(e.starts_with("denied: ") && e.contains(kv), "{e}"),
+        }
+        let decisions: Vec<(String, Option<bool>)> = trace
+            .events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                TraceKind::PolicyDecision {
+                    action, approved, ..
+                } => Some((action.clone(), *approved)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(decisions.len(), 4, "{decisions:?}");
+        assert!(decisions.contains(&("ask".into(), approver)));
+        assert!(decisions.contains(&("rewrite".into(), None)));
+        assert_eq!(out.status, RunStatus::Answered);
+        // The run replays with its recorded outcomes, policy decisions included.
+        let report = agentry_exec::replay(&trace.events(), EngineConfig::default()).await;
+        assert_eq!(report.divergence, None);
+    }
+
+    // An agent sees only the tools its capabilities name.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cfg = EngineConfig {
+        policy: Some(Arc::new(policy())),
+        agent: Some("restricted".into()),
+        ..EngineConfig::new(Mode::Sequential)
+    };
+    let model = Spy(Arc::clone(&seen));
+    let e = Engine::new(Arc::new(model), Arc::new(tools()), cfg);
+    e.run("what can you do?", &agentry_exec::NoObserver).await;
+    let mut names = seen.lock().unwrap().clone();
+    names.sort();
+    assert_eq!(names, ["calculator", "get_weather", "kv_set"]);
+}
+
+/// A fresh policy for each run (a policy holds its rate counters).
+fn policy() -> agentry_policy::Policy {
+    agentry_policy::Policy::from_toml(
+        r#"
+        [[rule]]
+        name = "no oslo"
+        tool = "get_weather"
+        when = [{ path = "/city", equals = "Oslo" }]
+        action = "deny"
+        reason = "Oslo is off limits"
+
+        [[rule]]
+        tool = "calculator"
+        action = "rewrite"
+        set = { "/expression" = "1 + 1" }
+
+        [[rule]]
+        tool = "kv_set"
+        action = "ask"
+
+        [agent.restricted]
+        tools = ["get_weather", "calculator", "kv_set"]
+        "#,
+    )
+    .unwrap()
+}
+
+/// A model that records the tools it is offered and answers at once.
+struct Spy(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl agentry_llm::Model for Spy {
+    fn name(&self) -> String {
+        "spy".into()
+    }
+
+    fn stream(&self, request: agentry_llm::ChatRequest) -> agentry_llm::ModelStream {
+        *self.0.lock().unwrap() = request.tools.iter().map(|t| t.name.clone()).collect();
+        let done = agentry_llm::Completion {
+            finish_reason: agentry_llm::FinishReason::Stop,
+            usage: Default::default(),
+            timing: Default::default(),
+        };
+        Box::pin(futures::stream::iter(vec![
+            Ok(agentry_llm::ModelEvent::Text("nothing".into())),
+            Ok(agentry_llm::ModelEvent::Done(done)),
+        ]))
+    }
+}

@@ -195,7 +195,9 @@ fn build(
             if let (Some(lo), Some(hi)) = (c.min, c.max)
                 && lo > hi
             {
-                return Err(fail(format!("clamp of `{path}`: min {lo} is above max {hi}")));
+                return Err(fail(format!(
+                    "clamp of `{path}`: min {lo} is above max {hi}"
+                )));
             }
             clamp.push((pointer(&path).map_err(&fail)?, c.min, c.max));
         }
@@ -214,8 +216,18 @@ fn build(
     let mut caps = BTreeMap::new();
     for (name, a) in agents {
         let fail = |m: String| err(None, format!("agent `{name}`: {m}"));
-        let tools = a.tools.iter().map(|g| glob(g)).collect::<Result<_, _>>().map_err(&fail)?;
-        let servers = a.servers.iter().map(|g| glob(g)).collect::<Result<_, _>>().map_err(&fail)?;
+        let tools = a
+            .tools
+            .iter()
+            .map(|g| glob(g))
+            .collect::<Result<_, _>>()
+            .map_err(&fail)?;
+        let servers = a
+            .servers
+            .iter()
+            .map(|g| glob(g))
+            .collect::<Result<_, _>>()
+            .map_err(&fail)?;
         let mut rates = Vec::new();
         for (tool, spec) in a.rate {
             let (most, window) = rate(&spec).map_err(|m| fail(format!("rate of `{tool}`: {m}")))?;
@@ -249,7 +261,9 @@ fn rate(spec: &str) -> Result<(u32, Duration), String> {
         _ => return Err(bad()),
     };
     if n == 0 {
-        return Err(format!("`{spec}` allows no calls; hide the tool instead (tools = [...])"));
+        return Err(format!(
+            "`{spec}` allows no calls; hide the tool instead (tools = [...])"
+        ));
     }
     Ok((n, window))
 }
@@ -333,7 +347,9 @@ fn condition(c: CondFile) -> Result<Condition, String> {
     for (v, negated) in [(c.inside, false), (c.not_inside, true)] {
         if let Some(dir) = v {
             if !dir.starts_with('/') {
-                return Err(format!("`inside = \"{dir}\"` must be an absolute directory"));
+                return Err(format!(
+                    "`inside = \"{dir}\"` must be an absolute directory"
+                ));
             }
             tests.push((Test::Inside(dir), negated));
         }

@@ -175,9 +175,7 @@ impl Policy {
             line: None,
             message: format!("cannot read {}: {e}", path.display()),
         })?;
-        let yaml = path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml");
+        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
         if yaml {
             Self::from_yaml(&text)
         } else {
@@ -271,7 +269,10 @@ impl Policy {
         let seen = calls
             .entry((agent.to_owned(), tool.to_owned()))
             .or_default();
-        while seen.front().is_some_and(|t| now.duration_since(*t) >= *window) {
+        while seen
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= *window)
+        {
             seen.pop_front();
         }
         if seen.len() >= *most as usize {

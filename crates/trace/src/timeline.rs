@@ -173,6 +173,24 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     critical: false,
                 });
             }
+            TraceKind::PolicyDecision {
+                call_id,
+                action,
+                rule,
+                approved,
+                ..
+            } => {
+                if let Some(&i) = open.get(&format!("call:{call_id}")) {
+                    let by = rule.as_deref().unwrap_or("default");
+                    let answer = match approved {
+                        Some(true) => ", approved",
+                        Some(false) => ", refused",
+                        None => "",
+                    };
+                    let s = &mut t.steps[i];
+                    s.detail = format!("{} [policy: {action} by {by}{answer}]", s.detail);
+                }
+            }
             TraceKind::PlanRejected { .. } => {}
             TraceKind::RunFinished {
                 status,
