@@ -190,7 +190,31 @@ async fn run_once(script: Script, mode: Mode, tasks: usize) -> Result<Duration> 
 }
 
 /// Engine cost per call: a zero-latency model and tool, `n` calls in one turn or one plan.
-async fn overhead(mode: Mode, n: usize, traced: bool) -> Result<f64> {
+/// A policy whose every rule the benchmark's calls are tested against (none matches): the
+/// worst case of a first-match policy.
+const BENCH_POLICY: &str = r#"
+[[rule]]
+tool = "write_*"
+when = [{ path = "/path", not_inside = "/tmp/sandbox" }]
+action = "deny"
+[[rule]]
+tool = "noop"
+when = [{ path = "/amount", gt = 1000 }]
+action = "ask"
+[[rule]]
+tool = "noop"
+when = [{ path = "/to", regex = "@evil\\.org$" }]
+action = "deny"
+[[rule]]
+tool = "search"
+action = "rewrite"
+clamp = { "/k" = { max = 3 } }
+[[rule]]
+server = "shell"
+action = "deny"
+"#;
+
+async fn overhead(mode: Mode, n: usize, traced: bool, policy: bool) -> Result<f64> {
     let mut set = ToolSet::new();
     set.add(
         FnTool::new(
@@ -218,11 +242,11 @@ async fn overhead(mode: Mode, n: usize, traced: bool) -> Result<f64> {
         tool_calls: None,
         ..Budget::default()
     };
-    let engine = Engine::new(
-        Arc::new(SimModel::new(script)),
-        tools,
-        EngineConfig::new(mode).budget(budget),
-    );
+    let mut cfg = EngineConfig::new(mode).budget(budget);
+    if policy {
+        cfg.policy = Some(Arc::new(agentry_policy::Policy::from_toml(BENCH_POLICY)?));
+    }
+    let engine = Engine::new(Arc::new(SimModel::new(script)), tools, cfg);
     let dir = std::env::temp_dir().join(format!("agentry-bench-dag-{}", std::process::id()));
     let writer = if traced {
         Some(agentry_trace::TraceWriter::open(&dir.join("traces.db"))?)
@@ -315,13 +339,14 @@ pub(crate) fn run(concurrent_runs: usize, as_json: bool) -> Result<()> {
             }
             rows.push(json!({"name": shape.name, "sequential_ms": ms(seq), "compiled_ms": ms(comp), "bound_ms": ms(b)}));
         }
-        let over_seq = overhead(Mode::Sequential, 1000, false).await?;
-        let over_comp = overhead(Mode::Compiled, 1000, false).await?;
-        let over_traced = overhead(Mode::Compiled, 1000, true).await?;
+        let over_seq = overhead(Mode::Sequential, 1000, false, false).await?;
+        let over_comp = overhead(Mode::Compiled, 1000, false, false).await?;
+        let over_traced = overhead(Mode::Compiled, 1000, true, false).await?;
+        let over_policy = overhead(Mode::Compiled, 1000, false, true).await?;
         let (ok, wall) = concurrent(concurrent_runs).await?;
         let rss = peak_rss_mb();
         if as_json {
-            println!("{}", json!({"shapes": rows, "overhead_us_per_call": over_comp, "overhead_us_per_call_sequential": over_seq, "overhead_us_per_call_traced": over_traced,
+            println!("{}", json!({"shapes": rows, "overhead_us_per_call": over_comp, "overhead_us_per_call_sequential": over_seq, "overhead_us_per_call_traced": over_traced, "overhead_us_per_call_policy": over_policy,
                 "concurrent_runs": concurrent_runs, "concurrent_ok": ok, "concurrent_wall_s": wall, "peak_rss_mb": rss}));
             return Ok(());
         }
@@ -330,6 +355,11 @@ pub(crate) fn run(concurrent_runs: usize, as_json: bool) -> Result<()> {
         println!("  sequential (one turn of 1000 native calls): {over_seq:.1} µs/call");
         println!("  compiled (a 1000-task plan, parsed as it streams): {over_comp:.1} µs/call");
         println!("  compiled, every step written to the SQLite trace store: {over_traced:.1} µs/call");
+        println!(
+            "  compiled, every call checked against a 5-rule policy (none matches): {over_policy:.1} µs/call ({:+.1} µs, {:.2}x)",
+            over_policy - over_comp,
+            over_policy / over_comp
+        );
         println!("  goal: < 20 µs/call");
         println!("\n{concurrent_runs} concurrent compiled runs of a 4-call plan (2 lookups of 50 ms, a dependent calculation, a 50 ms wait):");
         println!("  {ok} / {concurrent_runs} answered in {wall:.2} s   peak RSS {} MB (goal < 2048)", rss.map_or("n/a".into(), |r| format!("{r:.0}")));

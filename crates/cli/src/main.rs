@@ -7,6 +7,7 @@ mod bench_llm;
 #[cfg(feature = "local")]
 mod bench_local;
 mod eval;
+mod policy;
 mod run;
 mod taubench;
 
@@ -34,6 +35,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The policy a run's calls pass.
+#[derive(Debug, Clone, clap::Args)]
+struct PolicyArgs {
+    /// A policy file (TOML, or YAML by extension): every call is allowed, denied, rewritten
+    /// or held for approval by its rules. See the README's Policy section.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// The agent's name in the policy (its visible tools and rate limits).
+    #[arg(long, value_name = "NAME", requires = "policy")]
+    agent: Option<String>,
+    /// Who approves calls the policy marks `ask`: a prompt on this terminal, the approval
+    /// queue (`agentry approve ID`), or no one (refused).
+    #[arg(long, value_enum, default_value = "terminal")]
+    approve: policy::ApproveMode,
+    /// The approval queue's directory.
+    #[arg(long, value_name = "DIR", default_value = ".agentry/approvals")]
+    approvals: PathBuf,
 }
 
 /// Settings of the embedded local model (`--model local` or `local:PATH`).
@@ -133,6 +153,8 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         /// Print the outcome as one JSON object (run id, status, answer, calls, tokens, time).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        policy: PolicyArgs,
     },
     /// Look at recorded runs: list them, draw one as a timeline, export its events.
     Trace {
@@ -254,6 +276,27 @@ gets the same replies with the same latency. Stops on Ctrl-C.")]
     Eval {
         #[command(subcommand)]
         what: EvalCommand,
+    },
+    /// Check a policy file, or see what it decides for one call.
+    #[command(after_help = "\
+Examples:
+  $ agentry policy check examples/policy.toml
+  $ agentry policy decide examples/policy.toml --tool write_file --args '{\"path\": \"/etc/passwd\"}'
+  {\"action\":\"deny\",\"rule\":\"writes stay in the sandbox\",\"reason\":\"…\",\"rewritten\":null}")]
+    Policy {
+        #[command(subcommand)]
+        what: PolicyCommand,
+    },
+    /// Approve (or --deny) a call waiting in the approval queue; without an id, list them.
+    Approve {
+        /// The call's id, as the waiting run printed it.
+        id: Option<String>,
+        /// Refuse the call instead.
+        #[arg(long)]
+        deny: bool,
+        /// The approval queue's directory.
+        #[arg(long, value_name = "DIR", default_value = ".agentry/approvals")]
+        approvals: PathBuf,
     },
     /// Measure agentry's own speed and print ratios against a baseline from the same run.
     Bench {
@@ -389,6 +432,10 @@ struct TaubenchRunArgs {
     /// Keep no traces.
     #[arg(long)]
     no_trace: bool,
+    /// A policy file every call of the agent passes (see `agentry policy`); what it denies
+    /// goes back to the agent as an error. Calls it marks `ask` are refused.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// The agent model's price per million prompt tokens, for its cost per successful task.
     #[arg(long, value_name = "USD", requires = "price_out")]
     price_in: Option<f64>,
@@ -403,6 +450,32 @@ struct TaubenchRunArgs {
     /// API key (instead of OPENAI_API_KEY).
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Read a policy file: its rules, or the line and reason it is refused for.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Print the decision on one call as JSON (exit 1 if it is denied).
+    Decide {
+        /// The policy file.
+        file: PathBuf,
+        /// The tool's name.
+        #[arg(long)]
+        tool: String,
+        /// The call's arguments, a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// The calling agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The server the tool comes from.
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -683,6 +756,7 @@ fn main() -> ExitCode {
             quiet,
             json,
             local,
+            policy,
         } => {
             let args = run::RunArgs {
                 mode: match mode {
@@ -702,6 +776,15 @@ fn main() -> ExitCode {
                 tool_latency: std::time::Duration::from_millis(tool_latency_ms),
                 quiet,
                 json,
+                policy: match &policy.policy {
+                    Some(path) => match policy::load(path) {
+                        Ok(p) => Some(p),
+                        Err(e) => return finish(Err(e)),
+                    },
+                    None => None,
+                },
+                approver: policy::approver(policy.approve, &policy.approvals),
+                agent: policy.agent.clone(),
             };
             runtime().and_then(|rt| rt.block_on(run::run(&task, args)))
         }
@@ -812,6 +895,7 @@ fn main() -> ExitCode {
                 out,
                 trace_db,
                 no_trace,
+                policy,
                 price_in,
                 price_out,
                 local,
@@ -841,9 +925,25 @@ fn main() -> ExitCode {
                 out,
                 trace_db: (!no_trace).then_some(trace_db),
                 prices: price_in.zip(price_out),
+                policy,
             };
             runtime().and_then(|rt| rt.block_on(taubench::run(args)))
         }
+        Command::Policy { what } => match what {
+            PolicyCommand::Check { file } => policy::check(&file),
+            PolicyCommand::Decide {
+                file,
+                tool,
+                args,
+                agent,
+                server,
+            } => policy::decide(&file, &tool, &args, agent.as_deref(), server.as_deref()),
+        },
+        Command::Approve {
+            id,
+            deny,
+            approvals,
+        } => policy::approve(&approvals, id.as_deref(), deny),
         Command::Replay { run, trace_db } => {
             runtime().and_then(|rt| rt.block_on(run::replay(&trace_db, &run)))
         }

@@ -24,6 +24,9 @@ pub(crate) struct RunArgs<'a> {
     pub(crate) tool_latency: Duration,
     pub(crate) quiet: bool,
     pub(crate) json: bool,
+    pub(crate) policy: Option<Arc<agentry_policy::Policy>>,
+    pub(crate) approver: Option<Arc<dyn agentry_policy::Approver>>,
+    pub(crate) agent: Option<String>,
 }
 
 /// Prints each step as it starts and ends.
@@ -171,6 +174,9 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
     let cfg = EngineConfig {
         budget: args.budget,
         call_timeout: args.call_timeout,
+        policy: args.policy.clone(),
+        approver: args.approver.clone(),
+        agent: args.agent.clone(),
         ..EngineConfig::new(args.mode)
     };
     let engine = Engine::new(Arc::clone(&model), tools, cfg);

@@ -32,6 +32,7 @@ pub(crate) struct RunArgs {
     pub(crate) out: Option<PathBuf>,
     pub(crate) trace_db: Option<PathBuf>,
     pub(crate) prices: Option<(f64, f64)>,
+    pub(crate) policy: Option<PathBuf>,
 }
 
 /// Reads task ids written as `3,5,10-19`.
@@ -120,6 +121,11 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
     };
     let cfg = EpisodeConfig {
         max_steps: args.max_steps,
+        policy: args
+            .policy
+            .as_deref()
+            .map(crate::policy::load)
+            .transpose()?,
         ..EpisodeConfig::default()
     };
     eprintln!(

@@ -768,3 +768,188 @@ fn eval_taubench_refuses_bad_input_clearly() {
     let out = agentry(&["eval", "taubench", "--model", "noop"], b"");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--data"));
 }
+
+#[test]
+fn run_with_a_policy_denies_rewrites_and_holds_calls_for_approval() {
+    let dir = std::env::temp_dir().join(format!("agentry-policy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("p.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[rule]]
+name = "approve paris"
+tool = "get_weather"
+when = [{ path = "/city", equals = "Paris" }]
+action = "ask"
+
+[[rule]]
+name = "no sums"
+tool = "calculator"
+action = "deny"
+reason = "no arithmetic today"
+"#,
+    )
+    .unwrap();
+    let db = dir.join("t.db");
+    let approvals = dir.join("approvals");
+    let args = [
+        "run",
+        "How much warmer is Oslo than Paris?",
+        "--mode",
+        "sequential",
+        "--model",
+        "sim:trip",
+        "--tool-latency-ms",
+        "10",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--approve",
+        "queue",
+        "--approvals",
+        approvals.to_str().unwrap(),
+        "--trace-db",
+        db.to_str().unwrap(),
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The Paris lookup waits in the queue until someone approves it.
+    let id = (0..200)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::fs::read_dir(&approvals).ok()?.flatten().find_map(|e| {
+                let p = e.path();
+                (p.extension()? == "json")
+                    .then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+            })
+        })
+        .expect("a call waiting for approval");
+    let listed = agentry(
+        &["approve", "--approvals", approvals.to_str().unwrap()],
+        b"",
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&format!("{id}  get_weather")));
+    let out = agentry(
+        &["approve", &id, "--approvals", approvals.to_str().unwrap()],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("policy deny by no sums: no arithmetic today"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("policy ask (approved) by approve paris"),
+        "{stderr}"
+    );
+    // The decisions are in the trace.
+    let out = agentry(
+        &[
+            "trace",
+            "export",
+            "last",
+            "--trace-db",
+            db.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let decisions: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["kind"] == "policy_decision")
+        .collect();
+    assert_eq!(decisions.len(), 3, "{decisions:?}");
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["action"] == "deny" && d["rule"] == "no sums")
+    );
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["action"] == "ask" && d["approved"] == true)
+    );
+    let out = agentry(
+        &[
+            "approve",
+            "nope",
+            "--approvals",
+            approvals.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no call `nope` is waiting"));
+
+    // `--approve never` refuses what needs approval; a bad policy never runs.
+    let out = agentry(
+        &[
+            "run",
+            "How much warmer is Oslo than Paris?",
+            "--mode",
+            "sequential",
+            "--model",
+            "sim:trip",
+            "--tool-latency-ms",
+            "10",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--approve",
+            "never",
+            "--no-trace",
+        ],
+        b"",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no one is there to approve it"));
+    std::fs::write(
+        &policy,
+        "[[rule]]\naction = \"allow\"\n\n[[rule]]\ntool = \"x\"\naction = \"nope\"\n",
+    )
+    .unwrap();
+    let out = agentry(
+        &[
+            "run",
+            "x",
+            "--model",
+            "sim:trip",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 4: rule 2: unknown action `nope`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = agentry(&["policy", "check", "../../examples/policy/demo.toml"], b"");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 rule(s), default allow"));
+    let out = agentry(
+        &[
+            "policy",
+            "decide",
+            "../../examples/policy/demo.toml",
+            "--tool",
+            "search",
+            "--args",
+            r#"{"query": "x", "k": 9}"#,
+        ],
+        b"",
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rewritten"], json!({"query": "x", "k": 3}));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

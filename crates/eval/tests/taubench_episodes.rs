@@ -276,3 +276,34 @@ async fn an_llm_user_follows_the_tau_bench_prompt_and_stops() {
             .contains("\n\nInstruction: Be Yusuf.\n")
     );
 }
+
+#[tokio::test]
+async fn a_policy_sees_the_agents_calls() {
+    // Dev task 0 cancels an order; a policy forbidding cancellations keeps the database
+    // unchanged, so even the ground truth scores 0, and the agent read the reason.
+    let data = data(Split::Dev);
+    let policy = agentry_policy::Policy::from_toml(
+        "[[rule]]\ntool = \"cancel_*\"\naction = \"deny\"\nreason = \"cancellations go through a human\"\n",
+    )
+    .unwrap();
+    let cfg = EpisodeConfig {
+        policy: Some(Arc::new(policy)),
+        ..EpisodeConfig::default()
+    };
+    let trace = Collect::new();
+    let r = run_episode(
+        &data,
+        0,
+        0,
+        &Agent::Oracle,
+        &scripted(),
+        &cfg,
+        &trace,
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!((r.reward, r.db_match), (0.0, false));
+    let denied = trace.events().iter().any(|e| matches!(&e.kind,
+        TraceKind::CallFinished { result, .. } if result.outcome.as_ref().is_err_and(|e| e.for_model() == "cancellations go through a human")));
+    assert!(denied);
+}

@@ -179,6 +179,8 @@ pub struct EpisodeConfig {
     pub wall: Duration,
     /// Deadline of each tool call.
     pub call_timeout: Duration,
+    /// A policy every call of the agent passes (its denials go back to the agent).
+    pub policy: Option<Arc<agentry_policy::Policy>>,
 }
 
 impl Default for EpisodeConfig {
@@ -187,6 +189,7 @@ impl Default for EpisodeConfig {
             max_steps: 30,
             wall: Duration::from_secs(1800),
             call_timeout: Duration::from_secs(30),
+            policy: None,
         }
     }
 }
@@ -286,6 +289,7 @@ pub async fn run_episode(
             calls_per_turn: Some(1),
             stop_tools: terminal,
             call_timeout: cfg.call_timeout,
+            policy: cfg.policy.clone(),
             retries: 0,
             budget: Budget {
                 wall: Some(cfg.wall),
