@@ -155,6 +155,14 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         json: bool,
         #[command(flatten)]
         policy: PolicyArgs,
+        /// An MCP server whose tools the agent may call: ALIAS=COMMAND (repeatable), e.g.
+        /// 'fs=npx -y @modelcontextprotocol/server-filesystem /tmp/x'. A tool whose name is
+        /// taken is offered as ALIAS__name; policies match the alias as `server`.
+        #[arg(long, value_name = "ALIAS=COMMAND")]
+        mcp: Vec<String>,
+        /// Offer only the MCP servers' tools, not the demo tools.
+        #[arg(long)]
+        no_demo_tools: bool,
     },
     /// Look at recorded runs: list them, draw one as a timeline, export its events.
     Trace {
@@ -757,7 +765,17 @@ fn main() -> ExitCode {
             json,
             local,
             policy,
+            mcp,
+            no_demo_tools,
         } => {
+            let mcp = match mcp
+                .iter()
+                .map(|m| agentry_mcp::ServerSpec::parse(m))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(specs) => specs,
+                Err(e) => return finish(Err(e.into())),
+            };
             let args = run::RunArgs {
                 mode: match mode {
                     ModeArg::Sequential => agentry_exec::Mode::Sequential,
@@ -785,6 +803,8 @@ fn main() -> ExitCode {
                 },
                 approver: policy::approver(policy.approve, &policy.approvals),
                 agent: policy.agent.clone(),
+                mcp,
+                demo_tools: !no_demo_tools,
             };
             runtime().and_then(|rt| rt.block_on(run::run(&task, args)))
         }

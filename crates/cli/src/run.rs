@@ -27,6 +27,8 @@ pub(crate) struct RunArgs<'a> {
     pub(crate) policy: Option<Arc<agentry_policy::Policy>>,
     pub(crate) approver: Option<Arc<dyn agentry_policy::Approver>>,
     pub(crate) agent: Option<String>,
+    pub(crate) mcp: Vec<agentry_mcp::ServerSpec>,
+    pub(crate) demo_tools: bool,
 }
 
 /// Prints each step as it starts and ends.
@@ -170,7 +172,37 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
         }
     };
     let model = agentry_llm::open(spec, &args.options)?;
-    let tools = Arc::new(agentry_tools::demo_tools(args.tool_latency));
+    let mut tools = if args.demo_tools {
+        agentry_tools::demo_tools(args.tool_latency)
+    } else {
+        agentry_tools::ToolSet::new()
+    };
+    let mut servers = Vec::new();
+    for spec in &args.mcp {
+        let server = agentry_mcp::McpServer::connect(spec.clone()).await?;
+        let taken: Vec<String> = tools.names();
+        let offered = server.tools(&|n| taken.iter().any(|t| t == n)).await;
+        if !args.quiet {
+            eprintln!(
+                "MCP server {} (protocol {}): {} tool(s): {}",
+                server.alias(),
+                server.protocol(),
+                offered.len(),
+                offered
+                    .iter()
+                    .map(|t| agentry_tools::DynTool::spec(t).name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for tool in offered {
+            tools
+                .add(tool)
+                .with_context(|| format!("a tool of the MCP server `{}`", server.alias()))?;
+        }
+        servers.push(server);
+    }
+    let tools = Arc::new(tools);
     let cfg = EngineConfig {
         budget: args.budget,
         call_timeout: args.call_timeout,
@@ -206,6 +238,9 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
         );
     }
     let outcome = engine.run(task, &Fanout(observers)).await;
+    for server in servers {
+        server.close().await;
+    }
     if let Some(w) = writer {
         let path = w.path().to_owned();
         if let Ok(w) = Arc::try_unwrap(w) {

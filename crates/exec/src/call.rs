@@ -52,7 +52,8 @@ async fn gate(
     arguments: Value,
     cancel: &CancellationToken,
 ) -> (Result<Value, ToolError>, TraceKind) {
-    let verdict = policy.decide(cfg.agent.as_deref(), None, &call.name, &arguments);
+    let server = tools.get(&call.name).and_then(|t| t.server());
+    let verdict = policy.decide(cfg.agent.as_deref(), server, &call.name, &arguments);
     let mut record = TraceKind::PolicyDecision {
         call_id: call.id.clone(),
         action: verdict.action.as_str().to_owned(),

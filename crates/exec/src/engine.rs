@@ -136,13 +136,16 @@ impl Engine {
     /// With a policy that names the agent, the tools it may not see are not offered.
     pub fn new(model: Arc<dyn Model>, tools: Arc<ToolSet>, cfg: EngineConfig) -> Self {
         let tools = match (&cfg.policy, cfg.agent.as_deref()) {
-            (Some(policy), Some(agent))
-                if tools
-                    .specs()
-                    .iter()
-                    .any(|s| !policy.visible(Some(agent), None, &s.name)) =>
-            {
-                Arc::new(tools.filtered(|s| policy.visible(Some(agent), None, &s.name)))
+            (Some(policy), Some(agent)) => {
+                let visible = |s: &agentry_core::ToolSpec| {
+                    let server = tools.get(&s.name).and_then(|t| t.server());
+                    policy.visible(Some(agent), server, &s.name)
+                };
+                if tools.specs().iter().all(visible) {
+                    tools
+                } else {
+                    Arc::new(tools.filtered(visible))
+                }
             }
             _ => tools,
         };

@@ -58,6 +58,11 @@ pub trait DynTool: Send + Sync {
     fn spec(&self) -> ToolSpec;
     /// Whether a call may be retried.
     fn is_idempotent(&self) -> bool;
+    /// The server the tool comes from (an MCP server's alias), for policies; `None` for a
+    /// tool of this process.
+    fn server(&self) -> Option<&str> {
+        None
+    }
     /// Decodes `args` and runs the call.
     fn call_json(&self, args: Value, cx: CallContext) -> BoxFuture<'_, Result<Value, ToolError>>;
 }

@@ -1,0 +1,460 @@
+//! MCP servers as agentry tools: [`McpServer`] connects to a Model Context Protocol server
+//! over stdio (a command line), and [`McpServer::tools`] offers each of its tools to the
+//! engine as an ordinary tool (validated against its `inputSchema`, policy-checked with the
+//! server's alias, traced).
+//!
+//! Built on the official Rust SDK (`rmcp`), which negotiates the protocol revision with the
+//! server (2026-07-28 and the older `initialize` revisions). A server that crashes or whose
+//! connection breaks fails the calls in flight with `Unavailable` and is started again on
+//! the next call, with exponential backoff; a server that hangs is cut off by the engine's
+//! per-call deadline. Nothing waits forever.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+use std::{
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use agentry_core::{ToolError, ToolSpec};
+use agentry_tools::{CallContext, DynTool};
+use futures::future::BoxFuture;
+use rmcp::{
+    ClientHandler, RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult, ContentBlock},
+    service::{NotificationContext, Peer, RunningService, ServiceError},
+    transport::TokioChildProcess,
+};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+/// An MCP server to connect to: its alias (the `server` in policies, the prefix of its tool
+/// names when they clash) and the command that starts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// Short name, e.g. `fs`.
+    pub alias: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+}
+
+/// What goes wrong connecting to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The spec is not `ALIAS=COMMAND …`.
+    #[error("{0}")]
+    Spec(String),
+    /// The server could not be started or did not complete the handshake.
+    #[error("the MCP server `{alias}` ({command}) could not be started: {why}")]
+    Start {
+        /// Its alias.
+        alias: String,
+        /// Its command line.
+        command: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl ServerSpec {
+    /// Reads `ALIAS=COMMAND ARGS…` (arguments split on spaces; single or double quotes keep
+    /// spaces inside one argument).
+    pub fn parse(text: &str) -> Result<Self, McpError> {
+        let bad = |why: &str| {
+            McpError::Spec(format!(
+                "`{text}`: {why}; write ALIAS=COMMAND, e.g. 'fs=npx -y @modelcontextprotocol/server-filesystem /tmp'"
+            ))
+        };
+        let (alias, command) = text.split_once('=').ok_or_else(|| bad("no `=`"))?;
+        let alias = alias.trim();
+        if alias.is_empty()
+            || !alias
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad("the alias must be letters, digits, `-` or `_`"));
+        }
+        let command = split_words(command).map_err(|w| bad(&w))?;
+        if command.is_empty() {
+            return Err(bad("the command is empty"));
+        }
+        Ok(Self {
+            alias: alias.to_owned(),
+            command,
+        })
+    }
+}
+
+fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err("a quote is not closed".into());
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// Notices the server's `notifications/tools/list_changed`.
+#[derive(Clone, Default)]
+struct Handler {
+    tools_changed: Arc<AtomicBool>,
+}
+
+impl ClientHandler for Handler {
+    fn on_tool_list_changed(
+        &self,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.tools_changed.store(true, Ordering::Relaxed);
+        std::future::ready(())
+    }
+}
+
+struct Connection {
+    service: Option<RunningService<RoleClient, Handler>>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// A connected MCP server.
+pub struct McpServer {
+    spec: ServerSpec,
+    conn: Mutex<Connection>,
+    handler: Handler,
+    tools: std::sync::Mutex<Vec<rmcp::model::Tool>>,
+    protocol: String,
+}
+
+impl std::fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServer")
+            .field("alias", &self.spec.alias)
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
+/// Longest wait before restarting a crashed server.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl McpServer {
+    /// Starts the server, completes the handshake and lists its tools.
+    pub async fn connect(spec: ServerSpec) -> Result<Arc<Self>, McpError> {
+        let handler = Handler::default();
+        let service = start(&spec, &handler).await?;
+        let protocol = service
+            .peer_info()
+            .map(|i| i.protocol_version.to_string())
+            .unwrap_or_default();
+        let tools = service
+            .list_all_tools()
+            .await
+            .map_err(|e| start_error(&spec, e.to_string()))?;
+        Ok(Arc::new(Self {
+            spec,
+            conn: Mutex::new(Connection {
+                service: Some(service),
+                failures: 0,
+                retry_at: None,
+            }),
+            handler,
+            tools: std::sync::Mutex::new(tools),
+            protocol,
+        }))
+    }
+
+    /// Its alias.
+    pub fn alias(&self) -> &str {
+        &self.spec.alias
+    }
+
+    /// The protocol revision the server and agentry agreed on.
+    pub fn protocol(&self) -> &str {
+        &self.protocol
+    }
+
+    /// The server's tools as agentry tools, each named `name`, or `ALIAS__name` when
+    /// `taken` says the plain name is used already.
+    pub async fn tools(self: &Arc<Self>, taken: &dyn Fn(&str) -> bool) -> Vec<McpTool> {
+        if self.handler.tools_changed.swap(false, Ordering::Relaxed)
+            && let Ok(peer) = self.peer().await
+            && let Ok(fresh) = peer.list_all_tools().await
+            && let Ok(mut tools) = self.tools.lock()
+        {
+            *tools = fresh;
+        }
+        let listed = self.tools.lock().map(|t| t.clone()).unwrap_or_default();
+        listed
+            .into_iter()
+            .map(|t| {
+                let remote = t.name.to_string();
+                let name = if taken(&remote) {
+                    format!("{}__{remote}", self.spec.alias)
+                } else {
+                    remote.clone()
+                };
+                let mut spec = ToolSpec::new(
+                    name,
+                    t.description.as_deref().unwrap_or_default(),
+                    Value::Object((*t.input_schema).clone()),
+                );
+                if let Some(out) = &t.output_schema {
+                    spec = spec.output_schema(Value::Object((**out).clone()));
+                }
+                let hints = t.annotations.as_ref();
+                let idempotent = hints.is_some_and(|a| {
+                    a.read_only_hint == Some(true) || a.idempotent_hint == Some(true)
+                });
+                McpTool {
+                    server: Arc::clone(self),
+                    remote,
+                    spec,
+                    idempotent,
+                }
+            })
+            .collect()
+    }
+
+    /// A live connection's peer, restarting the server if it went away and its backoff
+    /// has passed.
+    async fn peer(&self) -> Result<Peer<RoleClient>, ToolError> {
+        let mut conn = self.conn.lock().await;
+        if let Some(service) = &conn.service {
+            if !service.is_closed() && !service.peer().is_transport_closed() {
+                return Ok(service.peer().clone());
+            }
+            conn.service = None;
+            conn.failures += 1;
+            conn.retry_at = Some(Instant::now() + backoff(conn.failures));
+        }
+        if let Some(at) = conn.retry_at
+            && Instant::now() < at
+        {
+            return Err(ToolError::unavailable(format!(
+                "the MCP server `{}` stopped; it is restarted in {:.1} s",
+                self.spec.alias,
+                at.saturating_duration_since(Instant::now()).as_secs_f64()
+            )));
+        }
+        match start(&self.spec, &self.handler).await {
+            Ok(service) => {
+                tracing::info!(server = %self.spec.alias, "MCP server restarted");
+                let peer = service.peer().clone();
+                conn.service = Some(service);
+                conn.failures = 0;
+                conn.retry_at = None;
+                Ok(peer)
+            }
+            Err(e) => {
+                conn.failures += 1;
+                conn.retry_at = Some(Instant::now() + backoff(conn.failures));
+                Err(ToolError::unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// Marks the connection broken so the next call restarts the server.
+    async fn broken(&self) {
+        let mut conn = self.conn.lock().await;
+        if conn.service.take().is_some() {
+            conn.failures += 1;
+            conn.retry_at = Some(Instant::now() + backoff(conn.failures));
+        }
+    }
+
+    /// Stops the server.
+    pub async fn close(&self) {
+        if let Some(service) = self.conn.lock().await.service.take() {
+            let _ = service.cancel().await;
+        }
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    let d = Duration::from_millis(250).saturating_mul(1 << failures.min(8));
+    d.min(MAX_BACKOFF)
+}
+
+fn start_error(spec: &ServerSpec, why: String) -> McpError {
+    McpError::Start {
+        alias: spec.alias.clone(),
+        command: spec.command.join(" "),
+        why,
+    }
+}
+
+async fn start(
+    spec: &ServerSpec,
+    handler: &Handler,
+) -> Result<RunningService<RoleClient, Handler>, McpError> {
+    let mut cmd = tokio::process::Command::new(&spec.command[0]);
+    cmd.args(&spec.command[1..]);
+    // The server's log lines are not ours to print.
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| start_error(spec, e.to_string()))?;
+    match tokio::time::timeout(Duration::from_secs(60), handler.clone().serve(transport)).await {
+        Ok(Ok(service)) => Ok(service),
+        Ok(Err(e)) => Err(start_error(spec, e.to_string())),
+        Err(_) => Err(start_error(
+            spec,
+            "no answer to the handshake within 60 s".into(),
+        )),
+    }
+}
+
+/// One tool of an MCP server, as an agentry tool.
+pub struct McpTool {
+    server: Arc<McpServer>,
+    remote: String,
+    spec: ToolSpec,
+    idempotent: bool,
+}
+
+impl std::fmt::Debug for McpTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpTool")
+            .field("server", &self.server.spec.alias)
+            .field("name", &self.spec.name)
+            .finish()
+    }
+}
+
+impl DynTool for McpTool {
+    fn spec(&self) -> ToolSpec {
+        self.spec.clone()
+    }
+
+    fn is_idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    fn server(&self) -> Option<&str> {
+        Some(&self.server.spec.alias)
+    }
+
+    fn call_json(&self, args: Value, cx: CallContext) -> BoxFuture<'_, Result<Value, ToolError>> {
+        Box::pin(async move {
+            let peer = self.server.peer().await?;
+            let mut params = CallToolRequestParams::new(self.remote.clone());
+            if let Value::Object(map) = args {
+                params = params.with_arguments(map);
+            }
+            let called = tokio::select! {
+                r = peer.call_tool(params) => r,
+                () = cx.cancel.cancelled() => {
+                    return Err(ToolError::unavailable("the call was cancelled"));
+                }
+            };
+            match called {
+                Ok(result) => outcome(result),
+                Err(e) => {
+                    let alias = &self.server.spec.alias;
+                    match e {
+                        ServiceError::McpError(e) => Err(ToolError::failed(format!(
+                            "the MCP server `{alias}` refused the call: {}",
+                            e.message
+                        ))),
+                        ServiceError::UnexpectedResponse => Err(ToolError::malformed(format!(
+                            "the MCP server `{alias}` sent an answer that is not a tool result"
+                        ))),
+                        other => {
+                            self.server.broken().await;
+                            Err(ToolError::unavailable(format!(
+                                "the MCP server `{alias}` went away during the call ({other})"
+                            )))
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// A tool result as the model reads it: the text when it is all text, else the content
+/// blocks; `structuredContent` kept beside; `isError` becomes a `ToolFailed` error.
+fn outcome(result: CallToolResult) -> Result<Value, ToolError> {
+    let texts: Vec<&str> = result
+        .content
+        .iter()
+        .filter_map(|c| match c {
+            ContentBlock::Text(t) => Some(t.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let all_text = texts.len() == result.content.len();
+    if result.is_error == Some(true) {
+        let why = if texts.is_empty() {
+            "the tool reported an error".to_owned()
+        } else {
+            texts.join("\n")
+        };
+        return Err(ToolError::failed(why));
+    }
+    Ok(match (result.structured_content, all_text) {
+        (None, true) => Value::String(texts.join("\n")),
+        (None, false) => json!({ "content": result.content }),
+        (Some(structured), _) => {
+            json!({ "structuredContent": structured, "content": result.content })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_read_alias_and_words() {
+        let s = ServerSpec::parse("fs=npx -y @modelcontextprotocol/server-filesystem '/tmp/a b'")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.alias, "fs");
+        assert_eq!(
+            s.command,
+            [
+                "npx",
+                "-y",
+                "@modelcontextprotocol/server-filesystem",
+                "/tmp/a b"
+            ]
+        );
+        for bad in ["npx server", "=npx", "fs=", "f s=x", "fs=x 'open"] {
+            assert!(ServerSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        assert!(backoff(1) < backoff(2));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+}
