@@ -953,3 +953,103 @@ reason = "no arithmetic today"
     assert_eq!(v["rewritten"], json!({"query": "x", "k": 3}));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The npm bin directory of the MCP servers, or `None` (skip) unless AGENTRY_REQUIRE_MCP.
+fn mcp_bin(name: &str) -> Option<String> {
+    let dir = std::env::var_os("AGENTRY_NPM_DIR").map_or_else(
+        || {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/agentry/npm")
+        },
+        std::path::PathBuf::from,
+    );
+    let path = dir.join("node_modules/.bin").join(name);
+    if path.exists() {
+        return Some(path.to_string_lossy().into_owned());
+    }
+    assert!(
+        std::env::var_os("AGENTRY_REQUIRE_MCP").is_none(),
+        "{} is missing: run scripts/mcp-servers",
+        path.display()
+    );
+    None
+}
+
+#[test]
+fn run_calls_mcp_filesystem_tools_and_the_policy_keeps_denied_writes_off_disk() {
+    let Some(fs_server) = mcp_bin("mcp-server-filesystem") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("agentry-mcp-fs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "secret notes").unwrap();
+    let script = dir.join("fs.yaml");
+    std::fs::write(
+        &script,
+        format!(
+            "name: fs\nformat: openai\nturns:\n  - when: {{ last: user }}\n    calls:\n      - name: read_text_file\n        arguments: {{ path: \"{0}/a.txt\" }}\n      - name: write_file\n        arguments: {{ path: \"{0}/b.txt\", content: \"written\" }}\n  - when: {{ last: tool }}\n    text: \"{{{{tool}}}}\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let policy = dir.join("p.toml");
+    std::fs::write(&policy, "[[rule]]\nserver = \"fs\"\ntool = \"write_*\"\naction = \"deny\"\nreason = \"read-only today\"\n").unwrap();
+    let mcp = format!("fs={fs_server} {}", root.display());
+    // sim:PATH is how a script file is named.
+    let model = format!("sim:{}", script.display());
+    let out = agentry(
+        &[
+            "run",
+            "read and write",
+            "--mode",
+            "sequential",
+            "--model",
+            model.as_str(),
+            "--mcp",
+            &mcp,
+            "--no-demo-tools",
+            "--no-trace",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("MCP server fs (protocol"), "{stderr}");
+    assert!(stdout.contains("secret notes"), "{stdout}");
+    assert!(stdout.contains("read-only today"), "{stdout}");
+    assert!(
+        !root.join("b.txt").exists(),
+        "a denied write reached the disk"
+    );
+    // Without the policy the same write happens: the denial above was the policy's doing.
+    let out = agentry(
+        &[
+            "run",
+            "read and write",
+            "--mode",
+            "sequential",
+            "--model",
+            model.as_str(),
+            "--mcp",
+            &mcp,
+            "--no-demo-tools",
+            "--no-trace",
+        ],
+        b"",
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(root.join("b.txt")).unwrap(),
+        "written"
+    );
+    // A bad --mcp is refused with an example.
+    let out = agentry(&["run", "x", "--mcp", "no-equals-sign"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("write ALIAS=COMMAND"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
