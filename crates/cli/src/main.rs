@@ -295,6 +295,43 @@ Examples:
         #[command(subcommand)]
         what: PolicyCommand,
     },
+    /// Sit between an MCP client and an MCP server (stdio): forward everything, put each
+    /// tools/call through the policy (a denied call never reaches the server; the client gets
+    /// an error result with the reason), and write all traffic to an audit trail.
+    #[command(after_help = "\
+Example (in an MCP client's server configuration, e.g. Claude Desktop's):
+  \"command\": \"agentry\",
+  \"args\": [\"proxy\", \"--policy\", \"/home/me/fs-policy.toml\", \"--server-name\", \"fs\", \"--\",
+           \"npx\", \"-y\", \"@modelcontextprotocol/server-filesystem\", \"/home/me/notes\"]
+
+Calls the policy marks `ask` wait in the approval queue (agentry approve ID); stdin belongs
+to the MCP client, so there is no terminal prompt.")]
+    Proxy {
+        /// The policy file.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// The server's name in the policy (`server = …` in rules).
+        #[arg(long, value_name = "NAME")]
+        server_name: Option<String>,
+        /// The calling agent's name in the policy.
+        #[arg(long, value_name = "NAME")]
+        agent: Option<String>,
+        /// Who approves calls marked `ask`: the approval queue, or no one.
+        #[arg(long, value_enum, default_value = "queue")]
+        approve: policy::ApproveMode,
+        /// The approval queue's directory.
+        #[arg(long, value_name = "DIR", default_value = ".agentry/approvals")]
+        approvals: PathBuf,
+        /// The audit trail: every message both ways and every decision, as JSON lines.
+        #[arg(long, value_name = "FILE", default_value = ".agentry/audit.jsonl")]
+        audit: PathBuf,
+        /// Keep no audit trail.
+        #[arg(long)]
+        no_audit: bool,
+        /// The MCP server's command line, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Approve (or --deny) a call waiting in the approval queue; without an id, list them.
     Approve {
         /// The call's id, as the waiting run printed it.
@@ -964,6 +1001,35 @@ fn main() -> ExitCode {
             deny,
             approvals,
         } => policy::approve(&approvals, id.as_deref(), deny),
+        Command::Proxy {
+            policy: file,
+            server_name,
+            agent,
+            approve,
+            approvals,
+            audit,
+            no_audit,
+            command,
+        } => {
+            if approve == policy::ApproveMode::Terminal {
+                return finish(Err(anyhow::anyhow!(
+                    "--approve terminal cannot work in the proxy: its stdin is the MCP client's; use queue or never"
+                )));
+            }
+            match policy::load(&file) {
+                Err(e) => Err(e),
+                Ok(p) => runtime().and_then(|rt| {
+                    rt.block_on(policy::proxy(
+                        command,
+                        p,
+                        policy::approver(approve, &approvals),
+                        agent,
+                        server_name,
+                        (!no_audit).then_some(audit.as_path()),
+                    ))
+                }),
+            }
+        }
         Command::Replay { run, trace_db } => {
             runtime().and_then(|rt| rt.block_on(run::replay(&trace_db, &run)))
         }

@@ -207,3 +207,104 @@ pub(crate) fn decide(
     println!("{}", serde_json::to_string(&verdict)?);
     Ok(verdict.action != Action::Deny)
 }
+
+/// The policy as the proxy's gate on `tools/call`.
+pub(crate) struct ProxyGate {
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) approver: Option<Arc<dyn Approver>>,
+    pub(crate) agent: Option<String>,
+    pub(crate) server: Option<String>,
+    pub(crate) calls: std::sync::atomic::AtomicU64,
+}
+
+impl agentry_mcp::proxy::CallGate for ProxyGate {
+    fn check<'a>(
+        &'a self,
+        tool: &'a str,
+        args: &'a serde_json::Value,
+    ) -> BoxFuture<'a, (agentry_mcp::proxy::Gate, serde_json::Value)> {
+        use agentry_mcp::proxy::Gate;
+        Box::pin(async move {
+            let v = self
+                .policy
+                .decide(self.agent.as_deref(), self.server.as_deref(), tool, args);
+            let mut record = serde_json::to_value(&v).unwrap_or_default();
+            let reason = v.reason.clone().unwrap_or_default();
+            let gate = match v.action {
+                Action::Allow => Gate::Forward(None),
+                Action::Rewrite => Gate::Forward(v.rewritten.clone()),
+                Action::Deny => Gate::Refuse(format!("denied by policy: {reason}")),
+                Action::Ask => {
+                    let n = self
+                        .calls
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let request = Approval {
+                        call: agentry_core::ToolCall::new(
+                            format!("proxy-{}-{n}", std::process::id()),
+                            tool,
+                            args.clone(),
+                        ),
+                        rule: v.rule.clone(),
+                        reason: reason.clone(),
+                    };
+                    let approved = match &self.approver {
+                        Some(a) => a.approve(&request).await,
+                        None => false,
+                    };
+                    record["approved"] = serde_json::json!(approved);
+                    if approved {
+                        Gate::Forward(None)
+                    } else {
+                        Gate::Refuse(format!("denied by policy: {reason} (not approved)"))
+                    }
+                }
+            };
+            (gate, record)
+        })
+    }
+}
+
+/// `agentry proxy`: runs until the client or the server goes away.
+pub(crate) async fn proxy(
+    command: Vec<String>,
+    policy: Arc<Policy>,
+    approver: Option<Arc<dyn Approver>>,
+    agent: Option<String>,
+    server: Option<String>,
+    audit: Option<&Path>,
+) -> Result<bool> {
+    let audit: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>> = match audit {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await
+                .with_context(|| format!("opening the audit trail {}", path.display()))?;
+            Some(Box::new(tokio::io::BufWriter::new(file)))
+        }
+        None => None,
+    };
+    let gate = ProxyGate {
+        policy,
+        approver,
+        agent,
+        server,
+        calls: std::sync::atomic::AtomicU64::new(0),
+    };
+    let proxy = agentry_mcp::proxy::Proxy {
+        command: command.clone(),
+        gate: Arc::new(gate),
+        audit,
+        max_message: agentry_mcp::proxy::MAX_MESSAGE,
+    };
+    let status = proxy
+        .run(tokio::io::stdin(), tokio::io::stdout())
+        .await
+        .with_context(|| format!("running the MCP server {}", command.join(" ")))?;
+    Ok(status.is_none_or(|c| c == 0))
+}

@@ -1053,3 +1053,129 @@ fn run_calls_mcp_filesystem_tools_and_the_policy_keeps_denied_writes_off_disk() 
     assert!(String::from_utf8_lossy(&out.stderr).contains("write ALIAS=COMMAND"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_proxy_enforces_the_policy_between_a_real_client_and_server_and_audits_everything() {
+    let Some(fs_server) = mcp_bin("mcp-server-filesystem") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("agentry-proxy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "secret notes").unwrap();
+    let policy = dir.join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\nserver = \"fs\"\ntool = \"write_file\"\naction = \"deny\"\nreason = \"read-only today\"\n\n\
+         [[rule]]\ntool = \"read_text_file\"\nwhen = [{ path = \"/path\", not_inside = \"ROOT\" }]\naction = \"deny\"\n"
+            .replace("ROOT", root.to_str().unwrap()),
+    )
+    .unwrap();
+    let audit = dir.join("audit.jsonl");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // agentry's own MCP client, talking to the server through `agentry proxy`.
+        let spec = agentry_mcp::ServerSpec {
+            alias: "fs".into(),
+            command: vec![
+                env!("CARGO_BIN_EXE_agentry").into(),
+                "proxy".into(),
+                "--policy".into(),
+                policy.to_str().unwrap().into(),
+                "--server-name".into(),
+                "fs".into(),
+                "--audit".into(),
+                audit.to_str().unwrap().into(),
+                "--".into(),
+                fs_server,
+                root.to_str().unwrap().into(),
+            ],
+        };
+        let server = agentry_mcp::McpServer::connect(spec).await.unwrap();
+        let tools = server.tools(&|_| false).await;
+        let tool = |name: &str| {
+            tools
+                .iter()
+                .find(|t| agentry_tools::DynTool::spec(*t).name == name)
+                .unwrap()
+        };
+        let cx = || agentry_tools::CallContext::detached("c");
+        use agentry_tools::DynTool;
+        let read = tool("read_text_file")
+            .call_json(json!({"path": root.join("a.txt")}), cx())
+            .await
+            .unwrap();
+        assert_eq!(read["structuredContent"]["content"], json!("secret notes"));
+        let write = tool("write_file")
+            .call_json(json!({"path": root.join("b.txt"), "content": "x"}), cx())
+            .await
+            .unwrap_err();
+        assert_eq!(write.for_model(), "denied by policy: read-only today");
+        let outside = tool("read_text_file")
+            .call_json(json!({"path": "/etc/hostname"}), cx())
+            .await
+            .unwrap_err();
+        assert!(
+            outside.for_model().starts_with("denied by policy"),
+            "{outside:?}"
+        );
+        server.close().await;
+    });
+    assert!(
+        !root.join("b.txt").exists(),
+        "a denied write reached the disk"
+    );
+    // The audit trail holds the traffic both ways and the decisions.
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |d: &str| lines.iter().filter(|l| l["direction"] == d).count();
+    assert!(
+        count("client_to_server") >= 4 && count("server_to_client") >= 3,
+        "{lines:?}"
+    );
+    let decisions: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["direction"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 3);
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["tool"] == "write_file" && d["decision"]["action"] == "deny")
+    );
+    assert_eq!(count("proxy_to_client"), 2);
+
+    // Malformed input gets a JSON-RPC error, not a crash; a bad policy never starts.
+    let out = agentry(
+        &[
+            "proxy",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--no-audit",
+            "--",
+            "cat",
+        ],
+        b"this is not json\n[1, 2]\n{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"ping\"}\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("-32700")
+            && stdout.contains("batches")
+            && stdout.contains("\"method\": \"ping\""),
+        "{stdout}"
+    );
+    std::fs::write(&policy, "[[rule]]\naction = \"maybe\"\n").unwrap();
+    let out = agentry(
+        &["proxy", "--policy", policy.to_str().unwrap(), "--", "cat"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 1: rule 1: unknown action `maybe`")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -10,6 +10,8 @@
 //! per-call deadline. Nothing waits forever.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod proxy;
+
 use std::{
     process::Stdio,
     sync::{
