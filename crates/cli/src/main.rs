@@ -6,6 +6,7 @@ mod bench_dag;
 mod bench_llm;
 #[cfg(feature = "local")]
 mod bench_local;
+mod bench_proxy;
 mod eval;
 mod policy;
 mod run;
@@ -378,6 +379,25 @@ enum BenchCommand {
         /// Concurrent runs for the load test.
         #[arg(long, default_value_t = 10_000)]
         runs: usize,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latency `agentry proxy` adds to an MCP tools/call round trip, against the same
+    /// server called directly (server-everything's echo from scripts/mcp-servers).
+    #[command(
+        after_help = "Example:\n  $ bash scripts/mcp-servers && cargo run --release -p agentry-cli -- bench proxy"
+    )]
+    Proxy {
+        /// Calls per side.
+        #[arg(long, default_value_t = 4000)]
+        calls: usize,
+        /// Alternating rounds the calls are split into.
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
+        /// The MCP server command (default: server-everything from scripts/mcp-servers).
+        #[arg(long)]
+        server: Option<String>,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
@@ -759,6 +779,15 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchCommand::Dag { runs, json },
         } => bench_dag::run(runs, json).map(|()| true),
+        Command::Bench {
+            what:
+                BenchCommand::Proxy {
+                    calls,
+                    rounds,
+                    server,
+                    json,
+                },
+        } => bench_proxy::run(calls, rounds.max(1), server, json).map(|()| true),
         #[cfg(feature = "local")]
         Command::Bench {
             what: BenchCommand::Local(args),
@@ -1018,16 +1047,21 @@ fn main() -> ExitCode {
             }
             match policy::load(&file) {
                 Err(e) => Err(e),
-                Ok(p) => runtime().and_then(|rt| {
-                    rt.block_on(policy::proxy(
-                        command,
-                        p,
-                        policy::approver(approve, &approvals),
-                        agent,
-                        server_name,
-                        (!no_audit).then_some(audit.as_path()),
-                    ))
-                }),
+                // One thread: a message crosses the proxy without a hand-off between threads.
+                Ok(p) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")
+                    .and_then(|rt| {
+                        rt.block_on(policy::proxy(
+                            command,
+                            p,
+                            policy::approver(approve, &approvals),
+                            agent,
+                            server_name,
+                            (!no_audit).then_some(audit.as_path()),
+                        ))
+                    }),
             }
         }
         Command::Replay { run, trace_db } => {

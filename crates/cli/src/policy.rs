@@ -218,16 +218,16 @@ pub(crate) struct ProxyGate {
 }
 
 impl agentry_mcp::proxy::CallGate for ProxyGate {
-    fn check<'a>(
-        &'a self,
-        tool: &'a str,
-        args: &'a serde_json::Value,
-    ) -> BoxFuture<'a, (agentry_mcp::proxy::Gate, serde_json::Value)> {
+    fn check(
+        self: Arc<Self>,
+        tool: String,
+        args: serde_json::Value,
+    ) -> BoxFuture<'static, (agentry_mcp::proxy::Gate, serde_json::Value)> {
         use agentry_mcp::proxy::Gate;
         Box::pin(async move {
             let v = self
                 .policy
-                .decide(self.agent.as_deref(), self.server.as_deref(), tool, args);
+                .decide(self.agent.as_deref(), self.server.as_deref(), &tool, &args);
             let mut record = serde_json::to_value(&v).unwrap_or_default();
             let reason = v.reason.clone().unwrap_or_default();
             let gate = match v.action {
@@ -241,7 +241,7 @@ impl agentry_mcp::proxy::CallGate for ProxyGate {
                     let request = Approval {
                         call: agentry_core::ToolCall::new(
                             format!("proxy-{}-{n}", std::process::id()),
-                            tool,
+                            tool.clone(),
                             args.clone(),
                         ),
                         rule: v.rule.clone(),
@@ -273,19 +273,18 @@ pub(crate) async fn proxy(
     server: Option<String>,
     audit: Option<&Path>,
 ) -> Result<bool> {
-    let audit: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>> = match audit {
+    let audit: Option<Box<dyn std::io::Write + Send>> = match audit {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            let file = tokio::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .await
                 .with_context(|| format!("opening the audit trail {}", path.display()))?;
-            Some(Box::new(tokio::io::BufWriter::new(file)))
+            Some(Box::new(file))
         }
         None => None,
     };

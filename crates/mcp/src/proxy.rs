@@ -34,8 +34,8 @@ pub enum Gate {
 
 /// Decides on `tools/call` requests (the policy, in agentry's binary).
 pub trait CallGate: Send + Sync {
-    /// The decision on a call of `tool` with `args`, and a line for the audit trail.
-    fn check<'a>(&'a self, tool: &'a str, args: &'a Value) -> BoxFuture<'a, (Gate, Value)>;
+    /// The decision on a call of `tool` with `args`, and a record for the audit trail.
+    fn check(self: Arc<Self>, tool: String, args: Value) -> BoxFuture<'static, (Gate, Value)>;
 }
 
 /// Largest message accepted in either direction by default (16 MiB).
@@ -47,37 +47,114 @@ pub struct Proxy {
     pub command: Vec<String>,
     /// The gate for `tools/call`.
     pub gate: Arc<dyn CallGate>,
-    /// Where every message and decision is written, one JSON object per line.
-    pub audit: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    /// Where every message and decision is written, one JSON object per line (by a thread
+    /// of its own, off the forwarding path).
+    pub audit: Option<Box<dyn io::Write + Send>>,
     /// Largest message in bytes.
     pub max_message: usize,
 }
 
 type Shared<W> = Arc<Mutex<W>>;
 
+/// What the audit thread writes: a message's raw bytes or a decision.
+enum Body {
+    Message(Vec<u8>),
+    Json(Value),
+}
+
+struct Entry {
+    at_us: u64,
+    since_start_us: u64,
+    direction: &'static str,
+    body: Body,
+}
+
+/// Hands entries to the audit thread; cheap to clone, free when there is no trail.
+#[derive(Clone)]
 struct Audit {
-    out: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    tx: Option<std::sync::mpsc::Sender<Entry>>,
     started: Instant,
 }
 
 impl Audit {
-    async fn write(&mut self, direction: &str, body: Value) {
-        let Some(out) = &mut self.out else { return };
-        let at = SystemTime::now()
+    fn start(
+        out: Option<Box<dyn io::Write + Send>>,
+    ) -> (Self, Option<std::thread::JoinHandle<()>>) {
+        let started = Instant::now();
+        let Some(mut out) = out else {
+            return (Self { tx: None, started }, None);
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Entry>();
+        let thread = std::thread::Builder::new()
+            .name("agentry-audit".into())
+            .spawn(move || {
+                let mut w = io::BufWriter::new(&mut out);
+                while let Ok(first) = rx.recv() {
+                    let mut next = Some(first);
+                    while let Some(e) = next {
+                        let _ = write_entry(&mut w, e);
+                        next = rx.try_recv().ok();
+                    }
+                    let _ = io::Write::flush(&mut w);
+                }
+            })
+            .ok();
+        (
+            Self {
+                tx: Some(tx),
+                started,
+            },
+            thread,
+        )
+    }
+
+    fn message(&self, direction: &'static str, bytes: &[u8]) {
+        self.send(direction, Body::Message(bytes.to_vec()));
+    }
+
+    fn json(&self, direction: &'static str, body: Value) {
+        self.send(direction, Body::Json(body));
+    }
+
+    fn send(&self, direction: &'static str, body: Body) {
+        let Some(tx) = &self.tx else { return };
+        let at_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let mut line = json!({
-            "at_us": at,
-            "since_start_us": self.started.elapsed().as_micros() as u64,
-            "direction": direction,
+        let _ = tx.send(Entry {
+            at_us,
+            since_start_us: self.started.elapsed().as_micros() as u64,
+            direction,
+            body,
         });
-        if let (Value::Object(l), Value::Object(b)) = (&mut line, body) {
-            l.extend(b);
-        }
-        let mut text = line.to_string();
-        text.push('\n');
-        let _ = out.write_all(text.as_bytes()).await;
     }
+}
+
+fn write_entry(w: &mut impl io::Write, e: Entry) -> io::Result<()> {
+    write!(
+        w,
+        "{{\"at_us\":{},\"since_start_us\":{},\"direction\":\"{}\"",
+        e.at_us, e.since_start_us, e.direction
+    )?;
+    match e.body {
+        Body::Message(bytes) => {
+            // A message that is JSON goes in as it is; anything else as a string.
+            if serde_json::from_slice::<Value>(&bytes).is_ok() {
+                w.write_all(b",\"message\":")?;
+                w.write_all(&bytes)?;
+            } else {
+                let text = Value::String(String::from_utf8_lossy(&bytes).into_owned());
+                write!(w, ",\"message\":{text}")?;
+            }
+        }
+        Body::Json(Value::Object(map)) => {
+            for (k, v) in map {
+                write!(w, ",{}:{v}", Value::String(k))?;
+            }
+        }
+        Body::Json(other) => write!(w, ",\"body\":{other}")?,
+    }
+    w.write_all(b"}\n")
 }
 
 /// Reads one newline-terminated line of at most `max` bytes (without the newline); `None`
@@ -159,38 +236,29 @@ impl Proxy {
         };
         let server_in = Arc::new(Mutex::new(server_in));
         let client_out = Arc::new(Mutex::new(client_out));
-        let audit = Arc::new(Mutex::new(Audit {
-            out: self.audit,
-            started: Instant::now(),
-        }));
+        let (audit, audit_thread) = Audit::start(self.audit);
         let max = self.max_message;
 
-        // Server → client: forwarded as they come.
+        // Server → client: forwarded as they come, then audited.
         let down = {
             let client_out = Arc::clone(&client_out);
-            let audit = Arc::clone(&audit);
+            let audit = audit.clone();
             tokio::spawn(async move {
                 let mut r = BufReader::with_capacity(64 * 1024, server_out);
                 let mut buf = Vec::new();
                 while let Ok(Some(line)) = read_line(&mut r, max, &mut buf).await {
                     match line {
                         Ok(()) => {
-                            audit
-                                .lock()
-                                .await
-                                .write("server_to_client", json!({"message": raw(&buf)}))
-                                .await;
-                            if send(&client_out, &buf).await.is_err() {
+                            let sent = send(&client_out, &buf).await;
+                            audit.message("server_to_client", &buf);
+                            if sent.is_err() {
                                 break;
                             }
                         }
-                        Err(len) => {
-                            audit
-                                .lock()
-                                .await
-                                .write("server_to_client", json!({"dropped": format!("a message of {len} bytes, over the {max}-byte limit")}))
-                                .await;
-                        }
+                        Err(len) => audit.json(
+                            "server_to_client",
+                            json!({"dropped": format!("a message of {len} bytes, over the {max}-byte limit")}),
+                        ),
                     }
                 }
             })
@@ -207,11 +275,10 @@ impl Proxy {
             };
             let Some(line) = line else { break };
             if let Err(len) = line {
-                audit
-                    .lock()
-                    .await
-                    .write("client_to_server", json!({"refused": format!("a message of {len} bytes, over the {max}-byte limit")}))
-                    .await;
+                audit.json(
+                    "client_to_server",
+                    json!({"refused": format!("a message of {len} bytes, over the {max}-byte limit")}),
+                );
                 let e = rpc_error(
                     Value::Null,
                     -32600,
@@ -220,18 +287,13 @@ impl Proxy {
                 let _ = send(&client_out, e.to_string().as_bytes()).await;
                 continue;
             }
-            let parsed: Result<Value, _> = serde_json::from_slice(&buf);
-            let message = match parsed {
+            let message = match serde_json::from_slice::<Value>(&buf) {
                 Ok(Value::Object(m)) => m,
                 Ok(Value::Array(_)) => {
-                    audit
-                        .lock()
-                        .await
-                        .write(
-                            "client_to_server",
-                            json!({"refused": "a batch", "message": raw(&buf)}),
-                        )
-                        .await;
+                    audit.json(
+                        "client_to_server",
+                        json!({"refused": "a batch", "message": raw(&buf)}),
+                    );
                     let e = rpc_error(
                         Value::Null,
                         -32600,
@@ -241,14 +303,10 @@ impl Proxy {
                     continue;
                 }
                 Ok(_) | Err(_) => {
-                    audit
-                        .lock()
-                        .await
-                        .write(
-                            "client_to_server",
-                            json!({"refused": "not a JSON-RPC message", "message": raw(&buf)}),
-                        )
-                        .await;
+                    audit.json(
+                        "client_to_server",
+                        json!({"refused": "not a JSON-RPC message", "message": raw(&buf)}),
+                    );
                     let e = rpc_error(
                         Value::Null,
                         -32700,
@@ -258,78 +316,45 @@ impl Proxy {
                     continue;
                 }
             };
-            audit
-                .lock()
-                .await
-                .write("client_to_server", json!({"message": raw(&buf)}))
-                .await;
             if message.get("method").and_then(Value::as_str) != Some("tools/call") {
-                if send(&server_in, &buf).await.is_err() {
+                let sent = send(&server_in, &buf).await;
+                audit.message("client_to_server", &buf);
+                if sent.is_err() {
                     break;
                 }
                 continue;
             }
-            // A tools/call: decide off the reading loop, so a call held for approval does
-            // not hold up the rest of the traffic.
-            let gate = Arc::clone(&self.gate);
-            let server_in = Arc::clone(&server_in);
-            let client_out = Arc::clone(&client_out);
-            let audit = Arc::clone(&audit);
-            held.push(tokio::spawn(async move {
-                let id = message.get("id").cloned().unwrap_or(Value::Null);
-                let params = message.get("params").cloned().unwrap_or(Value::Null);
-                let tool = params
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let args = params
-                    .get("arguments")
-                    .cloned()
-                    .unwrap_or_else(|| json!({}));
-                let (gate, record) = gate.check(&tool, &args).await;
-                audit
-                    .lock()
-                    .await
-                    .write(
-                        "decision",
-                        json!({"id": id, "tool": tool, "decision": record}),
-                    )
-                    .await;
-                match gate {
-                    Gate::Forward(None) => {
-                        let _ = send(
-                            &server_in,
-                            &serde_json::to_vec(&message).unwrap_or_default(),
-                        )
-                        .await;
-                    }
-                    Gate::Forward(Some(rewritten)) => {
-                        let mut message = message;
-                        if let Some(Value::Object(p)) = message.get_mut("params") {
-                            p.insert("arguments".into(), rewritten);
-                        }
-                        let line = serde_json::to_vec(&message).unwrap_or_default();
-                        audit
-                            .lock()
-                            .await
-                            .write("proxy_to_server", json!({"message": raw(&line)}))
-                            .await;
-                        let _ = send(&server_in, &line).await;
-                    }
-                    Gate::Refuse(reason) => {
-                        let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
-                            "content": [{"type": "text", "text": reason}], "isError": true}});
-                        let line = answer.to_string();
-                        audit
-                            .lock()
-                            .await
-                            .write("proxy_to_client", json!({"message": line}))
-                            .await;
-                        let _ = send(&client_out, line.as_bytes()).await;
-                    }
+            audit.message("client_to_server", &buf);
+            // A tools/call. A decision that is ready at once (no human asked) is applied
+            // here; one that waits (approval) goes to a task of its own, so the rest of the
+            // traffic is not held up.
+            let id = message.get("id").cloned().unwrap_or(Value::Null);
+            let params = message.get("params").cloned().unwrap_or(Value::Null);
+            let tool = params
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let args = params
+                .get("arguments")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            let pass = Passage {
+                server_in: Arc::clone(&server_in),
+                client_out: Arc::clone(&client_out),
+                audit: audit.clone(),
+            };
+            let mut check = Arc::clone(&self.gate).check(tool.clone(), args);
+            match futures::FutureExt::now_or_never(&mut check) {
+                Some(decision) => pass.apply(id, tool, message, &buf, decision).await,
+                None => {
+                    let original = buf.clone();
+                    held.push(tokio::spawn(async move {
+                        let decision = check.await;
+                        pass.apply(id, tool, message, &original, decision).await;
+                    }));
                 }
-            }));
+            }
             held.retain(|h| !h.is_finished());
         }
         // The client is gone (or the server exited): stop what is held, close the server's
@@ -347,10 +372,55 @@ impl Proxy {
                 }
             };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), down).await;
-        if let Some(out) = &mut audit.lock().await.out {
-            let _ = out.flush().await;
+        drop(audit);
+        if let Some(t) = audit_thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
         Ok(status)
+    }
+}
+
+/// Where a decided call goes.
+struct Passage<S, C> {
+    server_in: Shared<S>,
+    client_out: Shared<C>,
+    audit: Audit,
+}
+
+impl<S: AsyncWrite + Unpin, C: AsyncWrite + Unpin> Passage<S, C> {
+    async fn apply(
+        &self,
+        id: Value,
+        tool: String,
+        message: serde_json::Map<String, Value>,
+        original: &[u8],
+        (gate, record): (Gate, Value),
+    ) {
+        match gate {
+            Gate::Forward(None) => {
+                let _ = send(&self.server_in, original).await;
+            }
+            Gate::Forward(Some(rewritten)) => {
+                let mut message = message;
+                if let Some(Value::Object(p)) = message.get_mut("params") {
+                    p.insert("arguments".into(), rewritten);
+                }
+                let line = serde_json::to_vec(&message).unwrap_or_default();
+                let _ = send(&self.server_in, &line).await;
+                self.audit.message("proxy_to_server", &line);
+            }
+            Gate::Refuse(reason) => {
+                let answer = json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "content": [{"type": "text", "text": reason}], "isError": true}});
+                let line = answer.to_string();
+                let _ = send(&self.client_out, line.as_bytes()).await;
+                self.audit.message("proxy_to_client", line.as_bytes());
+            }
+        }
+        self.audit.json(
+            "decision",
+            json!({"id": id, "tool": tool, "decision": record}),
+        );
     }
 }
 

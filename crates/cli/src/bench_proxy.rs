@@ -1,0 +1,139 @@
+//! `agentry bench proxy`: the latency `agentry proxy` adds to an MCP `tools/call` round trip,
+//! against the same server called directly, in one run.
+
+use std::{path::PathBuf, time::Instant};
+
+use agentry_mcp::{McpServer, ServerSpec};
+use agentry_tools::{CallContext, DynTool};
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+/// A policy whose rules are all tested for `echo` (none matches): the proxy's worst case.
+const POLICY: &str = r#"
+[[rule]]
+tool = "write_*"
+when = [{ path = "/path", not_inside = "/tmp/sandbox" }]
+action = "deny"
+[[rule]]
+tool = "echo"
+when = [{ path = "/message", regex = "^rm -rf" }]
+action = "deny"
+[[rule]]
+tool = "echo"
+when = [{ path = "/amount", gt = 1000 }]
+action = "ask"
+[[rule]]
+server = "shell"
+action = "deny"
+[[rule]]
+tool = "search"
+action = "rewrite"
+clamp = { "/k" = { max = 3 } }
+"#;
+
+fn default_server() -> String {
+    let dir = std::env::var_os("AGENTRY_NPM_DIR").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/agentry/npm"),
+        PathBuf::from,
+    );
+    dir.join("node_modules/.bin/mcp-server-everything")
+        .to_string_lossy()
+        .into_owned()
+}
+
+async fn latencies(spec: ServerSpec, calls: usize) -> Result<Vec<f64>> {
+    let server = McpServer::connect(spec).await?;
+    let tools = server.tools(&|_| false).await;
+    let echo = tools
+        .iter()
+        .find(|t| t.spec().name == "echo")
+        .context("the server has no `echo` tool (use @modelcontextprotocol/server-everything)")?;
+    let mut out = Vec::with_capacity(calls);
+    for i in 0..calls + 50 {
+        let t = Instant::now();
+        echo.call_json(json!({"message": "ping"}), CallContext::detached("b"))
+            .await
+            .map_err(|e| anyhow::anyhow!("echo failed: {}", e.for_model()))?;
+        if i >= 50 {
+            out.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    server.close().await;
+    Ok(out)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+pub(crate) fn run(
+    calls: usize,
+    rounds: usize,
+    server: Option<String>,
+    as_json: bool,
+) -> Result<()> {
+    let server = server.unwrap_or_else(default_server);
+    if !std::path::Path::new(&server).exists() {
+        bail!("{server} is missing: run scripts/mcp-servers, or pass --server COMMAND");
+    }
+    let dir = std::env::temp_dir().join(format!("agentry-bench-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY)?;
+    let audit = dir.join("audit.jsonl");
+    let me = std::env::current_exe()?.to_string_lossy().into_owned();
+    let direct = ServerSpec {
+        alias: "ev".into(),
+        command: vec![server.clone()],
+    };
+    let proxied = ServerSpec {
+        alias: "ev".into(),
+        command: vec![
+            me,
+            "proxy".into(),
+            "--policy".into(),
+            policy.to_string_lossy().into_owned(),
+            "--audit".into(),
+            audit.to_string_lossy().into_owned(),
+            "--".into(),
+            server,
+        ],
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    // Alternate the two so drift on a noisy machine hits both alike.
+    for _ in 0..rounds {
+        a.extend(rt.block_on(latencies(direct.clone(), calls / rounds))?);
+        b.extend(rt.block_on(latencies(proxied.clone(), calls / rounds))?);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (a50, a99, b50, b99) = (pct(&a, 0.5), pct(&a, 0.99), pct(&b, 0.5), pct(&b, 0.99));
+    if as_json {
+        println!(
+            "{}",
+            json!({"calls": a.len(), "direct_p50_us": a50, "direct_p99_us": a99, "proxied_p50_us": b50,
+                   "proxied_p99_us": b99, "added_p50_us": b50 - a50, "added_p99_us": b99 - a99})
+        );
+        return Ok(());
+    }
+    println!(
+        "MCP tools/call round trip (echo on server-everything), {} calls each, {rounds} alternating rounds:",
+        a.len()
+    );
+    println!("  direct:                 p50 {a50:>8.1} µs   p99 {a99:>8.1} µs");
+    println!(
+        "  through agentry proxy:  p50 {b50:>8.1} µs   p99 {b99:>8.1} µs   (5-rule policy, audit trail on)"
+    );
+    println!(
+        "  added by the proxy:     p50 {:>8.1} µs   p99 {:>8.1} µs   ratio p50 {:.2}x",
+        b50 - a50,
+        b99 - a99,
+        b50 / a50
+    );
+    println!("  goal: added p50 < 100 µs, p99 < 1000 µs");
+    Ok(())
+}
