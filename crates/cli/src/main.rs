@@ -333,6 +333,11 @@ to the MCP client, so there is no terminal prompt.")]
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// agentry as an MCP server.
+    Mcp {
+        #[command(subcommand)]
+        what: McpCommand,
+    },
     /// Approve (or --deny) a call waiting in the approval queue; without an id, list them.
     Approve {
         /// The call's id, as the waiting run printed it.
@@ -515,6 +520,32 @@ struct TaubenchRunArgs {
     /// API key (instead of OPENAI_API_KEY).
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum McpCommand {
+    /// Offer agentry's tools, and an agent as the tool `agent` (a task in, its answer out),
+    /// to any MCP client over stdio.
+    #[command(after_help = "\
+Example (an MCP client's server configuration):
+  \"command\": \"agentry\", \"args\": [\"mcp\", \"serve\", \"--model\", \"local\"]
+
+Tools: get_weather, search, calculator, kv_set, kv_get, clock_now, sleep, and agent.
+Every call is validated against its schema before it runs.")]
+    Serve {
+        /// The agent's model: local, local:PATH, sim:NAME, sim:PATH or openai:MODEL (default:
+        /// local once set up, else sim:plan).
+        #[arg(long)]
+        model: Option<String>,
+        /// Do not offer the `agent` tool.
+        #[arg(long)]
+        no_agent: bool,
+        /// A policy the agent's calls pass.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        #[command(flatten)]
+        local: LocalArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1030,6 +1061,23 @@ fn main() -> ExitCode {
             deny,
             approvals,
         } => policy::approve(&approvals, id.as_deref(), deny),
+        Command::Mcp {
+            what:
+                McpCommand::Serve {
+                    model,
+                    no_agent,
+                    policy: file,
+                    local,
+                },
+        } => {
+            let policy = match file.as_deref().map(policy::load).transpose() {
+                Ok(p) => p,
+                Err(e) => return finish(Err(e)),
+            };
+            let options = local.options(agentry_llm::ToolMode::Native, None, None);
+            runtime()
+                .and_then(|rt| rt.block_on(policy::mcp_serve(model, options, !no_agent, policy)))
+        }
         Command::Proxy {
             policy: file,
             server_name,

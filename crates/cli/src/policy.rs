@@ -307,3 +307,64 @@ pub(crate) async fn proxy(
         .with_context(|| format!("running the MCP server {}", command.join(" ")))?;
     Ok(status.is_none_or(|c| c == 0))
 }
+
+/// `agentry mcp serve`: the demo tools, and an agent as the tool `agent`, over stdio.
+pub(crate) async fn mcp_serve(
+    model: Option<String>,
+    options: agentry_llm::OpenOptions,
+    with_agent: bool,
+    policy: Option<Arc<Policy>>,
+) -> Result<bool> {
+    let demo = agentry_tools::demo_tools(Duration::ZERO);
+    let mut tools = demo.filtered(|_| true);
+    if with_agent {
+        let spec = model.unwrap_or_else(|| {
+            if agentry_llm::local_ready() {
+                "local".into()
+            } else {
+                "sim:plan".into()
+            }
+        });
+        let model = agentry_llm::open(&spec, &options)?;
+        let engine = Arc::new(agentry_exec::Engine::new(
+            model,
+            Arc::new(demo),
+            agentry_exec::EngineConfig {
+                policy,
+                ..agentry_exec::EngineConfig::new(agentry_exec::Mode::Compiled)
+            },
+        ));
+        let tool = agentry_tools::FnTool::new(
+            agentry_core::ToolSpec::new(
+                "agent",
+                format!(
+                    "An agentry agent ({spec}) with the tools get_weather, search, calculator, kv_set, kv_get, clock_now: give it a task, get its answer."
+                ),
+                serde_json::json!({"type": "object", "properties": {"task": {"type": "string",
+                    "description": "What to do, in a sentence or two."}}, "required": ["task"],
+                    "additionalProperties": false}),
+            ),
+            move |args: serde_json::Value, _cx| {
+                let engine = Arc::clone(&engine);
+                async move {
+                    let task = args["task"].as_str().unwrap_or_default().to_owned();
+                    let out = engine.run(&task, &agentry_exec::NoObserver).await;
+                    match out.answer {
+                        Some(answer) => Ok(serde_json::Value::String(answer)),
+                        None => Err(agentry_core::ToolError::failed(
+                            out.reason
+                                .unwrap_or_else(|| "the agent ended without an answer".into()),
+                        )),
+                    }
+                }
+            },
+        );
+        tools
+            .add(tool)
+            .map_err(|e| anyhow::anyhow!("the agent tool: {e}"))?;
+    }
+    agentry_mcp::serve::serve_stdio(Arc::new(tools))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    Ok(true)
+}

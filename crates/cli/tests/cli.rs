@@ -1179,3 +1179,90 @@ fn the_proxy_enforces_the_policy_between_a_real_client_and_server_and_audits_eve
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn mcp_serve_offers_the_tools_and_an_agent_to_an_mcp_client_also_through_the_proxy() {
+    let me: String = env!("CARGO_BIN_EXE_agentry").into();
+    let dir = std::env::temp_dir().join(format!("agentry-mcp-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\ntool = \"kv_set\"\naction = \"deny\"\nreason = \"the store is read-only\"\n",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use agentry_tools::DynTool;
+        let direct = vec![
+            me.clone(),
+            "mcp".into(),
+            "serve".into(),
+            "--model".into(),
+            "sim:plan".into(),
+        ];
+        let mut proxied = vec![
+            me.clone(),
+            "proxy".into(),
+            "--policy".into(),
+            policy.to_str().unwrap().into(),
+            "--no-audit".into(),
+            "--".into(),
+        ];
+        proxied.extend(direct.iter().cloned());
+        for (command, behind_proxy) in [(direct, false), (proxied, true)] {
+            let server = agentry_mcp::McpServer::connect(agentry_mcp::ServerSpec {
+                alias: "agentry".into(),
+                command,
+            })
+            .await
+            .unwrap();
+            let tools = server.tools(&|_| false).await;
+            let names: Vec<String> = tools.iter().map(|t| t.spec().name).collect();
+            for want in ["get_weather", "calculator", "kv_set", "agent"] {
+                assert!(names.iter().any(|n| n == want), "{names:?}");
+            }
+            let tool = |name: &str| tools.iter().find(|t| t.spec().name == name).unwrap();
+            let cx = || agentry_tools::CallContext::detached("c");
+            assert_eq!(
+                tool("calculator")
+                    .call_json(json!({"expression": "6 * 7"}), cx())
+                    .await
+                    .unwrap(),
+                json!("42.0")
+            );
+            // Validation happens on the serving side too.
+            let bad = tool("calculator")
+                .call_json(json!({"expression": 42}), cx())
+                .await
+                .unwrap_err();
+            assert!(
+                bad.for_model()
+                    .contains("`$.expression`: 42 is not a string"),
+                "{bad:?}"
+            );
+            // The agent is one tool: a task in, its answer out.
+            let answer = tool("agent")
+                .call_json(json!({"task": "How much warmer is Oslo than Paris?"}), cx())
+                .await
+                .unwrap();
+            assert_eq!(
+                answer,
+                json!("Oslo is 19.0 °C warmer than Paris right now.")
+            );
+            let stored = tool("kv_set")
+                .call_json(json!({"key": "k", "value": 1}), cx())
+                .await;
+            if behind_proxy {
+                assert_eq!(
+                    stored.unwrap_err().for_model(),
+                    "denied by policy: the store is read-only"
+                );
+            } else {
+                assert!(stored.is_ok(), "{stored:?}");
+            }
+            server.close().await;
+        }
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

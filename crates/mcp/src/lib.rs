@@ -11,6 +11,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod proxy;
+pub mod serve;
 
 use std::{
     process::Stdio,

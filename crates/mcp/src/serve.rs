@@ -1,0 +1,122 @@
+//! agentry as an MCP server: [`serve_stdio`] offers a [`ToolSet`] (agentry's tools, and an
+//! agent wrapped as one tool by the caller) to any MCP client over stdio. Each call is
+//! validated against its schema before it runs; a tool's error comes back as an error
+//! result the client's model can read.
+
+use std::sync::Arc;
+
+use agentry_tools::{CallContext, ToolSet};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler, ServiceExt,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool,
+    },
+    service::RequestContext,
+};
+use serde_json::Value;
+
+/// Serves `tools` to an MCP client.
+#[derive(Clone)]
+pub struct ToolServer {
+    tools: Arc<ToolSet>,
+    listed: Arc<Vec<Tool>>,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ToolServer {
+    /// A server for `tools`.
+    pub fn new(tools: Arc<ToolSet>) -> Self {
+        let listed = tools
+            .specs()
+            .iter()
+            .map(|s| {
+                let schema = match &s.parameters {
+                    Value::Object(m) => m.clone(),
+                    _ => serde_json::Map::new(),
+                };
+                let mut tool = Tool::new(s.name.clone(), s.description.clone(), Arc::new(schema));
+                if let Some(Value::Object(out)) = &s.output_schema {
+                    tool.output_schema = Some(Arc::new(out.clone()));
+                }
+                tool
+            })
+            .collect();
+        Self {
+            tools,
+            listed: Arc::new(listed),
+            calls: Arc::default(),
+        }
+    }
+}
+
+impl ServerHandler for ToolServer {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("agentry", env!("CARGO_PKG_VERSION")))
+            .with_instructions("agentry's tools; `agent` (when offered) runs a whole task.")
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut result = ListToolsResult::default();
+        result.tools = (*self.listed).clone();
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        let Some(tool) = self.tools.get(&name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{name}`"),
+                None,
+            ));
+        };
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        let checked = match self.tools.check(&name, args) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(CallToolResult::error(vec![ContentBlock::text(e.for_model())]).into());
+            }
+        };
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cx = CallContext {
+            call_id: format!("mcp-{n}"),
+            cancel: context.ct.child_token(),
+            deadline: None,
+        };
+        let result = match tool.call_json(checked.arguments, cx).await {
+            Ok(Value::String(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Ok(value @ Value::Object(_)) => CallToolResult::structured(value),
+            Ok(other) => CallToolResult::success(vec![ContentBlock::text(other.to_string())]),
+            Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+                "{}: {}",
+                e.kind(),
+                e.for_model()
+            ))]),
+        };
+        Ok(result.into())
+    }
+}
+
+/// Serves `tools` on stdin/stdout until the client goes away.
+pub async fn serve_stdio(tools: Arc<ToolSet>) -> Result<(), String> {
+    let service = ToolServer::new(tools)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| format!("the MCP handshake failed: {e}"))?;
+    service
+        .waiting()
+        .await
+        .map_err(|e| format!("the MCP session failed: {e}"))?;
+    Ok(())
+}
