@@ -62,9 +62,10 @@ impl ServerHandler for ToolServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut result = ListToolsResult::default();
-        result.tools = (*self.listed).clone();
-        Ok(result)
+        Ok(ListToolsResult {
+            tools: (*self.listed).clone(),
+            ..Default::default()
+        })
     }
 
     async fn call_tool(
