@@ -543,6 +543,12 @@ Every call is validated against its schema before it runs.")]
         /// A policy the agent's calls pass.
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// Serve over Streamable HTTP on this port (0 picks one) at /mcp, instead of stdio.
+        #[arg(long, value_name = "PORT")]
+        http: Option<u16>,
+        /// The address to listen on with --http.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
         #[command(flatten)]
         local: LocalArgs,
     },
@@ -1067,6 +1073,8 @@ fn main() -> ExitCode {
                     model,
                     no_agent,
                     policy: file,
+                    http,
+                    host,
                     local,
                 },
         } => {
@@ -1075,8 +1083,10 @@ fn main() -> ExitCode {
                 Err(e) => return finish(Err(e)),
             };
             let options = local.options(agentry_llm::ToolMode::Native, None, None);
-            runtime()
-                .and_then(|rt| rt.block_on(policy::mcp_serve(model, options, !no_agent, policy)))
+            let http = http.map(|port| std::net::SocketAddr::new(host, port));
+            runtime().and_then(|rt| {
+                rt.block_on(policy::mcp_serve(model, options, !no_agent, policy, http))
+            })
         }
         Command::Proxy {
             policy: file,

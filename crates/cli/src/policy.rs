@@ -314,6 +314,7 @@ pub(crate) async fn mcp_serve(
     options: agentry_llm::OpenOptions,
     with_agent: bool,
     policy: Option<Arc<Policy>>,
+    http: Option<std::net::SocketAddr>,
 ) -> Result<bool> {
     let demo = agentry_tools::demo_tools(Duration::ZERO);
     let mut tools = demo.filtered(|_| true);
@@ -363,8 +364,27 @@ pub(crate) async fn mcp_serve(
             .add(tool)
             .map_err(|e| anyhow::anyhow!("the agent tool: {e}"))?;
     }
-    agentry_mcp::serve::serve_stdio(Arc::new(tools))
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let tools = Arc::new(tools);
+    match http {
+        None => agentry_mcp::serve::serve_stdio(tools)
+            .await
+            .map_err(anyhow::Error::msg)?,
+        Some(addr) => {
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_signal.cancel();
+                }
+            });
+            agentry_mcp::serve::serve_http(tools, addr, stop, |bound| {
+                // The line a script waits for before it connects.
+                println!("serving MCP at http://{bound}/mcp (Ctrl-C to stop)");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            })
+            .await
+            .map_err(anyhow::Error::msg)?;
+        }
+    }
     Ok(true)
 }

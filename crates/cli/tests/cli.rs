@@ -1266,3 +1266,53 @@ fn mcp_serve_offers_the_tools_and_an_agent_to_an_mcp_client_also_through_the_pro
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn mcp_serve_over_streamable_http_reaches_an_http_client() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["mcp", "serve", "--http", "0", "--model", "sim:plan"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"),
+        "{url}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use agentry_tools::DynTool;
+        // `--mcp 'alias=URL'` is how a run reaches an HTTP server; the spec reads the same.
+        let spec = agentry_mcp::ServerSpec::parse(&format!("remote={url}")).unwrap();
+        assert_eq!(spec.url(), Some(url.as_str()));
+        let server = agentry_mcp::McpServer::connect(spec).await.unwrap();
+        let tools = server.tools(&|_| false).await;
+        let calc = tools
+            .iter()
+            .find(|t| t.spec().name == "calculator")
+            .unwrap();
+        let v = calc
+            .call_json(
+                json!({"expression": "2 ^ 10"}),
+                agentry_tools::CallContext::detached("c"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, json!("1024.0"));
+        server.close().await;
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+}

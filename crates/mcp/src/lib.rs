@@ -1,5 +1,5 @@
 //! MCP servers as agentry tools: [`McpServer`] connects to a Model Context Protocol server
-//! over stdio (a command line), and [`McpServer::tools`] offers each of its tools to the
+//! over stdio (a command line) or Streamable HTTP (a URL), and [`McpServer::tools`] offers each of its tools to the
 //! engine as an ordinary tool (validated against its `inputSchema`, policy-checked with the
 //! server's alias, traced).
 //!
@@ -35,7 +35,8 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 /// An MCP server to connect to: its alias (the `server` in policies, the prefix of its tool
-/// names when they clash) and the command that starts it.
+/// names when they clash) and the command that starts it (stdio), or its URL (Streamable
+/// HTTP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
     /// Short name, e.g. `fs`.
@@ -63,7 +64,16 @@ pub enum McpError {
 }
 
 impl ServerSpec {
-    /// Reads `ALIAS=COMMAND ARGS…` (arguments split on spaces; single or double quotes keep
+    /// The server's URL when it is reached over Streamable HTTP (the command is one
+    /// `http://` or `https://` URL).
+    pub fn url(&self) -> Option<&str> {
+        match self.command.as_slice() {
+            [one] if one.starts_with("http://") || one.starts_with("https://") => Some(one),
+            _ => None,
+        }
+    }
+
+    /// Reads `ALIAS=COMMAND ARGS…` or `ALIAS=URL` (Streamable HTTP) (arguments split on spaces; single or double quotes keep
     /// spaces inside one argument).
     pub fn parse(text: &str) -> Result<Self, McpError> {
         let bad = |why: &str| {
@@ -318,6 +328,20 @@ async fn start(
     spec: &ServerSpec,
     handler: &Handler,
 ) -> Result<RunningService<RoleClient, Handler>, McpError> {
+    if let Some(url) = spec.url() {
+        // Streamable HTTP: one URL, no process.
+        let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_owned());
+        return match tokio::time::timeout(Duration::from_secs(60), handler.clone().serve(transport))
+            .await
+        {
+            Ok(Ok(service)) => Ok(service),
+            Ok(Err(e)) => Err(start_error(spec, e.to_string())),
+            Err(_) => Err(start_error(
+                spec,
+                "no answer to the handshake within 60 s".into(),
+            )),
+        };
+    }
     let mut cmd = tokio::process::Command::new(&spec.command[0]);
     cmd.args(&spec.command[1..]);
     // The server's log lines are not ours to print.

@@ -109,6 +109,39 @@ impl ServerHandler for ToolServer {
     }
 }
 
+/// Serves `tools` over Streamable HTTP at `http://ADDR/mcp` until `stop` is cancelled;
+/// `ready` receives the address bound (useful with port 0).
+pub async fn serve_http(
+    tools: Arc<ToolSet>,
+    addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), String> {
+    use rmcp::transport::{
+        StreamableHttpServerConfig, StreamableHttpService,
+        streamable_http_server::session::local::LocalSessionManager,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let server = ToolServer::new(tools);
+    let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        LocalSessionManager::default().into(),
+        config,
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    ready(bound);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .map_err(|e| format!("the HTTP server failed: {e}"))
+}
+
 /// Serves `tools` on stdin/stdout until the client goes away.
 pub async fn serve_stdio(tools: Arc<ToolSet>) -> Result<(), String> {
     let service = ToolServer::new(tools)
