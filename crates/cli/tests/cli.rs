@@ -1316,3 +1316,119 @@ fn mcp_serve_over_streamable_http_reaches_an_http_client() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+/// Runs the TypeScript SDK's client (tests/mcp/ts-client.mjs) and returns its JSON line.
+fn ts_client(args: &[&str]) -> Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp/ts-client.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ts-client {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn the_typescript_sdk_client_talks_to_mcp_serve_and_the_proxy_over_stdio_and_http() {
+    // The SDK is installed with the servers; without them (and without AGENTRY_REQUIRE_MCP)
+    // the test is skipped.
+    if mcp_bin("mcp-server-everything").is_none() {
+        return;
+    }
+    let me = env!("CARGO_BIN_EXE_agentry");
+    // stdio, straight to agentry mcp serve.
+    let v = ts_client(&[
+        "stdio",
+        "calculator",
+        r#"{"expression": "6 * 7"}"#,
+        "--",
+        me,
+        "mcp",
+        "serve",
+        "--model",
+        "sim:plan",
+    ]);
+    assert_eq!(v["server"]["name"], "agentry");
+    assert!(v["tools"].as_array().unwrap().iter().any(|t| t == "agent"));
+    assert_eq!(v["result"]["content"][0]["text"], "42.0");
+    let v = ts_client(&[
+        "stdio",
+        "agent",
+        r#"{"task": "How much warmer is Oslo than Paris?"}"#,
+        "--",
+        me,
+        "mcp",
+        "serve",
+        "--model",
+        "sim:plan",
+    ]);
+    assert_eq!(
+        v["result"]["content"][0]["text"],
+        "Oslo is 19.0 °C warmer than Paris right now."
+    );
+    // stdio, through the proxy, whose policy refuses kv_set.
+    let dir = std::env::temp_dir().join(format!("agentry-ts-client-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\ntool = \"kv_set\"\naction = \"deny\"\nreason = \"no writes\"\n",
+    )
+    .unwrap();
+    let v = ts_client(&[
+        "stdio",
+        "kv_set",
+        r#"{"key": "k", "value": 1}"#,
+        "--",
+        me,
+        "proxy",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--no-audit",
+        "--",
+        me,
+        "mcp",
+        "serve",
+        "--no-agent",
+    ]);
+    assert_eq!(v["result"]["isError"], true);
+    assert_eq!(
+        v["result"]["content"][0]["text"],
+        "denied by policy: no writes"
+    );
+    // Streamable HTTP.
+    let mut child = Command::new(me)
+        .args(["mcp", "serve", "--http", "0", "--no-agent"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let v = ts_client(&["http", "get_weather", r#"{"city": "Oslo"}"#, &url]);
+    assert!(v["result"]["structuredContent"]["city"] == "Oslo", "{v}");
+    // Bad arguments come back as an error result the client's model can read.
+    let v = ts_client(&["http", "get_weather", r#"{"town": "Oslo"}"#, &url]);
+    assert_eq!(v["result"]["isError"], true, "{v}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
