@@ -7,6 +7,7 @@ mod bench_llm;
 #[cfg(feature = "local")]
 mod bench_local;
 mod bench_proxy;
+mod config;
 mod eval;
 mod policy;
 mod run;
@@ -164,6 +165,10 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         /// Offer only the MCP servers' tools, not the demo tools.
         #[arg(long)]
         no_demo_tools: bool,
+        /// A config file whose [mcp.ALIAS] sections (command = [...] or url = "...") add MCP
+        /// servers (default: agentry.toml here, if there is one).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Look at recorded runs: list them, draw one as a timeline, export its events.
     Trace {
@@ -870,8 +875,9 @@ fn main() -> ExitCode {
             policy,
             mcp,
             no_demo_tools,
+            config,
         } => {
-            let mcp = match mcp
+            let mut mcp = match mcp
                 .iter()
                 .map(|m| agentry_mcp::ServerSpec::parse(m))
                 .collect::<Result<Vec<_>, _>>()
@@ -879,6 +885,12 @@ fn main() -> ExitCode {
                 Ok(specs) => specs,
                 Err(e) => return finish(Err(e.into())),
             };
+            let explicit = config.is_some();
+            let path = config.unwrap_or_else(|| PathBuf::from("agentry.toml"));
+            match config::mcp_servers(&path, explicit) {
+                Ok(more) => mcp.extend(more),
+                Err(e) => return finish(Err(e)),
+            }
             let args = run::RunArgs {
                 mode: match mode {
                     ModeArg::Sequential => agentry_exec::Mode::Sequential,

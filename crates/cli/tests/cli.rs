@@ -1432,3 +1432,60 @@ fn the_typescript_sdk_client_talks_to_mcp_serve_and_the_proxy_over_stdio_and_htt
     let _ = child.wait();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_config_file_names_mcp_servers_like_the_flag() {
+    let Some(everything) = mcp_bin("mcp-server-everything") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("agentry-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("echo.yaml");
+    std::fs::write(
+        &script,
+        "name: echo\nformat: openai\nturns:\n  - when: { last: user }\n    calls:\n      - name: echo\n        arguments: { message: \"from the config\" }\n  - when: { last: tool }\n    text: \"{{tool}}\"\n",
+    )
+    .unwrap();
+    let config = dir.join("agentry.toml");
+    std::fs::write(&config, format!("[mcp.ev]\ncommand = [{everything:?}]\n")).unwrap();
+    let model = format!("sim:{}", script.display());
+    let out = agentry(
+        &[
+            "run",
+            "echo",
+            "--mode",
+            "sequential",
+            "--model",
+            &model,
+            "--config",
+            config.to_str().unwrap(),
+            "--no-demo-tools",
+            "--no-trace",
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Echo: from the config\n"
+    );
+    std::fs::write(
+        &config,
+        "[mcp.ev]\ncommand = [\"x\"]\nurl = \"http://h/mcp\"\n",
+    )
+    .unwrap();
+    let out = agentry(&["run", "echo", "--config", config.to_str().unwrap()], b"");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[mcp.ev] needs either command"));
+    std::fs::write(&config, "[mcp.ev]\ncomand = [\"x\"]\n").unwrap();
+    let out = agentry(&["run", "echo", "--config", config.to_str().unwrap()], b"");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2: unknown field `comand`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
