@@ -162,3 +162,45 @@ async fn a_server_that_cannot_start_says_so() {
     .unwrap_err();
     assert!(e.to_string().contains("could not be started"), "{e}");
 }
+
+fn bad_server(mode: &str) -> Option<ServerSpec> {
+    // Needs node, which scripts/mcp-servers installs with the servers.
+    bin("mcp-server-everything")?;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp/bad-server.mjs");
+    Some(ServerSpec {
+        alias: format!("bad-{mode}"),
+        command: vec![
+            "node".into(),
+            script.to_string_lossy().into_owned(),
+            mode.into(),
+        ],
+    })
+}
+
+#[tokio::test]
+async fn a_hung_crashed_or_garbling_server_fails_the_call_and_nothing_blocks() {
+    for mode in ["hang", "garbage", "crash"] {
+        let Some(spec) = bad_server(mode) else { return };
+        let server = McpServer::connect(spec).await.unwrap();
+        let tools = server.tools(&|_| false).await;
+        let work = tool(&tools, "work");
+        // The engine bounds every call with a deadline; here the call's own token does.
+        let cx = CallContext::detached("c1");
+        let cancel = cx.cancel.clone();
+        let started = std::time::Instant::now();
+        let call = work.call_json(json!({"n": 1}), cx);
+        let outcome = tokio::select! {
+            r = call => r,
+            () = async { tokio::time::sleep(Duration::from_millis(1500)).await; cancel.cancel(); std::future::pending().await } => unreachable!(),
+        };
+        let e = outcome.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{mode}: {e:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{mode} took {:?}",
+            started.elapsed()
+        );
+        server.close().await;
+    }
+}
