@@ -70,6 +70,7 @@ pub(crate) fn run(
     calls: usize,
     rounds: usize,
     server: Option<String>,
+    audit_on: bool,
     as_json: bool,
 ) -> Result<()> {
     let server = server.unwrap_or_else(default_server);
@@ -93,12 +94,20 @@ pub(crate) fn run(
             "proxy".into(),
             "--policy".into(),
             policy.to_string_lossy().into_owned(),
-            "--audit".into(),
-            audit.to_string_lossy().into_owned(),
             "--".into(),
             server,
         ],
     };
+    let mut proxied = proxied;
+    let at = proxied.command.len() - 2;
+    if audit_on {
+        proxied.command.splice(
+            at..at,
+            ["--audit".into(), audit.to_string_lossy().into_owned()],
+        );
+    } else {
+        proxied.command.insert(at, "--no-audit".into());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -126,7 +135,8 @@ pub(crate) fn run(
     );
     println!("  direct:                 p50 {a50:>8.1} µs   p99 {a99:>8.1} µs");
     println!(
-        "  through agentry proxy:  p50 {b50:>8.1} µs   p99 {b99:>8.1} µs   (5-rule policy, audit trail on)"
+        "  through agentry proxy:  p50 {b50:>8.1} µs   p99 {b99:>8.1} µs   (5-rule policy, audit trail {})",
+        if audit_on { "on" } else { "off" }
     );
     println!(
         "  added by the proxy:     p50 {:>8.1} µs   p99 {:>8.1} µs   ratio p50 {:.2}x",

@@ -408,6 +408,9 @@ enum BenchCommand {
         /// The MCP server command (default: server-everything from scripts/mcp-servers).
         #[arg(long)]
         server: Option<String>,
+        /// Run the proxy without its audit trail.
+        #[arg(long)]
+        no_audit: bool,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
@@ -827,9 +830,10 @@ fn main() -> ExitCode {
                     calls,
                     rounds,
                     server,
+                    no_audit,
                     json,
                 },
-        } => bench_proxy::run(calls, rounds.max(1), server, json).map(|()| true),
+        } => bench_proxy::run(calls, rounds.max(1), server, !no_audit, json).map(|()| true),
         #[cfg(feature = "local")]
         Command::Bench {
             what: BenchCommand::Local(args),

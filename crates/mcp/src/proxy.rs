@@ -199,10 +199,13 @@ fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&x| x == b)
 }
 
+/// Writes `line` and its newline in one write: two writes would wake the reader twice.
 async fn send<W: AsyncWrite + Unpin>(w: &Shared<W>, line: &[u8]) -> io::Result<()> {
+    let mut framed = Vec::with_capacity(line.len() + 1);
+    framed.extend_from_slice(line);
+    framed.push(b'\n');
     let mut w = w.lock().await;
-    w.write_all(line).await?;
-    w.write_all(b"\n").await?;
+    w.write_all(&framed).await?;
     w.flush().await
 }
 
