@@ -334,7 +334,11 @@ to the MCP client, so there is no terminal prompt.")]
         /// Keep no audit trail.
         #[arg(long)]
         no_audit: bool,
-        /// The MCP server's command line, after `--`.
+        /// Face the client over Streamable HTTP on this port (0 picks one) at /mcp, instead
+        /// of stdio; the server behind may be a command or a URL.
+        #[arg(long, value_name = "PORT")]
+        http: Option<u16>,
+        /// The MCP server's command line (or, with --http, its URL), after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
@@ -1112,9 +1116,10 @@ fn main() -> ExitCode {
             approvals,
             audit,
             no_audit,
+            http,
             command,
         } => {
-            if approve == policy::ApproveMode::Terminal {
+            if approve == policy::ApproveMode::Terminal && http.is_none() {
                 return finish(Err(anyhow::anyhow!(
                     "--approve terminal cannot work in the proxy: its stdin is the MCP client's; use queue or never"
                 )));
@@ -1127,14 +1132,16 @@ fn main() -> ExitCode {
                     .build()
                     .context("starting the async runtime")
                     .and_then(|rt| {
-                        rt.block_on(policy::proxy(
+                        let args = policy::ProxyArgs {
                             command,
-                            p,
-                            policy::approver(approve, &approvals),
+                            policy: p,
+                            approver: policy::approver(approve, &approvals),
                             agent,
-                            server_name,
-                            (!no_audit).then_some(audit.as_path()),
-                        ))
+                            server: server_name,
+                            audit: (!no_audit).then_some(audit),
+                            http,
+                        };
+                        rt.block_on(policy::proxy(args))
                     }),
             }
         }

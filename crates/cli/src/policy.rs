@@ -264,16 +264,21 @@ impl agentry_mcp::proxy::CallGate for ProxyGate {
     }
 }
 
-/// `agentry proxy`: runs until the client or the server goes away.
-pub(crate) async fn proxy(
-    command: Vec<String>,
-    policy: Arc<Policy>,
-    approver: Option<Arc<dyn Approver>>,
-    agent: Option<String>,
-    server: Option<String>,
-    audit: Option<&Path>,
-) -> Result<bool> {
-    let audit: Option<Box<dyn std::io::Write + Send>> = match audit {
+/// What `agentry proxy` was asked to do.
+pub(crate) struct ProxyArgs {
+    pub(crate) command: Vec<String>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) approver: Option<Arc<dyn Approver>>,
+    pub(crate) agent: Option<String>,
+    pub(crate) server: Option<String>,
+    pub(crate) audit: Option<PathBuf>,
+    pub(crate) http: Option<u16>,
+}
+
+/// `agentry proxy`: runs until the client or the server goes away (stdio), or until Ctrl-C
+/// (HTTP).
+pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
+    let audit: Option<Box<dyn std::io::Write + Send>> = match &args.audit {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -288,23 +293,46 @@ pub(crate) async fn proxy(
         }
         None => None,
     };
-    let gate = ProxyGate {
-        policy,
-        approver,
-        agent,
-        server,
+    let gate = Arc::new(ProxyGate {
+        policy: args.policy,
+        approver: args.approver,
+        agent: args.agent,
+        server: args.server.clone(),
         calls: std::sync::atomic::AtomicU64::new(0),
-    };
+    });
+    if let Some(port) = args.http {
+        let spec = agentry_mcp::ServerSpec {
+            alias: args.server.unwrap_or_else(|| "upstream".into()),
+            command: args.command,
+        };
+        let upstream = agentry_mcp::McpServer::connect(spec).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        agentry_mcp::proxy_http::serve(Arc::clone(&upstream), gate, audit, addr, stop, |bound| {
+            println!("proxying MCP at http://{bound}/mcp (Ctrl-C to stop)");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        })
+        .await
+        .map_err(anyhow::Error::msg)?;
+        upstream.close().await;
+        return Ok(true);
+    }
     let proxy = agentry_mcp::proxy::Proxy {
-        command: command.clone(),
-        gate: Arc::new(gate),
+        command: args.command.clone(),
+        gate,
         audit,
         max_message: agentry_mcp::proxy::MAX_MESSAGE,
     };
     let status = proxy
         .run(tokio::io::stdin(), tokio::io::stdout())
         .await
-        .with_context(|| format!("running the MCP server {}", command.join(" ")))?;
+        .with_context(|| format!("running the MCP server {}", args.command.join(" ")))?;
     Ok(status.is_none_or(|c| c == 0))
 }
 

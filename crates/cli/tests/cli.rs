@@ -1489,3 +1489,84 @@ fn a_config_file_names_mcp_servers_like_the_flag() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_proxy_over_http_enforces_the_policy_for_an_http_client() {
+    let Some(fs_server) = mcp_bin("mcp-server-filesystem") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("agentry-proxy-http-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "secret notes").unwrap();
+    let policy = dir.join("p.toml");
+    std::fs::write(&policy, "[[rule]]\nserver = \"fs\"\ntool = \"write_file\"\naction = \"deny\"\nreason = \"read-only today\"\n").unwrap();
+    let audit = dir.join("audit.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args([
+            "proxy",
+            "--http",
+            "0",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--server-name",
+            "fs",
+            "--audit",
+            audit.to_str().unwrap(),
+            "--",
+            &fs_server,
+            root.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let read = ts_client(&[
+        "http",
+        "read_text_file",
+        &json!({"path": root.join("a.txt")}).to_string(),
+        &url,
+    ]);
+    assert_eq!(
+        read["result"]["content"][0]["text"], "secret notes",
+        "{read}"
+    );
+    let write = ts_client(&[
+        "http",
+        "write_file",
+        &json!({"path": root.join("b.txt"), "content": "x"}).to_string(),
+        &url,
+    ]);
+    assert_eq!(write["result"]["isError"], true);
+    assert_eq!(
+        write["result"]["content"][0]["text"],
+        "denied by policy: read-only today"
+    );
+    assert!(
+        !root.join("b.txt").exists(),
+        "a denied write reached the disk"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        trail
+            .lines()
+            .any(|l| l.contains("\"decision\"") && l.contains("write_file") && l.contains("deny")),
+        "{trail}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -11,6 +11,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod proxy;
+pub mod proxy_http;
 pub mod serve;
 
 use std::{
@@ -290,6 +291,31 @@ impl McpServer {
                 conn.failures += 1;
                 conn.retry_at = Some(Instant::now() + backoff(conn.failures));
                 Err(ToolError::unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// The server's tools as it listed them.
+    pub fn listed_tools(&self) -> Vec<rmcp::model::Tool> {
+        self.tools.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Calls tool `name` on the server as it is (no agentry validation), restarting the
+    /// server first if it went away.
+    pub async fn call_raw(
+        &self,
+        params: CallToolRequestParams,
+    ) -> Result<CallToolResult, ToolError> {
+        let peer = self.peer().await?;
+        match peer.call_tool(params).await {
+            Ok(result) => Ok(result),
+            Err(ServiceError::McpError(e)) => Err(ToolError::failed(e.message.to_string())),
+            Err(other) => {
+                self.broken().await;
+                Err(ToolError::unavailable(format!(
+                    "the MCP server `{}` went away during the call ({other})",
+                    self.spec.alias
+                )))
             }
         }
     }

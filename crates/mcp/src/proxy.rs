@@ -71,13 +71,13 @@ struct Entry {
 
 /// Hands entries to the audit thread; cheap to clone, free when there is no trail.
 #[derive(Clone)]
-struct Audit {
+pub(crate) struct Audit {
     tx: Option<std::sync::mpsc::Sender<Entry>>,
     started: Instant,
 }
 
 impl Audit {
-    fn start(
+    pub(crate) fn start(
         out: Option<Box<dyn io::Write + Send>>,
     ) -> (Self, Option<std::thread::JoinHandle<()>>) {
         let started = Instant::now();
@@ -112,7 +112,7 @@ impl Audit {
         self.send(direction, Body::Message(bytes.to_vec()));
     }
 
-    fn json(&self, direction: &'static str, body: Value) {
+    pub(crate) fn json(&self, direction: &'static str, body: Value) {
         self.send(direction, Body::Json(body));
     }
 
