@@ -1,7 +1,7 @@
 //! `agentry bench proxy`: the latency `agentry proxy` adds to an MCP `tools/call` round trip,
 //! against the same server called directly, in one run.
 
-use std::{path::PathBuf, time::Instant};
+use std::time::Instant;
 
 use agentry_mcp::{McpServer, ServerSpec};
 use agentry_tools::{CallContext, DynTool};
@@ -30,16 +30,6 @@ tool = "search"
 action = "rewrite"
 clamp = { "/k" = { max = 3 } }
 "#;
-
-fn default_server() -> String {
-    let dir = std::env::var_os("AGENTRY_NPM_DIR").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/agentry/npm"),
-        PathBuf::from,
-    );
-    dir.join("node_modules/.bin/mcp-server-everything")
-        .to_string_lossy()
-        .into_owned()
-}
 
 async fn latencies(spec: ServerSpec, calls: usize) -> Result<Vec<f64>> {
     let server = McpServer::connect(spec).await?;
@@ -73,7 +63,11 @@ pub(crate) fn run(
     audit_on: bool,
     as_json: bool,
 ) -> Result<()> {
-    let server = server.unwrap_or_else(default_server);
+    let server = server.unwrap_or_else(|| {
+        agentry_mcp::npm_bin("mcp-server-everything")
+            .to_string_lossy()
+            .into_owned()
+    });
     if !std::path::Path::new(&server).exists() {
         bail!("{server} is missing: run scripts/mcp-servers, or pass --server COMMAND");
     }

@@ -58,12 +58,7 @@ pub(crate) fn mcp_servers(path: &Path, explicit: bool) -> Result<Vec<ServerSpec>
                 path.display()
             ),
         };
-        // The same rules as --mcp (alias characters).
-        let spec = ServerSpec::parse(&format!("{alias}=x"))
-            .map(|s| ServerSpec {
-                alias: s.alias,
-                command,
-            })
+        let spec = ServerSpec::new(&alias, command)
             .map_err(|e| anyhow::anyhow!("the config {}: {e}", path.display()))?;
         out.push(spec);
     }

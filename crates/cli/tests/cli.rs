@@ -956,14 +956,7 @@ reason = "no arithmetic today"
 
 /// The npm bin directory of the MCP servers, or `None` (skip) unless AGENTRY_REQUIRE_MCP.
 fn mcp_bin(name: &str) -> Option<String> {
-    let dir = std::env::var_os("AGENTRY_NPM_DIR").map_or_else(
-        || {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/agentry/npm")
-        },
-        std::path::PathBuf::from,
-    );
-    let path = dir.join("node_modules/.bin").join(name);
+    let path = agentry_mcp::npm_bin(name);
     if path.exists() {
         return Some(path.to_string_lossy().into_owned());
     }

@@ -46,6 +46,19 @@ pub struct ServerSpec {
     pub command: Vec<String>,
 }
 
+/// Where `scripts/mcp-servers` installs program `name` from npm:
+/// `$AGENTRY_NPM_DIR/node_modules/.bin/NAME`, by default under `~/.cache/agentry/npm`.
+pub fn npm_bin(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("AGENTRY_NPM_DIR").map_or_else(
+        || {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/agentry/npm")
+        },
+        std::path::PathBuf::from,
+    );
+    dir.join("node_modules/.bin").join(name)
+}
+
 /// What goes wrong connecting to a server.
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
@@ -65,6 +78,30 @@ pub enum McpError {
 }
 
 impl ServerSpec {
+    /// A spec for `command` (or one URL) under `alias`, which must be letters, digits, `-`
+    /// or `_`.
+    pub fn new(alias: &str, command: Vec<String>) -> Result<Self, McpError> {
+        let alias = alias.trim();
+        if alias.is_empty()
+            || !alias
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(McpError::Spec(format!(
+                "the alias `{alias}` must be letters, digits, `-` or `_`"
+            )));
+        }
+        if command.is_empty() {
+            return Err(McpError::Spec(format!(
+                "the server `{alias}` has no command"
+            )));
+        }
+        Ok(Self {
+            alias: alias.to_owned(),
+            command,
+        })
+    }
+
     /// The server's URL when it is reached over Streamable HTTP (the command is one
     /// `http://` or `https://` URL).
     pub fn url(&self) -> Option<&str> {
@@ -83,22 +120,8 @@ impl ServerSpec {
             ))
         };
         let (alias, command) = text.split_once('=').ok_or_else(|| bad("no `=`"))?;
-        let alias = alias.trim();
-        if alias.is_empty()
-            || !alias
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(bad("the alias must be letters, digits, `-` or `_`"));
-        }
         let command = split_words(command).map_err(|w| bad(&w))?;
-        if command.is_empty() {
-            return Err(bad("the command is empty"));
-        }
-        Ok(Self {
-            alias: alias.to_owned(),
-            command,
-        })
+        Self::new(alias, command).map_err(|e| bad(&e.to_string()))
     }
 }
 
@@ -300,21 +323,27 @@ impl McpServer {
         self.tools.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Calls tool `name` on the server as it is (no agentry validation), restarting the
-    /// server first if it went away.
+    /// Calls a tool on the server as it is (no agentry validation), restarting the server
+    /// first if it went away; a broken connection fails the call as `Unavailable`.
     pub async fn call_raw(
         &self,
         params: CallToolRequestParams,
     ) -> Result<CallToolResult, ToolError> {
         let peer = self.peer().await?;
+        let alias = &self.spec.alias;
         match peer.call_tool(params).await {
             Ok(result) => Ok(result),
-            Err(ServiceError::McpError(e)) => Err(ToolError::failed(e.message.to_string())),
+            Err(ServiceError::McpError(e)) => Err(ToolError::failed(format!(
+                "the MCP server `{alias}` refused the call: {}",
+                e.message
+            ))),
+            Err(ServiceError::UnexpectedResponse) => Err(ToolError::malformed(format!(
+                "the MCP server `{alias}` sent an answer that is not a tool result"
+            ))),
             Err(other) => {
                 self.broken().await;
                 Err(ToolError::unavailable(format!(
-                    "the MCP server `{}` went away during the call ({other})",
-                    self.spec.alias
+                    "the MCP server `{alias}` went away during the call ({other})"
                 )))
             }
         }
@@ -417,37 +446,13 @@ impl DynTool for McpTool {
 
     fn call_json(&self, args: Value, cx: CallContext) -> BoxFuture<'_, Result<Value, ToolError>> {
         Box::pin(async move {
-            let peer = self.server.peer().await?;
             let mut params = CallToolRequestParams::new(self.remote.clone());
             if let Value::Object(map) = args {
                 params = params.with_arguments(map);
             }
-            let called = tokio::select! {
-                r = peer.call_tool(params) => r,
-                () = cx.cancel.cancelled() => {
-                    return Err(ToolError::unavailable("the call was cancelled"));
-                }
-            };
-            match called {
-                Ok(result) => outcome(result),
-                Err(e) => {
-                    let alias = &self.server.spec.alias;
-                    match e {
-                        ServiceError::McpError(e) => Err(ToolError::failed(format!(
-                            "the MCP server `{alias}` refused the call: {}",
-                            e.message
-                        ))),
-                        ServiceError::UnexpectedResponse => Err(ToolError::malformed(format!(
-                            "the MCP server `{alias}` sent an answer that is not a tool result"
-                        ))),
-                        other => {
-                            self.server.broken().await;
-                            Err(ToolError::unavailable(format!(
-                                "the MCP server `{alias}` went away during the call ({other})"
-                            )))
-                        }
-                    }
-                }
+            tokio::select! {
+                r = self.server.call_raw(params) => outcome(r?),
+                () = cx.cancel.cancelled() => Err(ToolError::unavailable("the call was cancelled")),
             }
         })
     }

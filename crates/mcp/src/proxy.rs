@@ -177,7 +177,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(
                 Some(Ok(()))
             });
         }
-        let (chunk, done) = match memchr(b'\n', available) {
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
             Some(i) => (&available[..i], Some(i + 1)),
             None => (available, None),
         };
@@ -193,10 +193,6 @@ async fn read_line<R: AsyncBufRead + Unpin>(
             return Ok(Some(if too_long > 0 { Err(too_long) } else { Ok(()) }));
         }
     }
-}
-
-fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&x| x == b)
 }
 
 /// Writes `line` and its newline in one write: two writes would wake the reader twice.

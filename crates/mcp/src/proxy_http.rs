@@ -88,34 +88,13 @@ pub async fn serve(
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
-    use rmcp::transport::{
-        StreamableHttpServerConfig, StreamableHttpService,
-        streamable_http_server::session::local::LocalSessionManager,
-    };
     let (audit, audit_thread) = Audit::start(audit);
     let front = Front {
         upstream,
         gate,
         audit: audit.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
-    let service = StreamableHttpService::new(
-        move || Ok(front.clone()),
-        LocalSessionManager::default().into(),
-        config,
-    );
-    let router = axum::Router::new().nest_service("/mcp", service);
-    ready(bound);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(|e| format!("the HTTP server failed: {e}"));
+    let served = crate::serve::serve_streamable(front, addr, stop, ready).await;
     drop(audit);
     if let Some(t) = audit_thread {
         // Sessions may still hold the trail for a moment; do not wait on them for long.

@@ -117,6 +117,17 @@ pub async fn serve_http(
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
+    serve_streamable(ToolServer::new(tools), addr, stop, ready).await
+}
+
+/// Serves `handler` (one clone per session) at `http://ADDR/mcp` until `stop`, checking
+/// Host and Origin against DNS rebinding; `ready` gets the address bound.
+pub(crate) async fn serve_streamable<S: ServerHandler + Clone>(
+    handler: S,
+    addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), String> {
     use rmcp::transport::{
         StreamableHttpServerConfig, StreamableHttpService,
         streamable_http_server::session::local::LocalSessionManager,
@@ -127,10 +138,9 @@ pub async fn serve_http(
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let server = ToolServer::new(tools);
     let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
     let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || Ok(handler.clone()),
         LocalSessionManager::default().into(),
         config,
     );

@@ -2,7 +2,7 @@
 //! `@modelcontextprotocol/server-everything` and `server-filesystem`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use agentry_core::ErrorKind;
 use agentry_mcp::{McpServer, ServerSpec};
@@ -11,11 +11,7 @@ use serde_json::json;
 
 /// The npm bin directory, or `None` (test skipped) unless AGENTRY_REQUIRE_MCP is set.
 fn bin(name: &str) -> Option<String> {
-    let dir = std::env::var_os("AGENTRY_NPM_DIR").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/agentry/npm"),
-        PathBuf::from,
-    );
-    let path = dir.join("node_modules/.bin").join(name);
+    let path = agentry_mcp::npm_bin(name);
     if path.exists() {
         return Some(path.to_string_lossy().into_owned());
     }
