@@ -9,6 +9,7 @@ mod bench_local;
 mod bench_proxy;
 mod config;
 mod eval;
+mod mcp;
 mod policy;
 mod run;
 mod taubench;
@@ -1104,9 +1105,8 @@ fn main() -> ExitCode {
             };
             let options = local.options(agentry_llm::ToolMode::Native, None, None);
             let http = http.map(|port| std::net::SocketAddr::new(host, port));
-            runtime().and_then(|rt| {
-                rt.block_on(policy::mcp_serve(model, options, !no_agent, policy, http))
-            })
+            runtime()
+                .and_then(|rt| rt.block_on(mcp::serve(model, options, !no_agent, policy, http)))
         }
         Command::Proxy {
             policy: file,
@@ -1132,7 +1132,7 @@ fn main() -> ExitCode {
                     .build()
                     .context("starting the async runtime")
                     .and_then(|rt| {
-                        let args = policy::ProxyArgs {
+                        let args = mcp::ProxyArgs {
                             command,
                             policy: p,
                             approver: policy::approver(approve, &approvals),
@@ -1141,7 +1141,7 @@ fn main() -> ExitCode {
                             audit: (!no_audit).then_some(audit),
                             http,
                         };
-                        rt.block_on(policy::proxy(args))
+                        rt.block_on(mcp::proxy(args))
                     }),
             }
         }

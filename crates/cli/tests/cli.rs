@@ -1260,13 +1260,14 @@ fn mcp_serve_offers_the_tools_and_an_agent_to_an_mcp_client_also_through_the_pro
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn mcp_serve_over_streamable_http_reaches_an_http_client() {
+/// Starts `agentry ARGS` (a server over HTTP) and returns it with the URL its first line
+/// names.
+fn serving(args: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args(["mcp", "serve", "--http", "0", "--model", "sim:plan"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -1278,8 +1279,14 @@ fn mcp_serve_over_streamable_http_reaches_an_http_client() {
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("{line}"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_owned();
+    (child, url)
+}
+
+#[test]
+fn mcp_serve_over_streamable_http_reaches_an_http_client() {
+    let (mut child, url) = serving(&["mcp", "serve", "--http", "0", "--model", "sim:plan"]);
     assert!(
         url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"),
         "{url}"
@@ -1398,24 +1405,7 @@ fn the_typescript_sdk_client_talks_to_mcp_serve_and_the_proxy_over_stdio_and_htt
         "denied by policy: no writes"
     );
     // Streamable HTTP.
-    let mut child = Command::new(me)
-        .args(["mcp", "serve", "--http", "0", "--no-agent"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+    let (mut child, url) = serving(&["mcp", "serve", "--http", "0", "--no-agent"]);
     let v = ts_client(&["http", "get_weather", r#"{"city": "Oslo"}"#, &url]);
     assert!(v["result"]["structuredContent"]["city"] == "Oslo", "{v}");
     // Bad arguments come back as an error result the client's model can read.
@@ -1496,37 +1486,20 @@ fn the_proxy_over_http_enforces_the_policy_for_an_http_client() {
     let policy = dir.join("p.toml");
     std::fs::write(&policy, "[[rule]]\nserver = \"fs\"\ntool = \"write_file\"\naction = \"deny\"\nreason = \"read-only today\"\n").unwrap();
     let audit = dir.join("audit.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args([
-            "proxy",
-            "--http",
-            "0",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--server-name",
-            "fs",
-            "--audit",
-            audit.to_str().unwrap(),
-            "--",
-            &fs_server,
-            root.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let (mut child, url) = serving(&[
+        "proxy",
+        "--http",
+        "0",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--server-name",
+        "fs",
+        "--audit",
+        audit.to_str().unwrap(),
+        "--",
+        &fs_server,
+        root.to_str().unwrap(),
+    ]);
     let read = ts_client(&[
         "http",
         "read_text_file",

@@ -1,0 +1,216 @@
+//! `agentry proxy` (the policy as the MCP proxy's gate) and `agentry mcp serve`.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use agentry_policy::{Action, Approval, Approver, Policy};
+use anyhow::{Context, Result};
+use futures::future::BoxFuture;
+
+/// The policy as the proxy's gate on `tools/call`.
+pub(crate) struct ProxyGate {
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) approver: Option<Arc<dyn Approver>>,
+    pub(crate) agent: Option<String>,
+    pub(crate) server: Option<String>,
+    pub(crate) calls: std::sync::atomic::AtomicU64,
+}
+
+impl agentry_mcp::proxy::CallGate for ProxyGate {
+    fn check(
+        self: Arc<Self>,
+        tool: String,
+        args: serde_json::Value,
+    ) -> BoxFuture<'static, (agentry_mcp::proxy::Gate, serde_json::Value)> {
+        use agentry_mcp::proxy::Gate;
+        Box::pin(async move {
+            let v = self
+                .policy
+                .decide(self.agent.as_deref(), self.server.as_deref(), &tool, &args);
+            let mut record = serde_json::to_value(&v).unwrap_or_default();
+            let reason = v.reason.clone().unwrap_or_default();
+            let gate = match v.action {
+                Action::Allow => Gate::Forward(None),
+                Action::Rewrite => Gate::Forward(v.rewritten.clone()),
+                Action::Deny => Gate::Refuse(format!("denied by policy: {reason}")),
+                Action::Ask => {
+                    let n = self
+                        .calls
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let request = Approval {
+                        call: agentry_core::ToolCall::new(
+                            format!("proxy-{}-{n}", std::process::id()),
+                            tool.clone(),
+                            args.clone(),
+                        ),
+                        rule: v.rule.clone(),
+                        reason: reason.clone(),
+                    };
+                    let approved = match &self.approver {
+                        Some(a) => a.approve(&request).await,
+                        None => false,
+                    };
+                    record["approved"] = serde_json::json!(approved);
+                    if approved {
+                        Gate::Forward(None)
+                    } else {
+                        Gate::Refuse(format!("denied by policy: {reason} (not approved)"))
+                    }
+                }
+            };
+            (gate, record)
+        })
+    }
+}
+
+/// What `agentry proxy` was asked to do.
+pub(crate) struct ProxyArgs {
+    pub(crate) command: Vec<String>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) approver: Option<Arc<dyn Approver>>,
+    pub(crate) agent: Option<String>,
+    pub(crate) server: Option<String>,
+    pub(crate) audit: Option<PathBuf>,
+    pub(crate) http: Option<u16>,
+}
+
+/// `agentry proxy`: runs until the client or the server goes away (stdio), or until Ctrl-C
+/// (HTTP).
+pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
+    let audit: Option<Box<dyn std::io::Write + Send>> = match &args.audit {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the audit trail {}", path.display()))?;
+            Some(Box::new(file))
+        }
+        None => None,
+    };
+    let gate = Arc::new(ProxyGate {
+        policy: args.policy,
+        approver: args.approver,
+        agent: args.agent,
+        server: args.server.clone(),
+        calls: std::sync::atomic::AtomicU64::new(0),
+    });
+    if let Some(port) = args.http {
+        let spec = agentry_mcp::ServerSpec {
+            alias: args.server.unwrap_or_else(|| "upstream".into()),
+            command: args.command,
+        };
+        let upstream = agentry_mcp::McpServer::connect(spec).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let on_signal = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        agentry_mcp::proxy_http::serve(Arc::clone(&upstream), gate, audit, addr, stop, |bound| {
+            println!("proxying MCP at http://{bound}/mcp (Ctrl-C to stop)");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        })
+        .await
+        .map_err(anyhow::Error::msg)?;
+        upstream.close().await;
+        return Ok(true);
+    }
+    let proxy = agentry_mcp::proxy::Proxy {
+        command: args.command.clone(),
+        gate,
+        audit,
+        max_message: agentry_mcp::proxy::MAX_MESSAGE,
+    };
+    let status = proxy
+        .run(tokio::io::stdin(), tokio::io::stdout())
+        .await
+        .with_context(|| format!("running the MCP server {}", args.command.join(" ")))?;
+    Ok(status.is_none_or(|c| c == 0))
+}
+
+/// `agentry mcp serve`: the demo tools, and an agent as the tool `agent`, over stdio.
+pub(crate) async fn serve(
+    model: Option<String>,
+    options: agentry_llm::OpenOptions,
+    with_agent: bool,
+    policy: Option<Arc<Policy>>,
+    http: Option<std::net::SocketAddr>,
+) -> Result<bool> {
+    let demo = agentry_tools::demo_tools(Duration::ZERO);
+    let mut tools = demo.filtered(|_| true);
+    if with_agent {
+        let spec = model.unwrap_or_else(|| {
+            if agentry_llm::local_ready() {
+                "local".into()
+            } else {
+                "sim:plan".into()
+            }
+        });
+        let model = agentry_llm::open(&spec, &options)?;
+        let engine = Arc::new(agentry_exec::Engine::new(
+            model,
+            Arc::new(demo),
+            agentry_exec::EngineConfig {
+                policy,
+                ..agentry_exec::EngineConfig::new(agentry_exec::Mode::Compiled)
+            },
+        ));
+        let tool = agentry_tools::FnTool::new(
+            agentry_core::ToolSpec::new(
+                "agent",
+                format!(
+                    "An agentry agent ({spec}) with the tools get_weather, search, calculator, kv_set, kv_get, clock_now: give it a task, get its answer."
+                ),
+                serde_json::json!({"type": "object", "properties": {"task": {"type": "string",
+                    "description": "What to do, in a sentence or two."}}, "required": ["task"],
+                    "additionalProperties": false}),
+            ),
+            move |args: serde_json::Value, _cx| {
+                let engine = Arc::clone(&engine);
+                async move {
+                    let task = args["task"].as_str().unwrap_or_default().to_owned();
+                    let out = engine.run(&task, &agentry_exec::NoObserver).await;
+                    match out.answer {
+                        Some(answer) => Ok(serde_json::Value::String(answer)),
+                        None => Err(agentry_core::ToolError::failed(
+                            out.reason
+                                .unwrap_or_else(|| "the agent ended without an answer".into()),
+                        )),
+                    }
+                }
+            },
+        );
+        tools
+            .add(tool)
+            .map_err(|e| anyhow::anyhow!("the agent tool: {e}"))?;
+    }
+    let tools = Arc::new(tools);
+    match http {
+        None => agentry_mcp::serve::serve_stdio(tools)
+            .await
+            .map_err(anyhow::Error::msg)?,
+        Some(addr) => {
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_signal.cancel();
+                }
+            });
+            agentry_mcp::serve::serve_http(tools, addr, stop, |bound| {
+                // The line a script waits for before it connects.
+                println!("serving MCP at http://{bound}/mcp (Ctrl-C to stop)");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            })
+            .await
+            .map_err(anyhow::Error::msg)?;
+        }
+    }
+    Ok(true)
+}
