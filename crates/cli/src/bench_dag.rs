@@ -189,20 +189,19 @@ async fn run_once(script: Script, mode: Mode, tasks: usize) -> Result<Duration> 
     Ok(out.wall)
 }
 
-/// Engine cost per call: a zero-latency model and tool, `n` calls in one turn or one plan.
-/// A policy whose every rule the benchmark's calls are tested against (none matches): the
-/// worst case of a first-match policy.
-const BENCH_POLICY: &str = r#"
+/// A policy whose every rule the benchmarks' calls (`noop` here, `echo` in `bench proxy`)
+/// are tested against and none matches: the worst case of a first-match policy.
+pub(crate) const BENCH_POLICY: &str = r#"
 [[rule]]
 tool = "write_*"
 when = [{ path = "/path", not_inside = "/tmp/sandbox" }]
 action = "deny"
 [[rule]]
-tool = "noop"
+tool = "{noop,echo}"
 when = [{ path = "/amount", gt = 1000 }]
 action = "ask"
 [[rule]]
-tool = "noop"
+tool = "{noop,echo}"
 when = [{ path = "/to", regex = "@evil\\.org$" }]
 action = "deny"
 [[rule]]
@@ -214,6 +213,7 @@ server = "shell"
 action = "deny"
 "#;
 
+/// Engine cost per call: a zero-latency model and tool, `n` calls in one turn or one plan.
 async fn overhead(mode: Mode, n: usize, traced: bool, policy: bool) -> Result<f64> {
     let mut set = ToolSet::new();
     set.add(

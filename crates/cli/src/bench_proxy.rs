@@ -8,29 +8,6 @@ use agentry_tools::{CallContext, DynTool};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-/// A policy whose rules are all tested for `echo` (none matches): the proxy's worst case.
-const POLICY: &str = r#"
-[[rule]]
-tool = "write_*"
-when = [{ path = "/path", not_inside = "/tmp/sandbox" }]
-action = "deny"
-[[rule]]
-tool = "echo"
-when = [{ path = "/message", regex = "^rm -rf" }]
-action = "deny"
-[[rule]]
-tool = "echo"
-when = [{ path = "/amount", gt = 1000 }]
-action = "ask"
-[[rule]]
-server = "shell"
-action = "deny"
-[[rule]]
-tool = "search"
-action = "rewrite"
-clamp = { "/k" = { max = 3 } }
-"#;
-
 async fn latencies(spec: ServerSpec, calls: usize) -> Result<Vec<f64>> {
     let server = McpServer::connect(spec).await?;
     let tools = server.tools(&|_| false).await;
@@ -74,7 +51,7 @@ pub(crate) fn run(
     let dir = std::env::temp_dir().join(format!("agentry-bench-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, POLICY)?;
+    std::fs::write(&policy, crate::bench_dag::BENCH_POLICY)?;
     let audit = dir.join("audit.jsonl");
     let me = std::env::current_exe()?.to_string_lossy().into_owned();
     let direct = ServerSpec {
