@@ -343,7 +343,7 @@ to the MCP client, so there is no terminal prompt.")]
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
-    /// agentry as an MCP server.
+    /// agentry as an MCP server; any MCP server's tools, listed or called by hand.
     Mcp {
         #[command(subcommand)]
         what: McpCommand,
@@ -565,6 +565,44 @@ Every call is validated against its schema before it runs.")]
         #[command(flatten)]
         local: LocalArgs,
     },
+    /// List an MCP server's tools as JSON: name, description, inputSchema, outputSchema.
+    #[command(after_help = "\
+Examples:
+  agentry mcp tools http://127.0.0.1:8080/mcp
+  agentry mcp tools -- npx -y @modelcontextprotocol/server-filesystem /tmp")]
+    Tools {
+        /// The server: its URL (Streamable HTTP) or its command line (stdio).
+        #[arg(required = true, trailing_var_arg = true, value_name = "SERVER")]
+        server: Vec<String>,
+    },
+    /// Call one tool of an MCP server and print its result as the server sent it (exit 1 if
+    /// the result is an error).
+    #[command(after_help = "\
+Example:
+  agentry mcp call read_file --args '{\"path\": \"/tmp/a.txt\"}' -- npx -y @modelcontextprotocol/server-filesystem /tmp")]
+    Call {
+        /// The tool's name, as the server lists it.
+        tool: String,
+        /// Its arguments, a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// How to answer the server's requests for user input: decline, or accept with the
+        /// form's defaults.
+        #[arg(long, value_enum, default_value = "decline")]
+        elicit: Elicit,
+        /// The server: its URL (Streamable HTTP) or its command line (stdio).
+        #[arg(required = true, trailing_var_arg = true, value_name = "SERVER")]
+        server: Vec<String>,
+    },
+}
+
+/// `--elicit`: how `agentry mcp call` answers elicitation.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Elicit {
+    /// Decline every request.
+    Decline,
+    /// Accept a form with its schema's defaults (decline when a required field has none).
+    Defaults,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1107,6 +1145,24 @@ fn main() -> ExitCode {
             let http = http.map(|port| std::net::SocketAddr::new(host, port));
             runtime()
                 .and_then(|rt| rt.block_on(mcp::serve(model, options, !no_agent, policy, http)))
+        }
+        Command::Mcp {
+            what: McpCommand::Tools { server },
+        } => runtime().and_then(|rt| rt.block_on(mcp::tools(server))),
+        Command::Mcp {
+            what:
+                McpCommand::Call {
+                    tool,
+                    args,
+                    elicit,
+                    server,
+                },
+        } => {
+            let elicitation = match elicit {
+                Elicit::Decline => agentry_mcp::Elicitation::Decline,
+                Elicit::Defaults => agentry_mcp::Elicitation::Defaults,
+            };
+            runtime().and_then(|rt| rt.block_on(mcp::call(server, &tool, &args, elicitation)))
         }
         Command::Proxy {
             policy: file,

@@ -1,4 +1,5 @@
-//! `agentry proxy` (the policy as the MCP proxy's gate) and `agentry mcp serve`.
+//! `agentry proxy` (the policy as the MCP proxy's gate), `agentry mcp serve`, and
+//! `agentry mcp tools|call` (any server's tools by hand).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -213,4 +214,44 @@ pub(crate) async fn serve(
         }
     }
     Ok(true)
+}
+
+/// Connects to the server named by `words` (one URL, or a command line).
+async fn connect(
+    words: Vec<String>,
+    elicitation: agentry_mcp::Elicitation,
+) -> Result<Arc<agentry_mcp::McpServer>> {
+    let spec = agentry_mcp::ServerSpec::new("server", words)?;
+    let server = agentry_mcp::McpServer::connect_with(spec, elicitation).await?;
+    eprintln!("connected (protocol {})", server.protocol());
+    Ok(server)
+}
+
+/// `agentry mcp tools`: the server's tools as JSON on stdout.
+pub(crate) async fn tools(server: Vec<String>) -> Result<bool> {
+    let server = connect(server, agentry_mcp::Elicitation::Decline).await?;
+    let listed = server.listed_tools();
+    server.close().await;
+    println!("{}", serde_json::to_string_pretty(&listed)?);
+    Ok(true)
+}
+
+/// `agentry mcp call`: one call, its result as JSON on stdout; `false` when it is an error.
+pub(crate) async fn call(
+    server: Vec<String>,
+    tool: &str,
+    args: &str,
+    elicitation: agentry_mcp::Elicitation,
+) -> Result<bool> {
+    let args: serde_json::Value =
+        serde_json::from_str(args).context("--args must be a JSON object")?;
+    let serde_json::Value::Object(args) = args else {
+        anyhow::bail!("--args must be a JSON object, not {args}");
+    };
+    let server = connect(server, elicitation).await?;
+    let result = server.call_as_is(tool, args).await;
+    server.close().await;
+    let result = result.map_err(|e| anyhow::anyhow!("{}", e.for_model()))?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(result["isError"] != true)
 }

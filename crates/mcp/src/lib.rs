@@ -27,9 +27,16 @@ use agentry_core::{ToolError, ToolSpec};
 use agentry_tools::{CallContext, DynTool};
 use futures::future::BoxFuture;
 use rmcp::{
-    ClientHandler, RoleClient, ServiceExt,
-    model::{CallToolRequestParams, CallToolResult, ContentBlock},
-    service::{NotificationContext, Peer, RunningService, ServiceError},
+    ClientHandler, RoleClient,
+    model::{
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
+        ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
+        FormElicitationCapability, Implementation, ProtocolVersion,
+    },
+    service::{
+        ClientInitializeError, ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer, RequestContext,
+        RunningService, ServiceError,
+    },
     transport::TokioChildProcess,
 };
 use serde_json::{Value, json};
@@ -159,10 +166,23 @@ fn split_words(text: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// Notices the server's `notifications/tools/list_changed`.
+/// How agentry answers a server's `elicitation/create` (a request for the user's input in
+/// the middle of a call). An agent runs unattended, so the default declines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Elicitation {
+    /// Decline every request (the elicitation capability is not announced).
+    #[default]
+    Decline,
+    /// Accept a form with the defaults its schema gives; decline one whose required field
+    /// has no default, and any URL elicitation.
+    Defaults,
+}
+
+/// Notices the server's `notifications/tools/list_changed`; answers elicitation.
 #[derive(Clone, Default)]
 struct Handler {
     tools_changed: Arc<AtomicBool>,
+    elicitation: Elicitation,
 }
 
 impl ClientHandler for Handler {
@@ -173,6 +193,61 @@ impl ClientHandler for Handler {
         self.tools_changed.store(true, Ordering::Relaxed);
         std::future::ready(())
     }
+
+    fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> impl Future<Output = Result<ElicitResult, rmcp::ErrorData>> + Send + '_ {
+        let answer = match (self.elicitation, request) {
+            (
+                Elicitation::Defaults,
+                ElicitRequestParams::FormElicitationParams {
+                    requested_schema, ..
+                },
+            ) => match serde_json::to_value(&requested_schema).map(|s| schema_defaults(&s)) {
+                Ok(Some(content)) => {
+                    ElicitResult::new(ElicitationAction::Accept).with_content(Value::Object(content))
+                }
+                _ => ElicitResult::new(ElicitationAction::Decline),
+            },
+            _ => ElicitResult::new(ElicitationAction::Decline),
+        };
+        std::future::ready(Ok(answer))
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        if self.elicitation == Elicitation::Defaults {
+            capabilities.elicitation =
+                Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
+        }
+        let mut config = ClientConfig::new(
+            capabilities,
+            Implementation::new("agentry", env!("CARGO_PKG_VERSION")),
+        );
+        // What `initialize` proposes; `server/discover` names the current revision itself.
+        config.protocol_version = ProtocolVersion::LATEST_WITH_INITIALIZE;
+        config
+    }
+}
+
+/// The object of every property's `default` in an elicitation form's schema, or `None`
+/// when a required property has no default.
+fn schema_defaults(schema: &Value) -> Option<serde_json::Map<String, Value>> {
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let defaults: serde_json::Map<String, Value> = properties
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, p)| Some((name.clone(), p.get("default")?.clone())))
+        .collect();
+    let required = schema.get("required").and_then(Value::as_array);
+    let complete = required
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .all(|name| defaults.contains_key(name));
+    complete.then_some(defaults)
 }
 
 struct Connection {
@@ -203,9 +278,21 @@ impl std::fmt::Debug for McpServer {
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl McpServer {
-    /// Starts the server, completes the handshake and lists its tools.
+    /// Starts the server, completes the handshake and lists its tools; elicitation
+    /// requests are declined.
     pub async fn connect(spec: ServerSpec) -> Result<Arc<Self>, McpError> {
-        let handler = Handler::default();
+        Self::connect_with(spec, Elicitation::Decline).await
+    }
+
+    /// [`McpServer::connect`], answering elicitation requests as `elicitation` says.
+    pub async fn connect_with(
+        spec: ServerSpec,
+        elicitation: Elicitation,
+    ) -> Result<Arc<Self>, McpError> {
+        let handler = Handler {
+            elicitation,
+            ..Handler::default()
+        };
         let service = start(&spec, &handler).await?;
         let protocol = service
             .peer_info()
@@ -349,6 +436,18 @@ impl McpServer {
         }
     }
 
+    /// Calls `tool` with `args` as they are and returns the server's result as its JSON
+    /// (`content`, `structuredContent`, `isError`).
+    pub async fn call_as_is(
+        &self,
+        tool: &str,
+        args: serde_json::Map<String, Value>,
+    ) -> Result<Value, ToolError> {
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args);
+        let result = self.call_raw(params).await?;
+        serde_json::to_value(result).map_err(|e| ToolError::malformed(e.to_string()))
+    }
+
     /// Marks the connection broken so the next call restarts the server.
     async fn broken(&self) {
         let mut conn = self.conn.lock().await;
@@ -379,39 +478,65 @@ fn start_error(spec: &ServerSpec, why: String) -> McpError {
     }
 }
 
+/// Starts the server and completes the handshake: the current revision through
+/// `server/discover` first, and for a server that answers that wrongly, the `initialize`
+/// handshake again on a fresh connection.
 async fn start(
     spec: &ServerSpec,
     handler: &Handler,
 ) -> Result<RunningService<RoleClient, Handler>, McpError> {
-    if let Some(url) = spec.url() {
+    let auto = ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::LATEST],
+        legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+    };
+    match handshake(spec, handler, auto).await {
+        Err(Handshake::Refused(why)) => {
+            tracing::debug!(server = %spec.alias, %why, "server/discover failed; trying initialize");
+            handshake(spec, handler, ClientLifecycleMode::Initialize).await
+        }
+        other => other,
+    }
+    .map_err(|e| match e {
+        Handshake::Refused(why) | Handshake::Failed(why) => start_error(spec, why),
+    })
+}
+
+/// Why a handshake failed: the server answered but not as expected (worth another try
+/// with the older handshake), or it could not be reached at all.
+enum Handshake {
+    Refused(String),
+    Failed(String),
+}
+
+async fn handshake(
+    spec: &ServerSpec,
+    handler: &Handler,
+    lifecycle: ClientLifecycleMode,
+) -> Result<RunningService<RoleClient, Handler>, Handshake> {
+    let limit = Duration::from_secs(60);
+    let timed_out = || Handshake::Failed("no answer to the handshake within 60 s".into());
+    let outcome = if let Some(url) = spec.url() {
         // Streamable HTTP: one URL, no process.
         let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_owned());
-        return match tokio::time::timeout(Duration::from_secs(60), handler.clone().serve(transport))
-            .await
-        {
-            Ok(Ok(service)) => Ok(service),
-            Ok(Err(e)) => Err(start_error(spec, e.to_string())),
-            Err(_) => Err(start_error(
-                spec,
-                "no answer to the handshake within 60 s".into(),
-            )),
-        };
-    }
-    let mut cmd = tokio::process::Command::new(&spec.command[0]);
-    cmd.args(&spec.command[1..]);
-    // The server's log lines are not ours to print.
-    let (transport, _) = TokioChildProcess::builder(cmd)
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| start_error(spec, e.to_string()))?;
-    match tokio::time::timeout(Duration::from_secs(60), handler.clone().serve(transport)).await {
-        Ok(Ok(service)) => Ok(service),
-        Ok(Err(e)) => Err(start_error(spec, e.to_string())),
-        Err(_) => Err(start_error(
-            spec,
-            "no answer to the handshake within 60 s".into(),
-        )),
-    }
+        let serving = handler.clone().serve_with_lifecycle(transport, lifecycle);
+        tokio::time::timeout(limit, serving).await.map_err(|_| timed_out())?
+    } else {
+        let mut cmd = tokio::process::Command::new(&spec.command[0]);
+        cmd.args(&spec.command[1..]);
+        // The server's log lines are not ours to print.
+        let (transport, _) = TokioChildProcess::builder(cmd)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Handshake::Failed(e.to_string()))?;
+        let serving = handler.clone().serve_with_lifecycle(transport, lifecycle);
+        tokio::time::timeout(limit, serving).await.map_err(|_| timed_out())?
+    };
+    outcome.map_err(|e| match e {
+        ClientInitializeError::ConnectionClosed(_) | ClientInitializeError::TransportError { .. } => {
+            Handshake::Failed(e.to_string())
+        }
+        other => Handshake::Refused(other.to_string()),
+    })
 }
 
 /// One tool of an MCP server, as an agentry tool.
@@ -508,6 +633,22 @@ mod tests {
         for bad in ["npx server", "=npx", "fs=", "f s=x", "fs=x 'open"] {
             assert!(ServerSpec::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn elicitation_defaults_fill_a_form_only_when_every_required_field_has_one() {
+        let schema = json!({"type": "object", "properties": {
+            "name": {"type": "string", "default": "John Doe"},
+            "age": {"type": "integer", "default": 30},
+            "note": {"type": "string"}
+        }, "required": ["name"]});
+        assert_eq!(
+            schema_defaults(&schema).map(Value::Object),
+            Some(json!({"name": "John Doe", "age": 30}))
+        );
+        let mut strict = schema.clone();
+        strict["required"] = json!(["name", "note"]);
+        assert_eq!(schema_defaults(&strict), None);
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub async fn serve_http(
 
 /// Serves `handler` (one clone per session) at `http://ADDR/mcp` until `stop`, checking
 /// Host and Origin against DNS rebinding; `ready` gets the address bound.
-pub(crate) async fn serve_streamable<S: ServerHandler + Clone>(
+pub async fn serve_streamable<S: ServerHandler + Clone>(
     handler: S,
     addr: std::net::SocketAddr,
     stop: tokio_util::sync::CancellationToken,
