@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # agentry's MCP client under the official conformance suite, in client mode:
 #   conformance client --command "bash tests/mcp/conformance-client.sh AGENTRY" --scenario S
-# The suite appends the scenario's server URL and names the scenario in
-# MCP_CONFORMANCE_SCENARIO; each scenario is one ordinary `agentry mcp` command.
+# The suite appends the scenario's server URL, names the scenario in
+# MCP_CONFORMANCE_SCENARIO and passes what a user would configure (pre-registered client
+# credentials) as JSON in MCP_CONFORMANCE_CONTEXT. Each scenario is one ordinary
+# `agentry mcp` command; the browser that approves an authorization is curl, which follows
+# the authorization server's redirect to agentry's callback listener as a browser would.
 set -euo pipefail
 agentry=$1
 url=${*: -1}
+context=${MCP_CONFORMANCE_CONTEXT:-"{}"}
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]) or "")' "$context" "$1"; }
+export BROWSER="curl -fsSL -o /dev/null"
+export AGENTRY_OAUTH_CLIENT_ID=$(field client_id)
+export AGENTRY_OAUTH_CLIENT_SECRET=$(field client_secret)
 case "${MCP_CONFORMANCE_SCENARIO:-}" in
   tools_call)
     exec "$agentry" mcp call add_numbers --args '{"a":5,"b":3}' -- "$url" ;;
@@ -13,6 +21,14 @@ case "${MCP_CONFORMANCE_SCENARIO:-}" in
     exec "$agentry" mcp call test_client_elicitation_defaults --elicit defaults -- "$url" ;;
   sse-retry)
     exec "$agentry" mcp call test_reconnection -- "$url" ;;
+  auth/basic-cimd)
+    # The client metadata document the suite's authorization server expects.
+    AGENTRY_OAUTH_CLIENT_METADATA_URL=https://conformance-test.local/client-metadata.json \
+      exec "$agentry" mcp call test-tool -- "$url" ;;
+  auth/client-credentials-*)
+    AGENTRY_OAUTH_GRANT=client_credentials exec "$agentry" mcp call test-tool -- "$url" ;;
+  auth/*)
+    exec "$agentry" mcp call test-tool -- "$url" ;;
   *)
     exec "$agentry" mcp tools -- "$url" ;;
 esac

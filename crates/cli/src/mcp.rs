@@ -222,7 +222,11 @@ async fn connect(
     elicitation: agentry_mcp::Elicitation,
 ) -> Result<Arc<agentry_mcp::McpServer>> {
     let spec = agentry_mcp::ServerSpec::new("server", words)?;
-    let server = agentry_mcp::McpServer::connect_with(spec, elicitation).await?;
+    let options = agentry_mcp::ClientOptions {
+        elicitation,
+        ..agentry_mcp::ClientOptions::from_env()
+    };
+    let server = agentry_mcp::McpServer::connect_with(spec, options).await?;
     eprintln!("connected (protocol {})", server.protocol());
     Ok(server)
 }

@@ -6,7 +6,8 @@
 //!   agentry `ToolSet` served by `ToolServer`, and whose other fixtures (image, audio and
 //!   resource content, logging, progress, sampling, elicitation, resources, prompts) are
 //!   the ones the suite names;
-//! - client mode: the `agentry mcp tools|call` commands (tests/mcp/conformance-client.sh).
+//! - client mode: the `agentry mcp tools|call` commands (tests/mcp/conformance-client.sh),
+//!   authorization (OAuth) included.
 //!
 //! What fails is listed, each with its reason, in tests/mcp/conformance-expected.yaml; the
 //! suite fails the test on an unexpected failure and on a listed one that now passes.
@@ -514,18 +515,20 @@ fn the_official_conformance_suite_passes_against_agentrys_client() {
         script.display(),
         env!("CARGO_BIN_EXE_agentry")
     );
-    let scenarios = [
-        "initialize",
-        "tools_call",
-        "elicitation-sep1034-client-defaults",
-        "sse-retry",
-    ];
-    for scenario in scenarios {
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25", "draft", "extension"] {
         let report = run_suite(
             &node,
             &runner,
-            &["client", "--command", &command, "--scenario", scenario],
+            &[
+                "client",
+                "--command",
+                &command,
+                "--suite",
+                "all",
+                "--spec-version",
+                version,
+            ],
         );
-        eprintln!("client mode, {scenario}: {:?}", totals(&report));
+        eprintln!("client mode, {version}: {:?}", totals(&report));
     }
 }

@@ -10,6 +10,7 @@
 //! per-call deadline. Nothing waits forever.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod auth;
 pub mod proxy;
 pub mod proxy_http;
 pub mod serve;
@@ -41,6 +42,8 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
+
+pub use auth::OAuthOptions;
 
 /// An MCP server to connect to: its alias (the `server` in policies, the prefix of its tool
 /// names when they clash) and the command that starts it (stdio), or its URL (Streamable
@@ -256,20 +259,43 @@ struct Connection {
     retry_at: Option<Instant>,
 }
 
+/// How agentry behaves as a client: how it answers elicitation, how it authorizes.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Answers to the server's requests for user input.
+    pub elicitation: Elicitation,
+    /// Authorization to servers that ask for it (HTTP only).
+    pub oauth: OAuthOptions,
+}
+
+impl ClientOptions {
+    /// Elicitation declined; authorization settings from the environment
+    /// ([`OAuthOptions::from_env`]).
+    pub fn from_env() -> Self {
+        Self {
+            elicitation: Elicitation::Decline,
+            oauth: OAuthOptions::from_env(),
+        }
+    }
+}
+
 /// A connected MCP server.
 pub struct McpServer {
     spec: ServerSpec,
+    options: ClientOptions,
     conn: Mutex<Connection>,
     handler: Handler,
+    /// The authorized HTTP client, once the server asked for authorization.
+    auth: std::sync::Mutex<Option<auth::Authorized>>,
     tools: std::sync::Mutex<Vec<rmcp::model::Tool>>,
-    protocol: String,
+    protocol: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for McpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("McpServer")
             .field("alias", &self.spec.alias)
-            .field("protocol", &self.protocol)
+            .field("protocol", &self.protocol())
             .finish()
     }
 }
@@ -277,42 +303,115 @@ impl std::fmt::Debug for McpServer {
 /// Longest wait before restarting a crashed server.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// How many times one operation may send agentry through authorization.
+const MAX_AUTHORIZATIONS: u32 = 2;
+
 impl McpServer {
-    /// Starts the server, completes the handshake and lists its tools; elicitation
-    /// requests are declined.
+    /// Starts the server, completes the handshake and lists its tools, with
+    /// [`ClientOptions::from_env`].
     pub async fn connect(spec: ServerSpec) -> Result<Arc<Self>, McpError> {
-        Self::connect_with(spec, Elicitation::Decline).await
+        Self::connect_with(spec, ClientOptions::from_env()).await
     }
 
-    /// [`McpServer::connect`], answering elicitation requests as `elicitation` says.
+    /// [`McpServer::connect`] with these options.
     pub async fn connect_with(
         spec: ServerSpec,
-        elicitation: Elicitation,
+        options: ClientOptions,
     ) -> Result<Arc<Self>, McpError> {
         let handler = Handler {
-            elicitation,
+            elicitation: options.elicitation,
             ..Handler::default()
         };
-        let service = start(&spec, &handler).await?;
-        let protocol = service
-            .peer_info()
-            .map(|i| i.protocol_version.to_string())
-            .unwrap_or_default();
-        let tools = service
-            .list_all_tools()
-            .await
-            .map_err(|e| start_error(&spec, e.to_string()))?;
-        Ok(Arc::new(Self {
+        let server = Arc::new(Self {
             spec,
+            options,
             conn: Mutex::new(Connection {
-                service: Some(service),
+                service: None,
                 failures: 0,
                 retry_at: None,
             }),
             handler,
-            tools: std::sync::Mutex::new(tools),
-            protocol,
-        }))
+            auth: std::sync::Mutex::new(None),
+            tools: std::sync::Mutex::default(),
+            protocol: std::sync::OnceLock::new(),
+        });
+        let service = server
+            .open()
+            .await
+            .map_err(|why| start_error(&server.spec, why))?;
+        server.conn.lock().await.service = Some(service);
+        let listed = server
+            .authorized(|peer| async move { peer.list_all_tools().await })
+            .await
+            .map_err(|e| start_error(&server.spec, e.for_model().to_owned()))?
+            .map_err(|e| start_error(&server.spec, e.to_string()))?;
+        if let Ok(mut tools) = server.tools.lock() {
+            *tools = listed;
+        }
+        Ok(server)
+    }
+
+    /// Starts the server and completes the handshake, going through authorization when
+    /// the server asks for it.
+    async fn open(&self) -> Result<RunningService<RoleClient, Handler>, String> {
+        for _ in 0..=MAX_AUTHORIZATIONS {
+            let auth = self.auth.lock().ok().and_then(|a| a.clone());
+            match start(&self.spec, &self.handler, auth).await {
+                Ok(service) => {
+                    if let Some(info) = service.peer_info() {
+                        let _ = self.protocol.set(info.protocol_version.to_string());
+                    }
+                    return Ok(service);
+                }
+                Err(Handshake::Unauthorized(challenge)) => self.authorize(&challenge).await?,
+                Err(Handshake::Refused(why) | Handshake::Failed(why)) => return Err(why),
+            }
+        }
+        Err("the server still refuses agentry after authorization".into())
+    }
+
+    /// Authorizes agentry to the server (it asked with `challenge`); the next connection
+    /// sends the token.
+    async fn authorize(&self, challenge: &str) -> Result<(), String> {
+        let url = self
+            .spec
+            .url()
+            .ok_or("the server asked for authorization, which only HTTP servers can")?;
+        tracing::info!(server = %self.spec.alias, "the MCP server asks for authorization");
+        let client = auth::authorize(url, challenge, &self.options.oauth).await?;
+        if let Ok(mut slot) = self.auth.lock() {
+            *slot = Some(client);
+        }
+        Ok(())
+    }
+
+    /// Runs `op` on a live connection; when the server answers that it wants
+    /// authorization (401) or a wider scope (403), authorizes and runs it again.
+    async fn authorized<T, F, Fut>(&self, op: F) -> Result<Result<T, ServiceError>, ToolError>
+    where
+        F: Fn(Peer<RoleClient>) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let mut authorizations = 0;
+        loop {
+            let outcome = op(self.peer().await?).await;
+            if let Err(e) = &outcome
+                && let Some(challenge) = auth::challenge(e)
+                && authorizations < MAX_AUTHORIZATIONS
+            {
+                authorizations += 1;
+                self.authorize(&challenge)
+                    .await
+                    .map_err(ToolError::unavailable)?;
+                // The connection that was refused goes; the next one sends the token.
+                let refused = self.conn.lock().await.service.take();
+                if let Some(old) = refused {
+                    let _ = old.cancel().await;
+                }
+                continue;
+            }
+            return Ok(outcome);
+        }
     }
 
     /// Its alias.
@@ -322,7 +421,7 @@ impl McpServer {
 
     /// The protocol revision the server and agentry agreed on.
     pub fn protocol(&self) -> &str {
-        &self.protocol
+        self.protocol.get().map_or("", String::as_str)
     }
 
     /// The server's tools as agentry tools, each named `name`, or `ALIAS__name` when
@@ -388,7 +487,7 @@ impl McpServer {
                 at.saturating_duration_since(Instant::now()).as_secs_f64()
             )));
         }
-        match start(&self.spec, &self.handler).await {
+        match self.open().await {
             Ok(service) => {
                 tracing::info!(server = %self.spec.alias, "MCP server restarted");
                 let peer = service.peer().clone();
@@ -397,10 +496,10 @@ impl McpServer {
                 conn.retry_at = None;
                 Ok(peer)
             }
-            Err(e) => {
+            Err(why) => {
                 conn.failures += 1;
                 conn.retry_at = Some(Instant::now() + backoff(conn.failures));
-                Err(ToolError::unavailable(e.to_string()))
+                Err(ToolError::unavailable(start_error(&self.spec, why).to_string()))
             }
         }
     }
@@ -416,9 +515,14 @@ impl McpServer {
         &self,
         params: CallToolRequestParams,
     ) -> Result<CallToolResult, ToolError> {
-        let peer = self.peer().await?;
         let alias = &self.spec.alias;
-        match peer.call_tool(params).await {
+        let outcome = self
+            .authorized(|peer| {
+                let params = params.clone();
+                async move { peer.call_tool(params).await }
+            })
+            .await?;
+        match outcome {
             Ok(result) => Ok(result),
             Err(ServiceError::McpError(e)) => Err(ToolError::failed(format!(
                 "the MCP server `{alias}` refused the call: {}",
@@ -480,30 +584,30 @@ fn start_error(spec: &ServerSpec, why: String) -> McpError {
 
 /// Starts the server and completes the handshake: the current revision through
 /// `server/discover` first, and for a server that answers that wrongly, the `initialize`
-/// handshake again on a fresh connection.
+/// handshake again on a fresh connection. `auth` sends a token (HTTP).
 async fn start(
     spec: &ServerSpec,
     handler: &Handler,
-) -> Result<RunningService<RoleClient, Handler>, McpError> {
+    auth: Option<auth::Authorized>,
+) -> Result<RunningService<RoleClient, Handler>, Handshake> {
     let auto = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::LATEST],
         legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
     };
-    match handshake(spec, handler, auto).await {
+    match handshake(spec, handler, auth.clone(), auto).await {
         Err(Handshake::Refused(why)) => {
             tracing::debug!(server = %spec.alias, %why, "server/discover failed; trying initialize");
-            handshake(spec, handler, ClientLifecycleMode::Initialize).await
+            handshake(spec, handler, auth, ClientLifecycleMode::Initialize).await
         }
         other => other,
     }
-    .map_err(|e| match e {
-        Handshake::Refused(why) | Handshake::Failed(why) => start_error(spec, why),
-    })
 }
 
-/// Why a handshake failed: the server answered but not as expected (worth another try
-/// with the older handshake), or it could not be reached at all.
+/// Why a handshake failed: the server wants authorization first (its challenge), it
+/// answered but not as expected (worth another try with the older handshake), or it
+/// could not be reached at all.
 enum Handshake {
+    Unauthorized(String),
     Refused(String),
     Failed(String),
 }
@@ -511,31 +615,51 @@ enum Handshake {
 async fn handshake(
     spec: &ServerSpec,
     handler: &Handler,
+    auth: Option<auth::Authorized>,
     lifecycle: ClientLifecycleMode,
 ) -> Result<RunningService<RoleClient, Handler>, Handshake> {
+    use rmcp::transport::{
+        StreamableHttpClientTransport,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    };
     let limit = Duration::from_secs(60);
     let timed_out = || Handshake::Failed("no answer to the handshake within 60 s".into());
-    let outcome = if let Some(url) = spec.url() {
+    let handler = handler.clone();
+    let outcome = match (spec.url(), auth) {
         // Streamable HTTP: one URL, no process.
-        let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_owned());
-        let serving = handler.clone().serve_with_lifecycle(transport, lifecycle);
-        tokio::time::timeout(limit, serving).await.map_err(|_| timed_out())?
-    } else {
-        let mut cmd = tokio::process::Command::new(&spec.command[0]);
-        cmd.args(&spec.command[1..]);
-        // The server's log lines are not ours to print.
-        let (transport, _) = TokioChildProcess::builder(cmd)
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| Handshake::Failed(e.to_string()))?;
-        let serving = handler.clone().serve_with_lifecycle(transport, lifecycle);
-        tokio::time::timeout(limit, serving).await.map_err(|_| timed_out())?
-    };
-    outcome.map_err(|e| match e {
-        ClientInitializeError::ConnectionClosed(_) | ClientInitializeError::TransportError { .. } => {
-            Handshake::Failed(e.to_string())
+        (Some(url), Some(client)) => {
+            let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+            let transport = StreamableHttpClientTransport::with_client(client, config);
+            let serving = handler.serve_with_lifecycle(transport, lifecycle);
+            tokio::time::timeout(limit, serving).await
         }
-        other => Handshake::Refused(other.to_string()),
+        (Some(url), None) => {
+            let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
+            let serving = handler.serve_with_lifecycle(transport, lifecycle);
+            tokio::time::timeout(limit, serving).await
+        }
+        (None, _) => {
+            let mut cmd = tokio::process::Command::new(&spec.command[0]);
+            cmd.args(&spec.command[1..]);
+            // The server's log lines are not ours to print.
+            let (transport, _) = TokioChildProcess::builder(cmd)
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| Handshake::Failed(e.to_string()))?;
+            let serving = handler.serve_with_lifecycle(transport, lifecycle);
+            tokio::time::timeout(limit, serving).await
+        }
+    }
+    .map_err(|_| timed_out())?;
+    outcome.map_err(|e| {
+        if let Some(challenge) = e.auth_challenge() {
+            return Handshake::Unauthorized(challenge.to_owned());
+        }
+        match e {
+            ClientInitializeError::ConnectionClosed(_)
+            | ClientInitializeError::TransportError { .. } => Handshake::Failed(e.to_string()),
+            other => Handshake::Refused(other.to_string()),
+        }
     })
 }
 

@@ -1,0 +1,186 @@
+//! MCP authorization (OAuth 2.1) for servers reached over Streamable HTTP: when a server
+//! answers 401 (or 403 for a scope it wants), agentry discovers its authorization server
+//! (protected resource metadata, then authorization server metadata), registers (a
+//! pre-registered client, a client metadata document, or dynamic registration), sends the
+//! user's browser to the authorization URL with PKCE, takes the code on a one-shot
+//! listener at `http://127.0.0.1:PORT/callback`, and exchanges it for a token. The
+//! protocol work is `rmcp`'s; agentry supplies the browser step and the listener.
+
+use std::time::Duration;
+
+use rmcp::transport::auth::{
+    AuthClient, AuthorizationRequest, ClientCredentialsConfig, OAuthState,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// The HTTP client under the authorized transport.
+pub(crate) type Authorized = AuthClient<reqwest13::Client>;
+
+/// How agentry authorizes itself to servers that ask for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthOptions {
+    /// A client id registered with the authorization server beforehand.
+    pub client_id: Option<String>,
+    /// Its secret, for a confidential client.
+    pub client_secret: Option<String>,
+    /// The URL of agentry's client metadata document, used as the client id where the
+    /// authorization server supports that.
+    pub client_metadata_url: Option<String>,
+    /// The program that opens the authorization URL (given as its last argument); `None`
+    /// prints the URL for the user to open.
+    pub browser: Option<Vec<String>>,
+    /// Authorize as the client itself (the `client_credentials` grant, with the client id
+    /// and secret) rather than on behalf of a user in a browser: for unattended agents.
+    pub client_credentials: bool,
+}
+
+/// How long the user has to approve in the browser.
+const APPROVAL_WINDOW: Duration = Duration::from_secs(300);
+
+impl OAuthOptions {
+    /// From `AGENTRY_OAUTH_CLIENT_ID`, `AGENTRY_OAUTH_CLIENT_SECRET`,
+    /// `AGENTRY_OAUTH_CLIENT_METADATA_URL`, `AGENTRY_OAUTH_GRANT` (`client_credentials`
+    /// for [`OAuthOptions::client_credentials`]) and `BROWSER` (a command line).
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            client_id: var("AGENTRY_OAUTH_CLIENT_ID"),
+            client_secret: var("AGENTRY_OAUTH_CLIENT_SECRET"),
+            client_metadata_url: var("AGENTRY_OAUTH_CLIENT_METADATA_URL"),
+            browser: var("BROWSER").map(|b| b.split_whitespace().map(str::to_owned).collect()),
+            client_credentials: var("AGENTRY_OAUTH_GRANT").as_deref() == Some("client_credentials"),
+        }
+    }
+}
+
+/// Runs the authorization flow against the server at `url`, answering `challenge` (its
+/// `WWW-Authenticate` header), and returns an HTTP client that sends the token.
+pub(crate) async fn authorize(
+    url: &str,
+    challenge: &str,
+    options: &OAuthOptions,
+) -> Result<Authorized, String> {
+    let failed = |e: rmcp::transport::auth::AuthError| format!("authorization failed: {e}");
+    if options.client_credentials {
+        let (Some(client_id), Some(client_secret)) = (&options.client_id, &options.client_secret)
+        else {
+            return Err("the client_credentials grant needs AGENTRY_OAUTH_CLIENT_ID and AGENTRY_OAUTH_CLIENT_SECRET".into());
+        };
+        let mut state = OAuthState::new(url, None).await.map_err(failed)?;
+        let grant = ClientCredentialsConfig::ClientSecret {
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            scopes: Vec::new(),
+            resource: Some(url.to_owned()),
+        };
+        state
+            .authenticate_client_credentials(grant)
+            .await
+            .map_err(failed)?;
+        let manager = state
+            .into_authorization_manager()
+            .ok_or("the authorization did not complete")?;
+        return Ok(AuthClient::new(reqwest13::Client::default(), manager));
+    }
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| format!("cannot listen for the authorization callback: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let mut request = AuthorizationRequest::new(&redirect)
+        .with_client_name("agentry")
+        .with_challenge(challenge);
+    if let Some(id) = &options.client_id {
+        request = request.with_preregistered_client(id);
+    }
+    if let Some(secret) = &options.client_secret {
+        request = request.with_client_secret(secret);
+    }
+    if let Some(doc) = &options.client_metadata_url {
+        request = request.with_client_metadata_url(doc);
+    }
+    let mut state = OAuthState::new(url, None).await.map_err(failed)?;
+    state.start_authorization(request).await.map_err(failed)?;
+    let address = state.get_authorization_url().await.map_err(failed)?;
+    open(&address, options.browser.as_deref())?;
+    let callback = tokio::time::timeout(APPROVAL_WINDOW, callback(&listener, port))
+        .await
+        .map_err(|_| "no authorization arrived within 5 minutes".to_owned())??;
+    state.handle_callback_url(&callback).await.map_err(failed)?;
+    let manager = state
+        .into_authorization_manager()
+        .ok_or("the authorization did not complete")?;
+    Ok(AuthClient::new(reqwest13::Client::default(), manager))
+}
+
+/// Sends the user to `address`: through `browser` when given, else by printing it.
+fn open(address: &str, browser: Option<&[String]>) -> Result<(), String> {
+    match browser {
+        Some([program, args @ ..]) => {
+            std::process::Command::new(program)
+                .args(args)
+                .arg(address)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start the browser `{program}`: {e}"))?;
+        }
+        _ => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("agentry: open this address to authorize the MCP server:\n  {address}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the browser's request to `/callback` and returns its full URL.
+async fn callback(listener: &TcpListener, port: u16) -> Result<String, String> {
+    loop {
+        let (mut stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let mut head = vec![0u8; 8192];
+        let n = stream.read(&mut head).await.unwrap_or(0);
+        let text = String::from_utf8_lossy(&head[..n]);
+        let target = text
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("GET "))
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_default()
+            .to_owned();
+        let (status, body) = if target.starts_with("/callback?") {
+            ("200 OK", "agentry is authorized; you can close this page.")
+        } else {
+            ("404 Not Found", "not here")
+        };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+        if target.starts_with("/callback?") {
+            return Ok(format!("http://127.0.0.1:{port}{target}"));
+        }
+    }
+}
+
+/// The `WWW-Authenticate` challenge somewhere in `error`'s chain of causes: the server
+/// wants a token (401) or a wider scope (403).
+pub(crate) fn challenge(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rmcp::transport::streamable_http_client::{AuthRequiredError, InsufficientScopeError};
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(a) = e.downcast_ref::<AuthRequiredError>() {
+            return Some(a.www_authenticate_header.clone());
+        }
+        if let Some(s) = e.downcast_ref::<InsufficientScopeError>() {
+            return Some(s.www_authenticate_header.clone());
+        }
+        cause = e.source();
+    }
+    None
+}
