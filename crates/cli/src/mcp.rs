@@ -234,7 +234,7 @@ async fn connect(
 /// `agentry mcp tools`: the server's tools as JSON on stdout.
 pub(crate) async fn tools(server: Vec<String>) -> Result<bool> {
     let server = connect(server, agentry_mcp::Elicitation::Decline).await?;
-    let listed = server.listed_tools();
+    let listed = server.listed_tools().await;
     server.close().await;
     println!("{}", serde_json::to_string_pretty(&listed)?);
     Ok(true)

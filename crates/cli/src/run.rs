@@ -137,12 +137,56 @@ impl Observer for Progress {
                 let end = if *ends { " (ends)" } else { "" };
                 format!("{secs:>7.3}s  ☺ user{end}: {}", short(text, 120))
             }
+            TraceKind::ToolsChanged { tools } => {
+                format!("{secs:>7.3}s  ⟳ tools changed: {}", short(&tools.join(", "), 120))
+            }
             TraceKind::RunStarted { .. } | TraceKind::RunFinished { .. } => return,
         };
         if let Ok(mut out) = self.out.lock() {
             let _ = writeln!(out, "{line}");
         }
     }
+}
+
+/// The demo tools and the MCP servers' tools, offered again when a server's change.
+struct Offer {
+    base: agentry_tools::ToolSet,
+    servers: Vec<Arc<agentry_mcp::McpServer>>,
+}
+
+impl agentry_exec::ToolUpdates for Offer {
+    fn poll(&self) -> futures::future::BoxFuture<'_, Option<Arc<agentry_tools::ToolSet>>> {
+        Box::pin(async move {
+            if !self.servers.iter().any(|s| s.tools_have_changed()) {
+                return None;
+            }
+            match offer(&self.base, &self.servers).await {
+                Ok(set) => Some(Arc::new(set)),
+                Err(e) => {
+                    eprintln!("the MCP tools changed but cannot be offered: {e:#}");
+                    None
+                }
+            }
+        })
+    }
+}
+
+/// The tools on offer: `base`'s and each server's; a server's tool whose name is taken is
+/// offered as `ALIAS__name`.
+async fn offer(
+    base: &agentry_tools::ToolSet,
+    servers: &[Arc<agentry_mcp::McpServer>],
+) -> Result<agentry_tools::ToolSet> {
+    let mut tools = base.filtered(|_| true);
+    for server in servers {
+        let taken = tools.names();
+        for tool in server.tools(&|n| taken.iter().any(|t| t == n)).await {
+            tools
+                .add(tool)
+                .with_context(|| format!("a tool of the MCP server `{}`", server.alias()))?;
+        }
+    }
+    Ok(tools)
 }
 
 fn short(s: &str, n: usize) -> String {
@@ -172,7 +216,7 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
         }
     };
     let model = agentry_llm::open(spec, &args.options)?;
-    let mut tools = if args.demo_tools {
+    let base = if args.demo_tools {
         agentry_tools::demo_tools(args.tool_latency)
     } else {
         agentry_tools::ToolSet::new()
@@ -180,29 +224,23 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
     let mut servers = Vec::new();
     for spec in &args.mcp {
         let server = agentry_mcp::McpServer::connect(spec.clone()).await?;
-        let taken: Vec<String> = tools.names();
-        let offered = server.tools(&|n| taken.iter().any(|t| t == n)).await;
         if !args.quiet {
+            let listed = server.listed_tools().await;
             eprintln!(
                 "MCP server {} (protocol {}): {} tool(s): {}",
                 server.alias(),
                 server.protocol(),
-                offered.len(),
-                offered
+                listed.len(),
+                listed
                     .iter()
-                    .map(|t| agentry_tools::DynTool::spec(t).name)
+                    .map(|t| t.name.as_ref())
                     .collect::<Vec<_>>()
                     .join(", ")
             );
         }
-        for tool in offered {
-            tools
-                .add(tool)
-                .with_context(|| format!("a tool of the MCP server `{}`", server.alias()))?;
-        }
         servers.push(server);
     }
-    let tools = Arc::new(tools);
+    let tools = Arc::new(offer(&base, &servers).await?);
     let cfg = EngineConfig {
         budget: args.budget,
         call_timeout: args.call_timeout,
@@ -211,7 +249,16 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
         agent: args.agent.clone(),
         ..EngineConfig::new(args.mode)
     };
-    let engine = Engine::new(Arc::clone(&model), tools, cfg);
+    let engine = Engine::new(Arc::clone(&model), Arc::clone(&tools), cfg);
+    // A server that says its tools changed is listed again; the next turn offers the new set.
+    let engine = if servers.is_empty() {
+        engine
+    } else {
+        engine.with_tool_updates(Arc::new(Offer {
+            base,
+            servers: servers.clone(),
+        }))
+    };
     let writer = match args.trace_db {
         Some(path) => {
             Some(Arc::new(TraceWriter::open(path).with_context(|| {

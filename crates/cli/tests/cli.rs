@@ -1048,6 +1048,56 @@ fn run_calls_mcp_filesystem_tools_and_the_policy_keeps_denied_writes_off_disk() 
 }
 
 #[test]
+fn a_server_whose_tools_change_mid_run_has_its_new_tools_offered_at_the_next_turn() {
+    // Needs node, which scripts/mcp-servers installs with the servers.
+    if mcp_bin("mcp-server-everything").is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("agentry-mcp-change-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("changing.yaml");
+    std::fs::write(
+        &script,
+        "name: changing\nformat: openai\nturns:\n  - when: { last: user }\n    calls:\n      - name: unlock\n        arguments: {}\n  - when: { last: tool, turn: 2 }\n    calls:\n      - name: secret\n        arguments: {}\n  - when: { last: tool }\n    text: \"{{tool}}\"\n",
+    )
+    .unwrap();
+    let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/mcp/changing-server.mjs");
+    let mcp = format!("ch=node {}", server.display());
+    let model = format!("sim:{}", script.display());
+    let db = dir.join("t.db");
+    let out = agentry(
+        &[
+            "run",
+            "find the secret",
+            "--mode",
+            "sequential",
+            "--model",
+            &model,
+            "--mcp",
+            &mcp,
+            "--no-demo-tools",
+            "--trace-db",
+            db.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // `secret` did not exist when the run started; the model could call it only because
+    // the server's list_changed was heard and the list read again before the next turn.
+    assert!(stderr.contains("1 tool(s): unlock"), "{stderr}");
+    assert!(stderr.contains("tools changed: unlock, secret"), "{stderr}");
+    assert_eq!(stdout.trim(), "the secret is 42");
+    // The change is in the trace.
+    let out = agentry(&["trace", "export", "last", "--trace-db", db.to_str().unwrap()], b"");
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert!(events.contains("\"tools_changed\""), "{events}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn the_proxy_enforces_the_policy_between_a_real_client_and_server_and_audits_everything() {
     let Some(fs_server) = mcp_bin("mcp-server-filesystem") else {
         return;

@@ -162,6 +162,12 @@ pub enum TraceKind {
         /// Whether the reply ends the conversation.
         ends: bool,
     },
+    /// The tools on offer changed during the run (a server's
+    /// `notifications/tools/list_changed`); later model requests offer these.
+    ToolsChanged {
+        /// Names of the tools now on offer.
+        tools: Vec<String>,
+    },
     /// A plan was rejected (cycle, bad reference, unknown tool, too many tasks).
     PlanRejected {
         /// Why, as sent back to the model.
@@ -195,6 +201,7 @@ impl TraceKind {
             Self::CallStarted { .. } => "call_started",
             Self::CallFinished { .. } => "call_finished",
             Self::UserReply { .. } => "user_reply",
+            Self::ToolsChanged { .. } => "tools_changed",
             Self::PolicyDecision { .. } => "policy_decision",
             Self::PlanRejected { .. } => "plan_rejected",
             Self::RunFinished { .. } => "run_finished",

@@ -51,15 +51,25 @@ pub struct RunOutcome {
 /// Runs agents: a model, a set of tools, and how to drive them.
 pub struct Engine {
     model: Arc<dyn Model>,
-    tools: Arc<ToolSet>,
+    /// The tools on offer (those the agent may see).
+    tools: std::sync::RwLock<Arc<ToolSet>>,
+    /// Where newer tool sets come from, when the tools can change during a run.
+    updates: Option<Arc<dyn ToolUpdates>>,
     cfg: EngineConfig,
+}
+
+/// Tools that can change during a run (an MCP server's `list_changed`), polled before
+/// each model turn.
+pub trait ToolUpdates: Send + Sync {
+    /// The whole new set when the tools changed since the last poll, else `None`.
+    fn poll(&self) -> futures::future::BoxFuture<'_, Option<Arc<ToolSet>>>;
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("model", &self.model.name())
-            .field("tools", &self.tools)
+            .field("tools", &self.tools())
             .field("cfg", &self.cfg)
             .finish()
     }
@@ -135,21 +145,61 @@ impl Engine {
     /// An engine driving `model` with `tools`.
     /// With a policy that names the agent, the tools it may not see are not offered.
     pub fn new(model: Arc<dyn Model>, tools: Arc<ToolSet>, cfg: EngineConfig) -> Self {
-        let tools = match (&cfg.policy, cfg.agent.as_deref()) {
-            (Some(policy), Some(agent)) => {
-                let visible = |s: &agentry_core::ToolSpec| {
-                    let server = tools.get(&s.name).and_then(|t| t.server());
-                    policy.visible(Some(agent), server, &s.name)
-                };
-                if tools.specs().iter().all(visible) {
-                    tools
-                } else {
-                    Arc::new(tools.filtered(visible))
-                }
-            }
-            _ => tools,
+        let mut engine = Self {
+            model,
+            tools: std::sync::RwLock::default(),
+            updates: None,
+            cfg,
         };
-        Self { model, tools, cfg }
+        engine.tools = std::sync::RwLock::new(engine.visible(tools));
+        engine
+    }
+
+    /// Takes the tool sets `updates` yields, from the next model turn on.
+    #[must_use]
+    pub fn with_tool_updates(mut self, updates: Arc<dyn ToolUpdates>) -> Self {
+        self.updates = Some(updates);
+        self
+    }
+
+    /// The tools the agent may see: with a policy that names the agent, not those its
+    /// capabilities hide.
+    fn visible(&self, tools: Arc<ToolSet>) -> Arc<ToolSet> {
+        let (Some(policy), Some(agent)) = (&self.cfg.policy, self.cfg.agent.as_deref()) else {
+            return tools;
+        };
+        let visible = |s: &agentry_core::ToolSpec| {
+            let server = tools.get(&s.name).and_then(|t| t.server());
+            policy.visible(Some(agent), server, &s.name)
+        };
+        if tools.specs().iter().all(visible) {
+            tools
+        } else {
+            Arc::new(tools.filtered(visible))
+        }
+    }
+
+    /// The tools on offer now.
+    fn tools(&self) -> Arc<ToolSet> {
+        self.tools
+            .read()
+            .map_or_else(|p| Arc::clone(&p.into_inner()), |t| Arc::clone(&t))
+    }
+
+    /// Takes a newer tool set, if the tools changed; records the change.
+    async fn refresh_tools(&self, rec: &Recorder<'_>) {
+        let Some(updates) = &self.updates else {
+            return;
+        };
+        if let Some(fresh) = updates.poll().await {
+            let fresh = self.visible(fresh);
+            rec.emit(TraceKind::ToolsChanged {
+                tools: fresh.names(),
+            });
+            if let Ok(mut tools) = self.tools.write() {
+                *tools = fresh;
+            }
+        }
     }
 
     /// The settings.
@@ -214,7 +264,7 @@ impl Engine {
             task: task.to_owned(),
             model: self.model.name(),
             mode: mode.as_str().to_owned(),
-            tools: self.tools.names(),
+            tools: self.tools().names(),
             stop_tools: self.cfg.stop_tools.clone(),
             system: match mode {
                 Mode::Sequential => self.cfg.system_prompt.clone(),
@@ -306,7 +356,7 @@ impl Engine {
         if let Ok(mut m) = st.inflight.lock() {
             m.insert(call.id.clone(), (call.clone(), task, started));
         }
-        let (result, attempts, decision) = invoke(&self.tools, &self.cfg, &call, cancel).await;
+        let (result, attempts, decision) = invoke(&self.tools(), &self.cfg, &call, cancel).await;
         if let Some(decision) = decision {
             rec.emit(decision);
         }
@@ -386,12 +436,13 @@ impl Engine {
             messages.push(Message::system(system.clone()));
         }
         messages.push(Message::user(task));
-        let specs = self.tools.specs().to_vec();
         let keep = self.cfg.calls_per_turn.unwrap_or(usize::MAX);
         for _ in 0..self.cfg.budget.turns {
             if let Some(ended) = self.over_tokens(st) {
                 return ended;
             }
+            self.refresh_tools(rec).await;
+            let specs = self.tools().specs().to_vec();
             let step = st.next_step();
             rec.emit(TraceKind::ModelRequest {
                 step: step.clone(),
@@ -529,7 +580,9 @@ impl Engine {
         st: &RunState,
         cancel: &CancellationToken,
     ) -> Ended {
-        let planner = prompts::planner(self.tools.specs());
+        self.refresh_tools(rec).await;
+        let tools = self.tools();
+        let planner = prompts::planner(tools.specs());
         let mut context: Vec<Message> = Vec::new();
         let mut replans_left = self.cfg.budget.replans;
         for _ in 0..self.cfg.budget.turns.max(1) {
@@ -545,7 +598,7 @@ impl Engine {
                 messages: messages.len(),
             });
             let mut stream = self.model.stream(
-                ChatRequest::new(messages).shape(ReplyShape::Plan(self.tools.specs().to_vec())),
+                ChatRequest::new(messages).shape(ReplyShape::Plan(tools.specs().to_vec())),
             );
             let mut plan = PlanRun::default();
             let mut parser = PlanParser::new();
@@ -579,15 +632,15 @@ impl Engine {
                         Some(Ok(ModelEvent::Text(t))) => {
                             plan.text.push_str(&t);
                             for e in parser.push(&t) {
-                                plan.event(e, &self.tools);
+                                plan.event(e, &tools);
                             }
                         }
-                        Some(Ok(ModelEvent::Call(c))) => plan.native_call(c.call, &self.tools),
+                        Some(Ok(ModelEvent::Call(c))) => plan.native_call(c.call, &tools),
                         Some(Ok(ModelEvent::Malformed(m))) => plan.problems.push(m.to_tool_error().for_model().to_owned()),
                         Some(Ok(ModelEvent::Done(done))) => {
                             open = false;
                             for e in parser.finish() {
-                                plan.event(e, &self.tools);
+                                plan.event(e, &tools);
                             }
                             plan.close();
                             self.record_response(rec, st, &step, &plan.text, &[], &plan.problems, &done);

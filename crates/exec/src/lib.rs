@@ -35,6 +35,6 @@ mod record;
 mod replay;
 
 pub use config::{Budget, EngineConfig, Mode};
-pub use engine::{Engine, Interlocutor, Reply, RunOutcome, new_run_id};
+pub use engine::{Engine, Interlocutor, Reply, RunOutcome, ToolUpdates, new_run_id};
 pub use record::{Collect, Fanout, NoObserver, Observer};
 pub use replay::{Divergence, ReplayReport, compare, replay};

@@ -341,10 +341,12 @@ fn signature(events: &[TraceEvent]) -> Vec<String> {
                 out.push(format!("model failed: {error}"));
                 take(&mut by_step, step, &mut out);
             }
-            // A call's recorded outcome carries what the policy did to it.
+            // A call's recorded outcome carries what the policy did to it; a replay offers
+            // every recorded tool from the start, so changes of the offer are not steps.
             TraceKind::CallStarted { .. }
             | TraceKind::CallFinished { .. }
-            | TraceKind::PolicyDecision { .. } => {}
+            | TraceKind::PolicyDecision { .. }
+            | TraceKind::ToolsChanged { .. } => {}
             TraceKind::PlanRejected { reason } => out.push(format!("plan rejected: {reason}")),
             TraceKind::UserReply { text, ends, .. } => out.push(format!(
                 "user: {text:?}{}",

@@ -424,18 +424,17 @@ impl McpServer {
         self.protocol.get().map_or("", String::as_str)
     }
 
+    /// Whether the server said its tools changed (`notifications/tools/list_changed`)
+    /// since [`McpServer::tools`] or [`McpServer::listed_tools`] last listed them.
+    pub fn tools_have_changed(&self) -> bool {
+        self.handler.tools_changed.load(Ordering::Relaxed)
+    }
+
     /// The server's tools as agentry tools, each named `name`, or `ALIAS__name` when
     /// `taken` says the plain name is used already.
-    pub async fn tools(self: &Arc<Self>, taken: &dyn Fn(&str) -> bool) -> Vec<McpTool> {
-        if self.handler.tools_changed.swap(false, Ordering::Relaxed)
-            && let Ok(peer) = self.peer().await
-            && let Ok(fresh) = peer.list_all_tools().await
-            && let Ok(mut tools) = self.tools.lock()
-        {
-            *tools = fresh;
-        }
-        let listed = self.tools.lock().map(|t| t.clone()).unwrap_or_default();
-        listed
+    pub async fn tools(self: &Arc<Self>, taken: &(dyn Fn(&str) -> bool + Sync)) -> Vec<McpTool> {
+        self.listed_tools()
+            .await
             .into_iter()
             .map(|t| {
                 let remote = t.name.to_string();
@@ -504,8 +503,16 @@ impl McpServer {
         }
     }
 
-    /// The server's tools as it listed them.
-    pub fn listed_tools(&self) -> Vec<rmcp::model::Tool> {
+    /// The server's tools as it lists them: listed again when it said they changed.
+    pub async fn listed_tools(&self) -> Vec<rmcp::model::Tool> {
+        if self.handler.tools_changed.swap(false, Ordering::Relaxed) {
+            let fresh = self
+                .authorized(|peer| async move { peer.list_all_tools().await })
+                .await;
+            if let (Ok(Ok(fresh)), Ok(mut tools)) = (fresh, self.tools.lock()) {
+                *tools = fresh;
+            }
+        }
         self.tools.lock().map(|t| t.clone()).unwrap_or_default()
     }
 

@@ -42,7 +42,7 @@ impl ServerHandler for Front {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult {
-            tools: self.upstream.listed_tools(),
+            tools: self.upstream.listed_tools().await,
             ..Default::default()
         })
     }

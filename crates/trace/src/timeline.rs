@@ -191,7 +191,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     s.detail = format!("{} [policy: {action} by {by}{answer}]", s.detail);
                 }
             }
-            TraceKind::PlanRejected { .. } => {}
+            TraceKind::PlanRejected { .. } | TraceKind::ToolsChanged { .. } => {}
             TraceKind::RunFinished {
                 status,
                 answer,
