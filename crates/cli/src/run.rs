@@ -138,7 +138,10 @@ impl Observer for Progress {
                 format!("{secs:>7.3}s  ☺ user{end}: {}", short(text, 120))
             }
             TraceKind::ToolsChanged { tools } => {
-                format!("{secs:>7.3}s  ⟳ tools changed: {}", short(&tools.join(", "), 120))
+                format!(
+                    "{secs:>7.3}s  ⟳ tools changed: {}",
+                    short(&tools.join(", "), 120)
+                )
             }
             TraceKind::RunStarted { .. } | TraceKind::RunFinished { .. } => return,
         };

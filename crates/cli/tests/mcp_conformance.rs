@@ -29,11 +29,11 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-        CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-        InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-        ReadResourceResponse, ServerCapabilities, SetLevelRequestParams,
-        SubscribeRequestParams, UnsubscribeRequestParams,
+        CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, InitializeResult,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, SetLevelRequestParams, SubscribeRequestParams,
+        UnsubscribeRequestParams,
     },
     service::RequestContext,
 };
@@ -75,7 +75,10 @@ fn agentry_tools() -> ToolSet {
         }),
     );
     let ok = |spec, text: &'static str| {
-        FnTool::new(spec, move |_, _| async move { Ok(Value::String(text.into())) })
+        FnTool::new(
+            spec,
+            move |_, _| async move { Ok(Value::String(text.into())) },
+        )
     };
     for tool in [
         ok(simple, "This is a simple text response for testing."),
@@ -113,8 +116,14 @@ fn fixture_tools() -> Vec<rmcp::model::Tool> {
         no_args("test_image_content", "Returns an image"),
         no_args("test_audio_content", "Returns audio"),
         no_args("test_embedded_resource", "Returns an embedded resource"),
-        no_args("test_multiple_content_types", "Returns text, an image and a resource"),
-        no_args("test_tool_with_logging", "Logs three messages while it runs"),
+        no_args(
+            "test_multiple_content_types",
+            "Returns text, an image and a resource"
+        ),
+        no_args(
+            "test_tool_with_logging",
+            "Logs three messages while it runs"
+        ),
         no_args("test_tool_with_progress", "Reports progress while it runs"),
         string_arg("test_sampling", "Asks the client's model", "prompt"),
         string_arg("test_elicitation", "Asks the client's user", "message"),
@@ -134,9 +143,15 @@ impl Fixture {
         args: &serde_json::Map<String, Value>,
         cx: &RequestContext<RoleServer>,
     ) -> Result<Option<CallToolResult>, ErrorData> {
-        let arg = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let arg = |k: &str| {
+            args.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let peer = &cx.peer;
-        let failed = |e: rmcp::service::ServiceError| ErrorData::internal_error(e.to_string(), None);
+        let failed =
+            |e: rmcp::service::ServiceError| ErrorData::internal_error(e.to_string(), None);
         let content = match name {
             "test_image_content" => vec![ContentBlock::image(PNG, "image/png")],
             "test_audio_content" => vec![ContentBlock::audio(WAV, "audio/wav")],
@@ -151,9 +166,13 @@ impl Fixture {
                     "text": "{\"test\":\"data\",\"value\":123}"}})),
             ],
             "test_tool_with_logging" => {
-                for (i, message) in ["Tool execution started", "Tool processing data", "Tool execution completed"]
-                    .into_iter()
-                    .enumerate()
+                for (i, message) in [
+                    "Tool execution started",
+                    "Tool processing data",
+                    "Tool execution completed",
+                ]
+                .into_iter()
+                .enumerate()
                 {
                     if i > 0 {
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -175,8 +194,8 @@ impl Fixture {
                     if let Some(token) = &token {
                         peer.notify_progress(from_json(json!({
                             "progressToken": token, "progress": progress, "total": 100})))
-                        .await
-                        .map_err(failed)?;
+                            .await
+                            .map_err(failed)?;
                     }
                 }
                 vec![text("Progress reported")]
@@ -190,7 +209,9 @@ impl Fixture {
                 let said = serde_json::to_value(&answer.message.content).unwrap_or_default();
                 vec![text(&format!("LLM response: {said}"))]
             }
-            "test_elicitation" | "test_elicitation_sep1034_defaults" | "test_elicitation_sep1330_enums" => {
+            "test_elicitation"
+            | "test_elicitation_sep1034_defaults"
+            | "test_elicitation_sep1330_enums" => {
                 let schema = match name {
                     "test_elicitation" => json!({"type": "object", "properties": {
                         "username": {"type": "string", "description": "User's response"},
@@ -261,7 +282,9 @@ impl ServerHandler for Fixture {
         _request: CompleteRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        Ok(from_json(json!({"completion": {"values": [], "total": 0, "hasMore": false}})))
+        Ok(from_json(
+            json!({"completion": {"values": [], "total": 0, "hasMore": false}}),
+        ))
     }
 
     async fn list_tools(
@@ -303,8 +326,10 @@ impl ServerHandler for Fixture {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(from_json(json!({"resourceTemplates": [{"uriTemplate": "test://template/{id}/data",
-            "name": "template", "description": "Data by id", "mimeType": "application/json"}]})))
+        Ok(from_json(
+            json!({"resourceTemplates": [{"uriTemplate": "test://template/{id}/data",
+            "name": "template", "description": "Data by id", "mimeType": "application/json"}]}),
+        ))
     }
 
     async fn read_resource(
@@ -324,7 +349,9 @@ impl ServerHandler for Fixture {
                 "test://static-text" => json!({"uri": uri, "mimeType": "text/plain",
                     "text": "This is the content of the static text resource."}),
                 "test://static-binary" => json!({"uri": uri, "mimeType": "image/png", "blob": PNG}),
-                "test://watched-resource" => json!({"uri": uri, "mimeType": "text/plain", "text": "watched"}),
+                "test://watched-resource" => {
+                    json!({"uri": uri, "mimeType": "text/plain", "text": "watched"})
+                }
                 _ => {
                     return Err(ErrorData::resource_not_found(
                         format!("no resource {uri}"),
@@ -392,8 +419,10 @@ impl ServerHandler for Fixture {
                 arg("arg2")
             ))],
             "test_prompt_with_embedded_resource" => vec![
-                user(json!({"type": "resource", "resource": {"uri": arg("resourceUri"),
-                    "mimeType": "text/plain", "text": "Embedded resource content for testing."}})),
+                user(
+                    json!({"type": "resource", "resource": {"uri": arg("resourceUri"),
+                    "mimeType": "text/plain", "text": "Embedded resource content for testing."}}),
+                ),
                 words("Please process the embedded resource above."),
             ],
             "test_prompt_with_image" => vec![
@@ -515,7 +544,13 @@ fn the_official_conformance_suite_passes_against_agentrys_client() {
         script.display(),
         env!("CARGO_BIN_EXE_agentry")
     );
-    for version in ["2025-03-26", "2025-06-18", "2025-11-25", "draft", "extension"] {
+    for version in [
+        "2025-03-26",
+        "2025-06-18",
+        "2025-11-25",
+        "draft",
+        "extension",
+    ] {
         let report = run_suite(
             &node,
             &runner,

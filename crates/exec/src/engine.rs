@@ -597,9 +597,9 @@ impl Engine {
                 purpose: ModelPurpose::Plan,
                 messages: messages.len(),
             });
-            let mut stream = self.model.stream(
-                ChatRequest::new(messages).shape(ReplyShape::Plan(tools.specs().to_vec())),
-            );
+            let mut stream = self
+                .model
+                .stream(ChatRequest::new(messages).shape(ReplyShape::Plan(tools.specs().to_vec())));
             let mut plan = PlanRun::default();
             let mut parser = PlanParser::new();
             let mut running = FuturesUnordered::new();

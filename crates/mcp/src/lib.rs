@@ -30,13 +30,13 @@ use futures::future::BoxFuture;
 use rmcp::{
     ClientHandler, RoleClient,
     model::{
-        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
-        ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
-        FormElicitationCapability, Implementation, ProtocolVersion,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
+        ContentBlock, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
+        FormElicitationCapability, Implementation, InputRequest, InputResponses, ProtocolVersion,
     },
     service::{
-        ClientInitializeError, ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer, RequestContext,
-        RunningService, ServiceError,
+        ClientInitializeError, ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer,
+        RequestContext, RunningService, ServiceError,
     },
     transport::TokioChildProcess,
 };
@@ -188,6 +188,63 @@ struct Handler {
     elicitation: Elicitation,
 }
 
+impl Handler {
+    /// The answer to a request for the user's input.
+    fn elicit(&self, request: ElicitRequestParams) -> ElicitResult {
+        match (self.elicitation, request) {
+            (
+                Elicitation::Defaults,
+                ElicitRequestParams::FormElicitationParams {
+                    requested_schema, ..
+                },
+            ) => match serde_json::to_value(&requested_schema).map(|s| schema_defaults(&s)) {
+                Ok(Some(content)) => ElicitResult::new(ElicitationAction::Accept)
+                    .with_content(Value::Object(content)),
+                _ => ElicitResult::new(ElicitationAction::Decline),
+            },
+            _ => ElicitResult::new(ElicitationAction::Decline),
+        }
+    }
+
+    /// Calls a tool through `peer`, answering the server's `input_required` rounds
+    /// (2026-07-28: elicitation and roots here; sampling is refused) and retrying.
+    async fn call_tool(
+        &self,
+        peer: &Peer<RoleClient>,
+        mut params: CallToolRequestParams,
+    ) -> Result<CallToolResult, ServiceError> {
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let pending = match peer.call_tool_once(params.clone()).await? {
+                CallToolResponse::Complete(result) => return Ok(result),
+                CallToolResponse::InputRequired(pending) => pending,
+                _ => return Err(ServiceError::UnexpectedResponse),
+            };
+            let mut answers = InputResponses::new();
+            for (key, request) in pending.input_requests.unwrap_or_default() {
+                let answer = match request {
+                    InputRequest::Elicitation(r) => serde_json::to_value(self.elicit(r.params)),
+                    InputRequest::ListRoots(_) => Ok(json!({"roots": []})),
+                    _ => {
+                        return Err(ServiceError::McpError(rmcp::ErrorData::invalid_request(
+                            "agentry answers elicitation and roots only (no sampling)",
+                            None,
+                        )));
+                    }
+                };
+                answers.insert(key, answer.map_err(|_| ServiceError::UnexpectedResponse)?);
+            }
+            params.input_responses = (!answers.is_empty()).then_some(answers);
+            params.request_state = pending.request_state;
+        }
+        Err(ServiceError::InputRequiredRoundsExceeded {
+            max_rounds: MAX_INPUT_ROUNDS,
+        })
+    }
+}
+
+/// How many `input_required` rounds one call may take.
+const MAX_INPUT_ROUNDS: usize = 8;
+
 impl ClientHandler for Handler {
     fn on_tool_list_changed(
         &self,
@@ -202,21 +259,7 @@ impl ClientHandler for Handler {
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> impl Future<Output = Result<ElicitResult, rmcp::ErrorData>> + Send + '_ {
-        let answer = match (self.elicitation, request) {
-            (
-                Elicitation::Defaults,
-                ElicitRequestParams::FormElicitationParams {
-                    requested_schema, ..
-                },
-            ) => match serde_json::to_value(&requested_schema).map(|s| schema_defaults(&s)) {
-                Ok(Some(content)) => {
-                    ElicitResult::new(ElicitationAction::Accept).with_content(Value::Object(content))
-                }
-                _ => ElicitResult::new(ElicitationAction::Decline),
-            },
-            _ => ElicitResult::new(ElicitationAction::Decline),
-        };
-        std::future::ready(Ok(answer))
+        std::future::ready(Ok(self.elicit(request)))
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -498,7 +541,9 @@ impl McpServer {
             Err(why) => {
                 conn.failures += 1;
                 conn.retry_at = Some(Instant::now() + backoff(conn.failures));
-                Err(ToolError::unavailable(start_error(&self.spec, why).to_string()))
+                Err(ToolError::unavailable(
+                    start_error(&self.spec, why).to_string(),
+                ))
             }
         }
     }
@@ -526,7 +571,7 @@ impl McpServer {
         let outcome = self
             .authorized(|peer| {
                 let params = params.clone();
-                async move { peer.call_tool(params).await }
+                async move { self.handler.call_tool(&peer, params).await }
             })
             .await?;
         match outcome {
@@ -626,8 +671,7 @@ async fn handshake(
     lifecycle: ClientLifecycleMode,
 ) -> Result<RunningService<RoleClient, Handler>, Handshake> {
     use rmcp::transport::{
-        StreamableHttpClientTransport,
-        streamable_http_client::StreamableHttpClientTransportConfig,
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     };
     let limit = Duration::from_secs(60);
     let timed_out = || Handshake::Failed("no answer to the handshake within 60 s".into());
