@@ -461,9 +461,9 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Runs the suite; panics with its report unless every failure is an expected one.
-fn run_suite(node: &Path, runner: &Path, args: &[&str]) -> String {
-    let expected = repo().join("tests/mcp/conformance-expected.yaml");
+/// Runs the suite; panics with its report unless every failure is one `expected` lists.
+fn run_suite(node: &Path, runner: &Path, expected: &str, args: &[&str]) -> String {
+    let expected = repo().join("tests/mcp").join(expected);
     let out = Command::new(node)
         .arg(runner)
         .args(args)
@@ -525,10 +525,56 @@ fn the_official_conformance_suite_passes_against_agentrys_server() {
         let report = run_suite(
             &node,
             &runner,
+            "conformance-expected.yaml",
             &["server", "--url", &url, "--spec-version", version],
         );
         eprintln!("server mode, {version}: {:?}", totals(&report));
     }
+    // The same fixture behind `agentry proxy --http`: what the proxy passes on.
+    let dir = std::env::temp_dir().join(format!("agentry-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let policy = dir.join("allow.toml");
+    std::fs::write(&policy, "default = \"allow\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let audit = dir.join("audit.jsonl");
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["proxy", "--http", "0", "--policy"])
+        .arg(&policy)
+        .arg("--audit")
+        .arg(&audit)
+        .args(["--", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut line = String::new();
+    let stdout = proxy.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let proxied = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    for version in ["2025-06-18", "2025-11-25"] {
+        let report = run_suite(
+            &node,
+            &runner,
+            "conformance-expected-proxy.yaml",
+            &["server", "--url", &proxied, "--spec-version", version],
+        );
+        eprintln!(
+            "server mode through the proxy, {version}: {:?}",
+            totals(&report)
+        );
+    }
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let trail = std::fs::read_to_string(&audit).unwrap_or_default();
+    assert!(
+        trail.contains("test://static-text"),
+        "resource reads are audited"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     stop.cancel();
     let _ = rt.block_on(serving);
 }
@@ -554,6 +600,7 @@ fn the_official_conformance_suite_passes_against_agentrys_client() {
         let report = run_suite(
             &node,
             &runner,
+            "conformance-expected.yaml",
             &[
                 "client",
                 "--command",

@@ -332,6 +332,7 @@ pub struct McpServer {
     auth: std::sync::Mutex<Option<auth::Authorized>>,
     tools: std::sync::Mutex<Vec<rmcp::model::Tool>>,
     protocol: std::sync::OnceLock<String>,
+    capabilities: std::sync::OnceLock<rmcp::model::ServerCapabilities>,
 }
 
 impl std::fmt::Debug for McpServer {
@@ -377,6 +378,7 @@ impl McpServer {
             auth: std::sync::Mutex::new(None),
             tools: std::sync::Mutex::default(),
             protocol: std::sync::OnceLock::new(),
+            capabilities: std::sync::OnceLock::new(),
         });
         let service = server
             .open()
@@ -403,6 +405,7 @@ impl McpServer {
                 Ok(service) => {
                     if let Some(info) = service.peer_info() {
                         let _ = self.protocol.set(info.protocol_version.to_string());
+                        let _ = self.capabilities.set(info.capabilities.clone());
                     }
                     return Ok(service);
                 }
@@ -465,6 +468,32 @@ impl McpServer {
     /// The protocol revision the server and agentry agreed on.
     pub fn protocol(&self) -> &str {
         self.protocol.get().map_or("", String::as_str)
+    }
+
+    /// What the server said it offers at the handshake (tools, resources, prompts…).
+    pub fn capabilities(&self) -> rmcp::model::ServerCapabilities {
+        self.capabilities.get().cloned().unwrap_or_default()
+    }
+
+    /// Sends the server a request as it is, through `op` on its connection (restarted
+    /// and authorized as needed); the server's own error comes back as it sent it.
+    pub async fn forward<T, F, Fut>(&self, op: F) -> Result<T, rmcp::ErrorData>
+    where
+        F: Fn(Peer<RoleClient>) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        match self.authorized(op).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(ServiceError::McpError(e))) => Err(e),
+            Ok(Err(other)) => Err(rmcp::ErrorData::internal_error(
+                format!("the MCP server `{}` failed: {other}", self.spec.alias),
+                None,
+            )),
+            Err(e) => Err(rmcp::ErrorData::internal_error(
+                e.for_model().to_owned(),
+                None,
+            )),
+        }
     }
 
     /// Whether the server said its tools changed (`notifications/tools/list_changed`)

@@ -1,15 +1,21 @@
 //! The policy-enforcing proxy over Streamable HTTP: [`serve`] answers MCP clients at
 //! `http://ADDR/mcp` and passes their tool calls to an upstream server (stdio or HTTP)
-//! through a [`CallGate`]. It works at the level of MCP requests, not bytes: it offers the
-//! upstream's tools and forwards `tools/call`; decisions and calls go to the audit trail.
+//! through a [`CallGate`]. It works at the level of MCP requests, not bytes: it offers
+//! what the upstream offers (tools, resources, prompts, completions), forwards
+//! `tools/call` through the gate and the rest as it is; calls, reads, decisions and results
+//! go to the audit trail. Notifications from the upstream (list changes, resource
+//! updates, logs) are not passed on: the client sees the lists as they are when it asks.
 
 use std::sync::Arc;
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+        CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
+        InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, PromptsCapability, ReadResourceRequestParams,
+        ReadResourceResponse, ResourcesCapability, ServerCapabilities,
     },
     service::RequestContext,
 };
@@ -29,11 +35,16 @@ struct Front {
 
 impl ServerHandler for Front {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                format!("agentry proxy for {}", self.upstream.alias()),
-                env!("CARGO_PKG_VERSION"),
-            ))
+        let upstream = self.upstream.capabilities();
+        let mut capabilities = ServerCapabilities::builder().enable_tools().build();
+        // What the upstream offers, minus what needs notifications passed on.
+        capabilities.prompts = upstream.prompts.map(|_| PromptsCapability::default());
+        capabilities.resources = upstream.resources.map(|_| ResourcesCapability::default());
+        capabilities.completions = upstream.completions;
+        InitializeResult::new(capabilities).with_server_info(Implementation::new(
+            format!("agentry proxy for {}", self.upstream.alias()),
+            env!("CARGO_PKG_VERSION"),
+        ))
     }
 
     async fn list_tools(
@@ -76,6 +87,94 @@ impl ServerHandler for Front {
             json!({"tool": tool, "result": serde_json::to_value(&result).unwrap_or_default()}),
         );
         Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.upstream
+            .forward(|peer| {
+                let request = request.clone();
+                async move { peer.list_resources(request).await }
+            })
+            .await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.upstream
+            .forward(|peer| {
+                let request = request.clone();
+                async move { peer.list_resource_templates(request).await }
+            })
+            .await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.audit
+            .json("client_to_server", json!({"read": request.uri}));
+        let read = self
+            .upstream
+            .forward(|peer| {
+                let request = request.clone();
+                async move { peer.read_resource(request).await }
+            })
+            .await?;
+        self.audit.json(
+            "server_to_client",
+            json!({"read": request.uri, "result": serde_json::to_value(&read).unwrap_or_default()}),
+        );
+        Ok(read.into())
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.upstream
+            .forward(|peer| {
+                let request = request.clone();
+                async move { peer.list_prompts(request).await }
+            })
+            .await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.audit
+            .json("client_to_server", json!({"prompt": request.name}));
+        self.upstream
+            .forward(|peer| {
+                let request = request.clone();
+                async move { peer.get_prompt_once(request).await }
+            })
+            .await
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        self.upstream
+            .forward(|peer| {
+                let request = request.clone();
+                async move { peer.complete(request).await }
+            })
+            .await
     }
 }
 
