@@ -171,6 +171,30 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The trace viewer: a local web app of the runs (live), each run's timeline, plan
+    /// and steps, and the eval reports.
+    #[command(after_help = "\
+Examples:
+  agentry ui                          http://127.0.0.1:7878/ over .agentry/traces.db
+  agentry ui --port 0 --trace-db runs.db --reports results/
+  agentry ui --host 0.0.0.0 --token S3CRET   (beyond this machine: a token is required)")]
+    Ui {
+        /// The port (0 picks a free one).
+        #[arg(long, default_value_t = 7878)]
+        port: u16,
+        /// The address to listen on; anything but loopback needs --token.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// The trace store.
+        #[arg(long, value_name = "FILE", default_value = ".agentry/traces.db")]
+        trace_db: PathBuf,
+        /// Where eval reports are (repeatable; searched three levels deep).
+        #[arg(long, value_name = "DIR", default_values = [".agentry", "."])]
+        reports: Vec<PathBuf>,
+        /// A token every request must carry (the printed address includes it).
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Look at recorded runs: list them, draw one as a timeline, export its events.
     Trace {
         #[command(subcommand)]
@@ -780,6 +804,12 @@ enum TraceCommand {
         /// Width of the bars, in characters.
         #[arg(long, default_value_t = 50)]
         width: usize,
+        /// Also draw the timeline as an SVG picture into this file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Also draw the timeline as a PNG picture into this file.
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
     },
     /// A run's events.
     Export {
@@ -970,9 +1000,31 @@ fn main() -> ExitCode {
             };
             runtime().and_then(|rt| rt.block_on(run::run(&task, args)))
         }
+        Command::Ui {
+            port,
+            host,
+            trace_db,
+            reports,
+            token,
+        } => runtime().and_then(|rt| {
+            rt.block_on(ui(
+                agentry_ui::Ui {
+                    db: trace_db,
+                    reports,
+                    token,
+                },
+                std::net::SocketAddr::new(host, port),
+            ))
+        }),
         Command::Trace { what, trace_db } => match what {
             TraceCommand::List { limit, json } => run::list(&trace_db, limit, json),
-            TraceCommand::Show { run, json, width } => run::show(&trace_db, &run, json, width),
+            TraceCommand::Show {
+                run,
+                json,
+                width,
+                svg,
+                png,
+            } => run::show(&trace_db, &run, json, width, svg.as_deref(), png.as_deref()),
             TraceCommand::Export {
                 run,
                 format: ExportFormat::Jsonl,
@@ -1237,6 +1289,30 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// `agentry ui`: serves until Ctrl-C.
+async fn ui(ui: agentry_ui::Ui, addr: std::net::SocketAddr) -> Result<bool> {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let db = ui.db.clone();
+    let token = ui.token.clone();
+    agentry_ui::serve(ui, addr, stop, |bound| {
+        let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
+        println!(
+            "agentry ui at http://{bound}/{query} over {} (Ctrl-C to stop)",
+            db.display()
+        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    })
+    .await
+    .map_err(anyhow::Error::msg)?;
+    Ok(true)
 }
 
 /// `agentry sim-server`: serves until Ctrl-C.

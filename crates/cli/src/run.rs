@@ -378,11 +378,31 @@ pub(crate) fn list(db: &Path, limit: usize, json: bool) -> Result<bool> {
 }
 
 /// `agentry trace show`.
-pub(crate) fn show(db: &Path, run: &str, json: bool, width: usize) -> Result<bool> {
+pub(crate) fn show(
+    db: &Path,
+    run: &str,
+    json: bool,
+    width: usize,
+    svg: Option<&Path>,
+    png: Option<&Path>,
+) -> Result<bool> {
     let store = TraceStore::open(db)?;
     let id = store.resolve(run)?;
     let events = store.events(&id)?;
     let t = agentry_trace::timeline(&events);
+    if svg.is_some() || png.is_some() {
+        let picture = agentry_ui::svg(&t, 1200);
+        if let Some(path) = svg {
+            std::fs::write(path, &picture)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("timeline of {id} drawn in {}", path.display());
+        }
+        if let Some(path) = png {
+            let bytes = agentry_ui::png(&picture).map_err(anyhow::Error::msg)?;
+            std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("timeline of {id} drawn in {}", path.display());
+        }
+    }
     if json {
         println!("{}", serde_json::to_string(&t)?);
     } else {

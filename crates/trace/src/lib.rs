@@ -30,7 +30,9 @@ mod timeline;
 
 use agentry_core::TraceEvent;
 
-pub use store::{RunSummary, SCHEMA_VERSION, TraceError, TraceStore, TraceWriter};
+pub use store::{
+    Cursor, RunFilter, RunPage, RunSummary, SCHEMA_VERSION, TraceError, TraceStore, TraceWriter,
+};
 pub use timeline::{Step, StepKind, Timeline, render, timeline};
 
 /// A run's events as JSON Lines, one event per line.

@@ -182,22 +182,172 @@ impl TraceStore {
             )
             .map_err(sqlite(&self.path))?;
         let rows = stmt
-            .query_map([limit as i64], |r| {
-                Ok(RunSummary {
-                    id: r.get(0)?,
-                    started_at_ms: r.get(1)?,
-                    task: r.get(2)?,
-                    model: r.get(3)?,
-                    mode: r.get(4)?,
-                    status: r.get(5)?,
-                    answer: r.get(6)?,
-                    calls: r.get(7)?,
-                    tokens: r.get(8)?,
-                    wall_us: r.get(9)?,
-                })
-            })
+            .query_map([limit as i64], summary)
             .map_err(sqlite(&self.path))?;
         rows.collect::<Result<_, _>>().map_err(sqlite(&self.path))
+    }
+
+    /// One page of runs, newest first, that match `filter`: those that started before
+    /// `before` (a cursor from [`RunPage::next`]), at most `limit`; and how many match.
+    pub fn runs_page(
+        &self,
+        filter: &RunFilter,
+        before: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<RunPage, TraceError> {
+        let mut clauses = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            clauses.push("(instr(lower(task), lower(?)) > 0 OR instr(id, ?) = 1 OR instr(lower(model), lower(?)) > 0)");
+            args.extend(std::iter::repeat_n(text.to_owned().into(), 3));
+        }
+        if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
+            clauses.push("status = ?");
+            args.push(status.to_owned().into());
+        }
+        if let Some(mode) = filter.mode.as_deref().filter(|m| !m.is_empty()) {
+            clauses.push("mode = ?");
+            args.push(mode.to_owned().into());
+        }
+        let filtered = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let total: i64 = self
+            .conn
+            .query_row(
+                &format!("SELECT count(*) FROM runs {filtered}"),
+                rusqlite::params_from_iter(&args),
+                |r| r.get(0),
+            )
+            .map_err(sqlite(&self.path))?;
+        if let Some(c) = before {
+            clauses.push("(started_at_ms < ? OR (started_at_ms = ? AND id < ?))");
+            args.extend([
+                c.started_at_ms.into(),
+                c.started_at_ms.into(),
+                c.id.clone().into(),
+            ]);
+        }
+        let filtered = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        args.push((limit as i64 + 1).into());
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, started_at_ms, task, model, mode, status, answer, calls, tokens, wall_us
+                 FROM runs {filtered} ORDER BY started_at_ms DESC, id DESC LIMIT ?"
+            ))
+            .map_err(sqlite(&self.path))?;
+        let mut runs: Vec<RunSummary> = stmt
+            .query_map(rusqlite::params_from_iter(&args), summary)
+            .map_err(sqlite(&self.path))?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite(&self.path))?;
+        let next = (runs.len() > limit).then(|| {
+            runs.truncate(limit);
+            runs.last().map(|r| Cursor {
+                started_at_ms: r.started_at_ms,
+                id: r.id.clone(),
+            })
+        });
+        Ok(RunPage {
+            runs,
+            next: next.flatten(),
+            total: total as u64,
+        })
+    }
+
+    /// These runs' summaries (those that exist).
+    pub fn summaries(&self, ids: &[String]) -> Result<Vec<RunSummary>, TraceError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, started_at_ms, task, model, mode, status, answer, calls, tokens, wall_us
+                 FROM runs WHERE id = ?1",
+            )
+            .map_err(sqlite(&self.path))?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(s) = stmt
+                .query_row([id], summary)
+                .optional()
+                .map_err(sqlite(&self.path))?
+            {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A number that changes whenever another connection commits to the database (for
+    /// noticing new runs and events without reading them).
+    pub fn data_version(&self) -> Result<i64, TraceError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(sqlite(&self.path))
+    }
+
+    /// Runs whose row changed since `since_ms` started, or that are still running: what a
+    /// live list must refresh.
+    pub fn active_since(&self, since_ms: i64) -> Result<Vec<RunSummary>, TraceError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, started_at_ms, task, model, mode, status, answer, calls, tokens, wall_us
+                 FROM runs WHERE started_at_ms >= ?1 OR status = 'running'
+                 ORDER BY started_at_ms DESC, id DESC LIMIT 200",
+            )
+            .map_err(sqlite(&self.path))?;
+        let rows = stmt
+            .query_map([since_ms], summary)
+            .map_err(sqlite(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(sqlite(&self.path))
+    }
+
+    /// A run's events after `seq` (all of them with `None`), in order; empty when there
+    /// are none yet.
+    pub fn events_after(
+        &self,
+        run_id: &str,
+        seq: Option<u64>,
+    ) -> Result<Vec<TraceEvent>, TraceError> {
+        let after = seq.map_or(-1, |s| s as i64);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, at_us, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+            )
+            .map_err(sqlite(&self.path))?;
+        let rows = stmt
+            .query_map(params![run_id, after], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(sqlite(&self.path))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at_us, body) = row.map_err(sqlite(&self.path))?;
+            let kind: TraceKind = serde_json::from_str(&body).map_err(|e| TraceError::Corrupt {
+                run: run_id.into(),
+                seq,
+                why: e.to_string(),
+            })?;
+            out.push(TraceEvent {
+                run_id: run_id.to_owned(),
+                seq: seq as u64,
+                at_us: at_us as u64,
+                kind,
+            });
+        }
+        Ok(out)
     }
 
     /// The run id named by `spec`: `last`, a whole id, or a unique prefix.
@@ -239,39 +389,58 @@ impl TraceStore {
 
     /// Every event of a run, in order.
     pub fn events(&self, run_id: &str) -> Result<Vec<TraceEvent>, TraceError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT seq, at_us, body FROM events WHERE run_id = ?1 ORDER BY seq")
-            .map_err(sqlite(&self.path))?;
-        let rows = stmt
-            .query_map([run_id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(sqlite(&self.path))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, at_us, body) = row.map_err(sqlite(&self.path))?;
-            let kind: TraceKind = serde_json::from_str(&body).map_err(|e| TraceError::Corrupt {
-                run: run_id.into(),
-                seq,
-                why: e.to_string(),
-            })?;
-            out.push(TraceEvent {
-                run_id: run_id.to_owned(),
-                seq: seq as u64,
-                at_us: at_us as u64,
-                kind,
-            });
-        }
+        let out = self.events_after(run_id, None)?;
         if out.is_empty() {
             return Err(TraceError::NoRun(run_id.into()));
         }
         Ok(out)
     }
+}
+
+/// Which runs a page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Text in the task or model, or the start of the id.
+    pub text: Option<String>,
+    /// Exactly this status.
+    pub status: Option<String>,
+    /// Exactly this mode.
+    pub mode: Option<String>,
+}
+
+/// Where a page of runs ends: the next page starts after this run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// The last run's start.
+    pub started_at_ms: i64,
+    /// The last run's id.
+    pub id: String,
+}
+
+/// One page of runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunPage {
+    /// Newest first.
+    pub runs: Vec<RunSummary>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+    /// How many runs match the filter in all.
+    pub total: u64,
+}
+
+fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+    Ok(RunSummary {
+        id: r.get(0)?,
+        started_at_ms: r.get(1)?,
+        task: r.get(2)?,
+        model: r.get(3)?,
+        mode: r.get(4)?,
+        status: r.get(5)?,
+        answer: r.get(6)?,
+        calls: r.get(7)?,
+        tokens: r.get(8)?,
+        wall_us: r.get(9)?,
+    })
 }
 
 enum Msg {

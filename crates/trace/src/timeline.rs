@@ -38,6 +38,9 @@ pub struct Step {
     pub after: Vec<String>,
     /// Whether it lies on the critical path.
     pub critical: bool,
+    /// The tool call's id (calls only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
 }
 
 /// A run, drawn as steps on one time axis.
@@ -106,6 +109,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     detail: String::new(),
                     after: Vec::new(),
                     critical: false,
+                    call_id: None,
                 });
             }
             TraceKind::ModelResponse {
@@ -147,6 +151,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     detail: call.arguments.to_string(),
                     after: after.clone(),
                     critical: false,
+                    call_id: Some(call.id.clone()),
                 });
             }
             TraceKind::CallFinished { result, .. } => {
@@ -171,6 +176,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     detail: format!("{shown:?}"),
                     after: vec![step.clone()],
                     critical: false,
+                    call_id: None,
                 });
             }
             TraceKind::PolicyDecision {
