@@ -349,6 +349,17 @@ fn a_bad_store_or_a_missing_token_gets_a_clear_answer() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("junk.db"), "{body}");
     let _ = server.kill();
+    // A store from another version of agentry: its schema version is named.
+    let old = dir.join("old.db");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
+    let (mut server, url) = ui(&["--port", "0", "--trace-db", old.to_str().unwrap()]);
+    let (status, body) = get(&format!("{url}api/runs"));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("schema version 99"), "{body}");
+    let _ = server.kill();
     // Beyond loopback without a token: refused before listening.
     let out = agentry(&["ui", "--host", "0.0.0.0", "--port", "0"]);
     assert_eq!(out.status.code(), Some(2));
