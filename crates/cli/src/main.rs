@@ -6,6 +6,7 @@ mod bench_dag;
 mod bench_llm;
 #[cfg(feature = "local")]
 mod bench_local;
+mod bench_peers;
 mod bench_proxy;
 mod config;
 mod eval;
@@ -444,6 +445,43 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// agentry against LangGraph and the OpenAI Agents SDK on the same simulated model and
+    /// tools (bench/peers/run installs them and calls this): latency, CPU and memory per
+    /// workload, as a table, JSON, Markdown and a PNG chart.
+    Peers {
+        /// The Python of the virtual environment with the contenders installed.
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
+        /// bench/peers/run's record of which contenders installed.
+        #[arg(long, value_name = "FILE")]
+        installed: Option<PathBuf>,
+        /// Tasks per workload (a)–(c), one after another.
+        #[arg(long, default_value_t = 10)]
+        repeat: usize,
+        /// Tasks at once in workload (d).
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Where react.yaml, plan.yaml and driver.py are.
+        #[arg(long, value_name = "DIR", default_value = "bench/peers")]
+        scripts: PathBuf,
+        /// Where the results go.
+        #[arg(long, value_name = "DIR", default_value = "bench/peers/results")]
+        out: PathBuf,
+    },
+    /// One agentry contender of `bench peers` (a process of its own).
+    #[command(hide = true)]
+    Peer {
+        #[arg(long)]
+        workload: String,
+        #[arg(long, value_enum)]
+        mode: ModeArg,
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 10)]
+        repeat: usize,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
     /// The model client's CPU per streamed token, and the sim server under concurrent load.
     #[command(
         after_help = "Example:\n  $ cargo run --release -p agentry-cli -- bench llm --streams 1000"
@@ -839,6 +877,15 @@ enum ModeArg {
     Compiled,
 }
 
+impl From<ModeArg> for agentry_exec::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Sequential => Self::Sequential,
+            ModeArg::Compiled => Self::Compiled,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ToolModeArg {
     Native,
@@ -907,6 +954,44 @@ fn main() -> ExitCode {
                     json,
                 },
         } => bench_proxy::run(calls, rounds.max(1), server, !no_audit, json).map(|()| true),
+        Command::Bench {
+            what:
+                BenchCommand::Peers {
+                    python,
+                    installed,
+                    repeat,
+                    concurrency,
+                    scripts,
+                    out,
+                },
+        } => runtime().and_then(|rt| {
+            rt.block_on(bench_peers::run(bench_peers::Args {
+                python,
+                installed,
+                repeat: repeat.max(1),
+                concurrency: concurrency.max(1),
+                scripts,
+                out,
+            }))
+        }),
+        Command::Bench {
+            what:
+                BenchCommand::Peer {
+                    workload,
+                    mode,
+                    url,
+                    repeat,
+                    concurrency,
+                },
+        } => runtime().and_then(|rt| {
+            rt.block_on(bench_peers::peer(
+                &workload,
+                mode.into(),
+                &url,
+                repeat.max(1),
+                concurrency,
+            ))
+        }),
         #[cfg(feature = "local")]
         Command::Bench {
             what: BenchCommand::Local(args),
@@ -969,10 +1054,7 @@ fn main() -> ExitCode {
                 Err(e) => return finish(Err(e)),
             }
             let args = run::RunArgs {
-                mode: match mode {
-                    ModeArg::Sequential => agentry_exec::Mode::Sequential,
-                    ModeArg::Compiled => agentry_exec::Mode::Compiled,
-                },
+                mode: mode.into(),
                 model: model.as_deref(),
                 options: local.options(tool_mode.into(), base_url, api_key),
                 trace_db: (!no_trace).then_some(trace_db.as_path()),

@@ -1599,3 +1599,70 @@ fn the_proxy_over_http_enforces_the_policy_for_an_http_client() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_peers_runs_agentry_in_both_modes_and_reports_a_contender_that_crashes() {
+    let dir = std::env::temp_dir().join(format!("agentry-peers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/peers");
+    // `false` stands in for a Python whose contenders crash at once.
+    let out = agentry(
+        &[
+            "bench",
+            "peers",
+            "--python",
+            "false",
+            "--repeat",
+            "1",
+            "--concurrency",
+            "3",
+            "--scripts",
+            scripts.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("peers.json")).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 16, "4 workloads × 4 contenders");
+    let answer = |w: &str, c: &str| {
+        rows.iter()
+            .find(|r| r["workload"] == w && r["contender"] == c)
+            .map(|r| r["answers"].to_string())
+            .unwrap()
+    };
+    // Both agentry modes reach the scripted answers, the compiled one through its plan.
+    for mode in ["agentry compiled", "agentry sequential"] {
+        assert!(
+            answer("a", mode).contains("The sum is 197"),
+            "{}",
+            answer("a", mode)
+        );
+        assert!(
+            answer("c", mode).contains("The chain ends at 55"),
+            "{}",
+            answer("c", mode)
+        );
+        assert!(
+            answer("d", mode).contains("The sum is 197"),
+            "{}",
+            answer("d", mode)
+        );
+    }
+    // The crashed contenders are in the table as such; the rest ran.
+    for r in rows.iter().filter(|r| r["contender"] == "LangGraph") {
+        assert!(r["error"].as_str().unwrap().contains("crashed"), "{r}");
+    }
+    assert!(stdout.contains("crashed"), "{stdout}");
+    assert!(dir.join("peers.md").exists());
+    assert_eq!(&std::fs::read(dir.join("peers.png")).unwrap()[1..4], b"PNG");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

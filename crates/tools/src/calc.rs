@@ -4,7 +4,7 @@
 const MAX_DEPTH: usize = 64;
 
 /// Evaluates `expr`; the error is a sentence for the model.
-pub(crate) fn eval(expr: &str) -> Result<f64, String> {
+pub fn eval(expr: &str) -> Result<f64, String> {
     let mut p = Calc {
         s: expr.as_bytes(),
         pos: 0,

@@ -39,7 +39,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod builtin;
-mod calc;
+pub mod calc;
 mod set;
 mod tool;
 
