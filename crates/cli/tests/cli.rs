@@ -6,6 +6,9 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
+mod common;
+
+use common::serving;
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -1325,28 +1328,6 @@ fn mcp_serve_offers_the_tools_and_an_agent_to_an_mcp_client_also_through_the_pro
 
 /// Starts `agentry ARGS` (a server over HTTP) and returns it with the URL its first line
 /// names.
-fn serving(args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (child, url)
-}
-
 #[test]
 fn mcp_serve_over_streamable_http_reaches_an_http_client() {
     let (mut child, url) = serving(&["mcp", "serve", "--http", "0", "--model", "sim:plan"]);

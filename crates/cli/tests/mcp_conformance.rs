@@ -22,6 +22,8 @@ use std::{
     time::Duration,
 };
 
+mod common;
+
 use agentry_core::{ToolError, ToolSpec};
 use agentry_mcp::serve::ToolServer;
 use agentry_tools::{FnTool, ToolSet};
@@ -536,25 +538,17 @@ fn the_official_conformance_suite_passes_against_agentrys_server() {
     let policy = dir.join("allow.toml");
     std::fs::write(&policy, "default = \"allow\"\n").unwrap_or_else(|e| panic!("{e}"));
     let audit = dir.join("audit.jsonl");
-    let mut proxy = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args(["proxy", "--http", "0", "--policy"])
-        .arg(&policy)
-        .arg("--audit")
-        .arg(&audit)
-        .args(["--", &url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut line = String::new();
-    let stdout = proxy.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let proxied = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+    let (mut proxy, proxied) = common::serving(&[
+        "proxy",
+        "--http",
+        "0",
+        "--policy",
+        policy.to_str().unwrap_or_default(),
+        "--audit",
+        audit.to_str().unwrap_or_default(),
+        "--",
+        &url,
+    ]);
     for version in ["2025-06-18", "2025-11-25"] {
         let report = run_suite(
             &node,

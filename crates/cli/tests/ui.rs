@@ -11,6 +11,8 @@ use std::{
     process::{Command, Stdio},
 };
 
+mod common;
+
 use agentry_core::{ModelPurpose, RunStatus, ToolCall, ToolResult, TraceEvent, TraceKind};
 use agentry_trace::TraceWriter;
 use serde_json::{Value, json};
@@ -213,28 +215,9 @@ fn scenario(dir: &Path) -> Value {
            "db": db.to_str().unwrap()})
 }
 
-/// Starts `agentry ui` and returns it with the address it printed.
+/// Starts `agentry ui ARGS…` and returns it with the address it printed.
 fn ui(args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .arg("ui")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (child, url)
+    common::serving(&[&["ui"], args].concat())
 }
 
 /// The browser's pieces, or `None` (skip) unless AGENTRY_REQUIRE_BROWSER.
