@@ -327,7 +327,8 @@ Examples:
         #[command(subcommand)]
         what: PolicyCommand,
     },
-    /// Sit between an MCP client and an MCP server (stdio): forward everything, put each
+    /// Sit between an MCP client and an MCP server (stdio, or Streamable HTTP with --http):
+    /// forward everything, put each
     /// tools/call through the policy (a denied call never reaches the server; the client gets
     /// an error result with the reason), and write all traffic to an audit trail.
     #[command(after_help = "\
@@ -600,7 +601,7 @@ struct TaubenchRunArgs {
 #[derive(Debug, Subcommand)]
 enum McpCommand {
     /// Offer agentry's tools, and an agent as the tool `agent` (a task in, its answer out),
-    /// to any MCP client over stdio.
+    /// to any MCP client over stdio (or Streamable HTTP with --http).
     #[command(after_help = "\
 Example (an MCP client's server configuration):
   \"command\": \"agentry\", \"args\": [\"mcp\", \"serve\", \"--model\", \"local\"]
@@ -641,7 +642,11 @@ Examples:
     /// the result is an error).
     #[command(after_help = "\
 Example:
-  agentry mcp call read_file --args '{\"path\": \"/tmp/a.txt\"}' -- npx -y @modelcontextprotocol/server-filesystem /tmp")]
+  agentry mcp call read_file --args '{\"path\": \"/tmp/a.txt\"}' -- npx -y @modelcontextprotocol/server-filesystem /tmp
+
+A server over HTTP that asks for authorization gets OAuth: the address to approve goes to
+$BROWSER (or is printed). A client registered beforehand: AGENTRY_OAUTH_CLIENT_ID and
+AGENTRY_OAUTH_CLIENT_SECRET; unattended, with AGENTRY_OAUTH_GRANT=client_credentials.")]
     Call {
         /// The tool's name, as the server lists it.
         tool: String,

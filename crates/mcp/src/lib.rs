@@ -684,6 +684,22 @@ async fn start(
     }
 }
 
+/// What a transport error comes down to: its innermost cause ("Connection refused"),
+/// after the outermost when they differ.
+fn root_cause(e: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    let mut inner: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let outer = e.to_string();
+    let innermost = inner.to_string();
+    if outer == innermost {
+        outer
+    } else {
+        format!("{outer} ({innermost})")
+    }
+}
+
 /// Why a handshake failed: the server wants authorization first (its challenge), it
 /// answered but not as expected (worth another try with the older handshake), or it
 /// could not be reached at all.
@@ -736,8 +752,10 @@ async fn handshake(
             return Handshake::Unauthorized(challenge.to_owned());
         }
         match e {
-            ClientInitializeError::ConnectionClosed(_)
-            | ClientInitializeError::TransportError { .. } => Handshake::Failed(e.to_string()),
+            ClientInitializeError::TransportError { error, .. } => {
+                Handshake::Failed(root_cause(error.error.as_ref()))
+            }
+            ClientInitializeError::ConnectionClosed(_) => Handshake::Failed(e.to_string()),
             other => Handshake::Refused(other.to_string()),
         }
     })
