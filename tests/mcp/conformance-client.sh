@@ -12,23 +12,26 @@ url=${*: -1}
 context=${MCP_CONFORMANCE_CONTEXT:-"{}"}
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]) or "")' "$context" "$1"; }
 export BROWSER="curl -fsSL -o /dev/null"
+# Tokens are kept in a directory of this scenario's own, removed at the end.
+export AGENTRY_OAUTH_DIR=$(mktemp -d)
+trap 'rm -rf "$AGENTRY_OAUTH_DIR"' EXIT
 export AGENTRY_OAUTH_CLIENT_ID=$(field client_id)
 export AGENTRY_OAUTH_CLIENT_SECRET=$(field client_secret)
 case "${MCP_CONFORMANCE_SCENARIO:-}" in
   tools_call)
-    exec "$agentry" mcp call add_numbers --args '{"a":5,"b":3}' -- "$url" ;;
+    "$agentry" mcp call add_numbers --args '{"a":5,"b":3}' -- "$url" ;;
   elicitation-sep1034-client-defaults)
-    exec "$agentry" mcp call test_client_elicitation_defaults --elicit defaults -- "$url" ;;
+    "$agentry" mcp call test_client_elicitation_defaults --elicit defaults -- "$url" ;;
   sse-retry)
-    exec "$agentry" mcp call test_reconnection -- "$url" ;;
+    "$agentry" mcp call test_reconnection -- "$url" ;;
   auth/basic-cimd)
     # The client metadata document the suite's authorization server expects.
     AGENTRY_OAUTH_CLIENT_METADATA_URL=https://conformance-test.local/client-metadata.json \
-      exec "$agentry" mcp call test-tool -- "$url" ;;
+      "$agentry" mcp call test-tool -- "$url" ;;
   auth/client-credentials-*)
-    AGENTRY_OAUTH_GRANT=client_credentials exec "$agentry" mcp call test-tool -- "$url" ;;
+    AGENTRY_OAUTH_GRANT=client_credentials "$agentry" mcp call test-tool -- "$url" ;;
   auth/*)
-    exec "$agentry" mcp call test-tool -- "$url" ;;
+    "$agentry" mcp call test-tool -- "$url" ;;
   *)
-    exec "$agentry" mcp tools -- "$url" ;;
+    "$agentry" mcp tools -- "$url" ;;
 esac

@@ -8,8 +8,11 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use rmcp::transport::auth::{
-    AuthClient, AuthorizationRequest, ClientCredentialsConfig, OAuthState,
+    AuthClient, AuthError, AuthorizationManager, AuthorizationRequest, ClientCredentialsConfig,
+    CredentialStore, OAuthState, StoredCredentials,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -35,6 +38,9 @@ pub struct OAuthOptions {
     /// Authorize as the client itself (the `client_credentials` grant, with the client id
     /// and secret) rather than on behalf of a user in a browser: for unattended agents.
     pub client_credentials: bool,
+    /// Where tokens are kept between runs, one file per server (readable by the user
+    /// only); `None` keeps them in memory for this run.
+    pub store: Option<PathBuf>,
 }
 
 /// How long the user has to approve in the browser.
@@ -43,7 +49,9 @@ const APPROVAL_WINDOW: Duration = Duration::from_secs(300);
 impl OAuthOptions {
     /// From `AGENTRY_OAUTH_CLIENT_ID`, `AGENTRY_OAUTH_CLIENT_SECRET`,
     /// `AGENTRY_OAUTH_CLIENT_METADATA_URL`, `AGENTRY_OAUTH_GRANT` (`client_credentials`
-    /// for [`OAuthOptions::client_credentials`]) and `BROWSER` (a command line).
+    /// for [`OAuthOptions::client_credentials`]), `AGENTRY_OAUTH_DIR` (where tokens are
+    /// kept; default `$XDG_CONFIG_HOME/agentry/oauth` or `~/.config/agentry/oauth`, empty
+    /// for none) and `BROWSER` (a command line).
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Self {
@@ -52,6 +60,14 @@ impl OAuthOptions {
             client_metadata_url: var("AGENTRY_OAUTH_CLIENT_METADATA_URL"),
             browser: var("BROWSER").map(|b| b.split_whitespace().map(str::to_owned).collect()),
             client_credentials: var("AGENTRY_OAUTH_GRANT").as_deref() == Some("client_credentials"),
+            store: match std::env::var_os("AGENTRY_OAUTH_DIR") {
+                Some(dir) if dir.is_empty() => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+                None => std::env::var_os("XDG_CONFIG_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+                    .map(|c| c.join("agentry/oauth")),
+            },
         }
     }
 }
@@ -69,7 +85,7 @@ pub(crate) async fn authorize(
         else {
             return Err("the client_credentials grant needs AGENTRY_OAUTH_CLIENT_ID and AGENTRY_OAUTH_CLIENT_SECRET".into());
         };
-        let mut state = OAuthState::new(url, None).await.map_err(failed)?;
+        let mut state = OAuthState::Unauthorized(manager(url, options).await.map_err(failed)?);
         let grant = ClientCredentialsConfig::ClientSecret {
             client_id: client_id.clone(),
             client_secret: client_secret.clone(),
@@ -102,7 +118,7 @@ pub(crate) async fn authorize(
     if let Some(doc) = &options.client_metadata_url {
         request = request.with_client_metadata_url(doc);
     }
-    let mut state = OAuthState::new(url, None).await.map_err(failed)?;
+    let mut state = OAuthState::Unauthorized(manager(url, options).await.map_err(failed)?);
     state.start_authorization(request).await.map_err(failed)?;
     let address = state.get_authorization_url().await.map_err(failed)?;
     open(&address, options.browser.as_deref())?;
@@ -114,6 +130,98 @@ pub(crate) async fn authorize(
         .into_authorization_manager()
         .ok_or("the authorization did not complete")?;
     Ok(AuthClient::new(reqwest13::Client::default(), manager))
+}
+
+/// An authorization manager for the server at `url` that keeps its tokens where
+/// `options` says.
+async fn manager(url: &str, options: &OAuthOptions) -> Result<AuthorizationManager, AuthError> {
+    let mut manager = AuthorizationManager::new(url).await?;
+    if let Some(dir) = &options.store {
+        manager.set_credential_store(FileStore::for_server(dir, url));
+    }
+    Ok(manager)
+}
+
+/// The tokens kept from an earlier run for the server at `url`, as an authorized client
+/// (refreshed when they expire); `None` when there are none.
+pub(crate) async fn remembered(url: &str, options: &OAuthOptions) -> Option<Authorized> {
+    let dir = options.store.as_ref()?;
+    if !FileStore::for_server(dir, url).path.exists() {
+        return None;
+    }
+    let mut manager = manager(url, options).await.ok()?;
+    match manager.initialize_from_store().await {
+        Ok(true) => Some(AuthClient::new(reqwest13::Client::default(), manager)),
+        _ => None,
+    }
+}
+
+/// Tokens in a file of their own per server, readable by the user only.
+struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    fn for_server(dir: &std::path::Path, url: &str) -> Self {
+        let name: String = url
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Self {
+            path: dir.join(format!("{name}.json")),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for FileStore {
+    async fn load(&self) -> Result<Option<StoredCredentials>, AuthError> {
+        match tokio::fs::read(&self.path).await {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AuthError::CredentialStoreError(format!(
+                "{}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
+    async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
+        let failed = |e: std::io::Error| {
+            AuthError::CredentialStoreError(format!("{}: {e}", self.path.display()))
+        };
+        let json = serde_json::to_vec(&credentials)
+            .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(failed)?;
+        }
+        use std::{io::Write, os::unix::fs::OpenOptionsExt};
+        let tmp = self.path.with_extension("json.tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(failed)?;
+        file.write_all(&json).map_err(failed)?;
+        std::fs::rename(&tmp, &self.path).map_err(failed)
+    }
+
+    async fn clear(&self) -> Result<(), AuthError> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(
+                AuthError::CredentialStoreError(format!("{}: {e}", self.path.display())),
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Sends the user to `address`: through `browser` when given, else by printing it.
@@ -183,4 +291,36 @@ pub(crate) fn challenge(error: &(dyn std::error::Error + 'static)) -> Option<Str
         cause = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tokens_are_kept_per_server_in_a_file_only_the_user_reads() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("agentry-oauth-{}", std::process::id()));
+        let a = FileStore::for_server(&dir, "https://a.example/mcp");
+        let b = FileStore::for_server(&dir, "https://b.example/mcp");
+        assert_ne!(a.path, b.path);
+        assert!(a.load().await.unwrap().is_none());
+        a.save(StoredCredentials::new(
+            "client-1".into(),
+            None,
+            vec!["read".into()],
+            Some(7),
+        ))
+        .await
+        .unwrap();
+        let back = a.load().await.unwrap().unwrap();
+        assert_eq!(back.client_id, "client-1");
+        assert_eq!(back.granted_scopes, ["read"]);
+        let mode = std::fs::metadata(&a.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(b.load().await.unwrap().is_none());
+        a.clear().await.unwrap();
+        assert!(a.load().await.unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

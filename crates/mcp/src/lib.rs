@@ -399,6 +399,14 @@ impl McpServer {
     /// Starts the server and completes the handshake, going through authorization when
     /// the server asks for it.
     async fn open(&self) -> Result<RunningService<RoleClient, Handler>, String> {
+        // Tokens from an earlier run, if any: no browser needed then.
+        if let Some(url) = self.spec.url()
+            && self.auth.lock().is_ok_and(|a| a.is_none())
+            && let Some(client) = auth::remembered(url, &self.options.oauth).await
+            && let Ok(mut slot) = self.auth.lock()
+        {
+            *slot = Some(client);
+        }
         for _ in 0..=MAX_AUTHORIZATIONS {
             let auth = self.auth.lock().ok().and_then(|a| a.clone());
             match start(&self.spec, &self.handler, auth).await {
