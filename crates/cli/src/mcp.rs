@@ -104,7 +104,13 @@ pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
             alias: args.server.unwrap_or_else(|| "upstream".into()),
             command: args.command,
         };
-        let upstream = agentry_mcp::McpServer::connect(spec).await?;
+        // What the upstream sends on its own goes to the client it concerns.
+        let downstream = agentry_mcp::proxy_http::Downstream::new();
+        let options = agentry_mcp::ClientOptions {
+            relay: Some(downstream.clone()),
+            ..agentry_mcp::ClientOptions::from_env()
+        };
+        let upstream = agentry_mcp::McpServer::connect_with(spec, options).await?;
         let stop = tokio_util::sync::CancellationToken::new();
         let on_signal = stop.clone();
         tokio::spawn(async move {
@@ -113,10 +119,18 @@ pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
             }
         });
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        agentry_mcp::proxy_http::serve(Arc::clone(&upstream), gate, audit, addr, stop, |bound| {
-            println!("proxying MCP at http://{bound}/mcp (Ctrl-C to stop)");
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-        })
+        agentry_mcp::proxy_http::serve(
+            Arc::clone(&upstream),
+            downstream,
+            gate,
+            audit,
+            addr,
+            stop,
+            |bound| {
+                println!("proxying MCP at http://{bound}/mcp (Ctrl-C to stop)");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            },
+        )
         .await
         .map_err(anyhow::Error::msg)?;
         upstream.close().await;

@@ -9,6 +9,9 @@
 //! the next call, with exponential backoff; a server that hangs is cut off by the engine's
 //! per-call deadline. Nothing waits forever.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+// The proxy passes on logging and sampling, which revision 2026-07-28 deprecates but the
+// 2025 revisions that most servers run still use.
+#![allow(deprecated)]
 
 mod auth;
 pub mod proxy;
@@ -31,8 +34,11 @@ use rmcp::{
     ClientHandler, RoleClient,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-        ContentBlock, ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
-        FormElicitationCapability, Implementation, InputRequest, InputResponses, ProtocolVersion,
+        ClientResult, ContentBlock, CreateMessageRequestParams, CreateMessageResult,
+        ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
+        FormElicitationCapability, Implementation, InputRequest, InputResponses,
+        LoggingMessageNotificationParam, Notification, ProgressNotificationParam, ProtocolVersion,
+        Request, ResourceUpdatedNotificationParam, ServerNotification, ServerRequest,
     },
     service::{
         ClientInitializeError, ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer,
@@ -186,9 +192,17 @@ pub enum Elicitation {
 struct Handler {
     tools_changed: Arc<AtomicBool>,
     elicitation: Elicitation,
+    relay: Option<Arc<dyn Relay>>,
 }
 
 impl Handler {
+    /// Passes a notification on to the relay, if there is one.
+    async fn pass_on(&self, notification: ServerNotification) {
+        if let Some(relay) = &self.relay {
+            relay.notify(notification).await;
+        }
+    }
+
     /// The answer to a request for the user's input.
     fn elicit(&self, request: ElicitRequestParams) -> ElicitResult {
         match (self.elicitation, request) {
@@ -254,17 +268,86 @@ impl ClientHandler for Handler {
         std::future::ready(())
     }
 
-    fn create_elicitation(
+    async fn create_elicitation(
         &self,
         request: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
-    ) -> impl Future<Output = Result<ElicitResult, rmcp::ErrorData>> + Send + '_ {
-        std::future::ready(Ok(self.elicit(request)))
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        let Some(relay) = &self.relay else {
+            return Ok(self.elicit(request));
+        };
+        match relay
+            .ask(ServerRequest::ElicitRequest(Request::new(request)))
+            .await?
+        {
+            ClientResult::ElicitResult(answer) => Ok(answer),
+            _ => Err(rmcp::ErrorData::internal_error(
+                "the client answered something else",
+                None,
+            )),
+        }
+    }
+
+    async fn create_message(
+        &self,
+        request: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, rmcp::ErrorData> {
+        let Some(relay) = &self.relay else {
+            return Err(rmcp::ErrorData::invalid_request(
+                "agentry does not lend its model to servers (sampling)",
+                None,
+            ));
+        };
+        match relay
+            .ask(ServerRequest::CreateMessageRequest(Request::new(request)))
+            .await?
+        {
+            ClientResult::CreateMessageResult(answer) => Ok(*answer),
+            _ => Err(rmcp::ErrorData::internal_error(
+                "the client answered something else",
+                None,
+            )),
+        }
+    }
+
+    fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.pass_on(ServerNotification::ProgressNotification(Notification::new(
+            params,
+        )))
+    }
+
+    fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.pass_on(ServerNotification::LoggingMessageNotification(
+            Notification::new(params),
+        ))
+    }
+
+    fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        self.pass_on(ServerNotification::ResourceUpdatedNotification(
+            Notification::new(params),
+        ))
     }
 
     fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
-        if self.elicitation == Elicitation::Defaults {
+        if self.relay.is_some() {
+            // The client behind answers these; it says no when it cannot.
+            capabilities.sampling = Some(Default::default());
+        }
+        if self.elicitation == Elicitation::Defaults || self.relay.is_some() {
             capabilities.elicitation =
                 Some(ElicitationCapability::new().with_form(FormElicitationCapability::new()));
         }
@@ -302,13 +385,37 @@ struct Connection {
     retry_at: Option<Instant>,
 }
 
+/// Where a server's own messages go when agentry stands between it and another client
+/// (the HTTP proxy): its notifications, and its requests for a model or for user input.
+pub trait Relay: Send + Sync {
+    /// A notification: progress, a log message, a resource update.
+    fn notify(&self, notification: ServerNotification) -> BoxFuture<'_, ()>;
+    /// A request (sampling, elicitation, roots), answered by the client behind.
+    fn ask(&self, request: ServerRequest) -> BoxFuture<'_, Result<ClientResult, rmcp::ErrorData>>;
+}
+
 /// How agentry behaves as a client: how it answers elicitation, how it authorizes.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientOptions {
     /// Answers to the server's requests for user input.
     pub elicitation: Elicitation,
     /// Authorization to servers that ask for it (HTTP only).
     pub oauth: OAuthOptions,
+    /// Passes the server's notifications and requests on (instead of answering them here).
+    /// The connection then uses the `initialize` handshake (2025-11-25) even with a server
+    /// that knows 2026-07-28, which has no server-to-client requests or subscriptions to
+    /// pass on.
+    pub relay: Option<Arc<dyn Relay>>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("elicitation", &self.elicitation)
+            .field("oauth", &self.oauth)
+            .field("relay", &self.relay.is_some())
+            .finish()
+    }
 }
 
 impl ClientOptions {
@@ -318,6 +425,7 @@ impl ClientOptions {
         Self {
             elicitation: Elicitation::Decline,
             oauth: OAuthOptions::from_env(),
+            relay: None,
         }
     }
 }
@@ -364,6 +472,7 @@ impl McpServer {
     ) -> Result<Arc<Self>, McpError> {
         let handler = Handler {
             elicitation: options.elicitation,
+            relay: options.relay.clone(),
             ..Handler::default()
         };
         let server = Arc::new(Self {
@@ -679,6 +788,9 @@ async fn start(
     handler: &Handler,
     auth: Option<auth::Authorized>,
 ) -> Result<RunningService<RoleClient, Handler>, Handshake> {
+    if handler.relay.is_some() {
+        return handshake(spec, handler, auth, ClientLifecycleMode::Initialize).await;
+    }
     let auto = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::LATEST],
         legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
