@@ -123,6 +123,24 @@ impl crate::Relay for Downstream {
     }
 }
 
+/// A request the proxy passes to the upstream as it is.
+macro_rules! forward {
+    ($method:ident, $params:ty, $answer:ty, $upstream:ident) => {
+        async fn $method(
+            &self,
+            request: $params,
+            _context: RequestContext<RoleServer>,
+        ) -> Result<$answer, ErrorData> {
+            self.upstream
+                .forward(|peer| {
+                    let request = request.clone();
+                    async move { peer.$upstream(request).await }
+                })
+                .await
+        }
+    };
+}
+
 #[derive(Clone)]
 struct Front {
     upstream: Arc<McpServer>,
@@ -198,15 +216,38 @@ impl ServerHandler for Front {
         Ok(result.into())
     }
 
-    async fn set_level(
+    forward!(set_level, SetLevelRequestParams, (), set_level);
+    forward!(
+        list_resources,
+        Option<PaginatedRequestParams>,
+        ListResourcesResult,
+        list_resources
+    );
+    forward!(
+        list_resource_templates,
+        Option<PaginatedRequestParams>,
+        ListResourceTemplatesResult,
+        list_resource_templates
+    );
+    forward!(
+        list_prompts,
+        Option<PaginatedRequestParams>,
+        ListPromptsResult,
+        list_prompts
+    );
+    forward!(complete, CompleteRequestParams, CompleteResult, complete);
+
+    async fn get_prompt(
         &self,
-        request: SetLevelRequestParams,
+        request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.audit
+            .json("client_to_server", json!({"prompt": request.name}));
         self.upstream
             .forward(|peer| {
                 let request = request.clone();
-                async move { peer.set_level(request).await }
+                async move { peer.get_prompt_once(request).await }
             })
             .await
     }
@@ -248,32 +289,6 @@ impl ServerHandler for Front {
             .await
     }
 
-    async fn list_resources(
-        &self,
-        request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListResourcesResult, ErrorData> {
-        self.upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.list_resources(request).await }
-            })
-            .await
-    }
-
-    async fn list_resource_templates(
-        &self,
-        request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.list_resource_templates(request).await }
-            })
-            .await
-    }
-
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
@@ -293,47 +308,6 @@ impl ServerHandler for Front {
             json!({"read": request.uri, "result": serde_json::to_value(&read).unwrap_or_default()}),
         );
         Ok(read.into())
-    }
-
-    async fn list_prompts(
-        &self,
-        request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListPromptsResult, ErrorData> {
-        self.upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.list_prompts(request).await }
-            })
-            .await
-    }
-
-    async fn get_prompt(
-        &self,
-        request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<GetPromptResponse, ErrorData> {
-        self.audit
-            .json("client_to_server", json!({"prompt": request.name}));
-        self.upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.get_prompt_once(request).await }
-            })
-            .await
-    }
-
-    async fn complete(
-        &self,
-        request: CompleteRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<CompleteResult, ErrorData> {
-        self.upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.complete(request).await }
-            })
-            .await
     }
 }
 
