@@ -201,6 +201,12 @@ async function showRun(id) {
       g.fillStyle = !s.ok ? COLORS.failed : COLORS[s.kind];
       g.fillRect(x0, y + 3, w, ROW - 6);
       if (s.critical) { g.strokeStyle = "#111"; g.lineWidth = 2; g.strokeRect(x0, y + 3, w, ROW - 6); }
+      // The duration beside the bar, or inside it when the bar reaches the right edge.
+      const took = secs(s.end_us - s.start_us);
+      const tw = g.measureText(took).width;
+      g.fillStyle = "#555";
+      if (x0 + w + 4 + tw < width) g.fillText(took, x0 + w + 4, y + ROW / 2);
+      else if (w > tw + 6) { g.fillStyle = "#fff"; g.fillText(took, x0 + w - tw - 3, y + ROW / 2); }
     }
     // The axis, pinned to the top.
     g.fillStyle = "#fff"; g.fillRect(0, 0, width, AXIS);

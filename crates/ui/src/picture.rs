@@ -138,6 +138,18 @@ pub fn svg(t: &Timeline, width: u32) -> String {
                 y + row_h * 0.68,
                 esc(&short(&format!("{} {}", s.id, s.label), 26))
             );
+            // The duration beside the bar, or inside it at the right edge.
+            let took = seconds((s.end_us - s.start_us) as f64);
+            let (tx, anchor, fill) = if x0 + w + 60.0 < width {
+                (x0 + w + 4.0, "start", "#555")
+            } else {
+                (x0 + w - 3.0, "end", "#fff")
+            };
+            let _ = write!(
+                out,
+                r#"<text x="{tx:.1}" y="{:.1}" font-size="10" text-anchor="{anchor}" fill="{fill}">{took}</text>"#,
+                y + row_h * 0.68
+            );
         }
     }
     let ly = top + row_h * nrows as f64 + 24.0;
@@ -187,8 +199,10 @@ fn nice_step(raw: f64) -> f64 {
 fn seconds(us: f64) -> String {
     if us >= 1e6 {
         format!("{:.2} s", us / 1e6)
-    } else {
+    } else if us >= 1e4 {
         format!("{:.0} ms", us / 1e3)
+    } else {
+        format!("{:.1} ms", us / 1e3)
     }
 }
 
