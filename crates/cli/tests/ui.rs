@@ -409,7 +409,11 @@ fn trace_show_draws_the_timeline_as_svg_and_png() {
     assert_eq!(text.matches("<title>").count(), 4, "{text}");
     assert!(text.contains("a &lt;task&gt; &amp; more"));
     // Each bar says how long it took (the calls took 2 ms each).
-    assert_eq!(text.matches("fill=\"#555\">2.0 ms</text>").count(), 3, "{text}");
+    assert_eq!(
+        text.matches("fill=\"#555\">2.0 ms</text>").count(),
+        3,
+        "{text}"
+    );
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
     assert!(bytes.len() > 2_000, "a real picture, not an empty one");
