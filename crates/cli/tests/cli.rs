@@ -8,7 +8,7 @@ use std::{
 
 mod common;
 
-use common::serving;
+use common::{mcp_bin, notes_dir, serving};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -957,30 +957,12 @@ reason = "no arithmetic today"
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The npm bin directory of the MCP servers, or `None` (skip) unless AGENTRY_REQUIRE_MCP.
-fn mcp_bin(name: &str) -> Option<String> {
-    let path = agentry_mcp::npm_bin(name);
-    if path.exists() {
-        return Some(path.to_string_lossy().into_owned());
-    }
-    assert!(
-        std::env::var_os("AGENTRY_REQUIRE_MCP").is_none(),
-        "{} is missing: run scripts/mcp-servers",
-        path.display()
-    );
-    None
-}
-
 #[test]
 fn run_calls_mcp_filesystem_tools_and_the_policy_keeps_denied_writes_off_disk() {
     let Some(fs_server) = mcp_bin("mcp-server-filesystem") else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("agentry-mcp-fs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let root = dir.join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("a.txt"), "secret notes").unwrap();
+    let (dir, root) = notes_dir("mcp-fs");
     let script = dir.join("fs.yaml");
     std::fs::write(
         &script,
@@ -1118,11 +1100,7 @@ fn the_proxy_enforces_the_policy_between_a_real_client_and_server_and_audits_eve
     let Some(fs_server) = mcp_bin("mcp-server-filesystem") else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("agentry-proxy-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let root = dir.join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("a.txt"), "secret notes").unwrap();
+    let (dir, root) = notes_dir("proxy");
     let policy = dir.join("p.toml");
     std::fs::write(
         &policy,
@@ -1522,11 +1500,7 @@ fn the_proxy_over_http_enforces_the_policy_for_an_http_client() {
     let Some(fs_server) = mcp_bin("mcp-server-filesystem") else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("agentry-proxy-http-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let root = dir.join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("a.txt"), "secret notes").unwrap();
+    let (dir, root) = notes_dir("proxy-http");
     let policy = dir.join("p.toml");
     std::fs::write(&policy, "[[rule]]\nserver = \"fs\"\ntool = \"write_file\"\naction = \"deny\"\nreason = \"read-only today\"\n").unwrap();
     let audit = dir.join("audit.jsonl");

@@ -446,17 +446,10 @@ impl ServerHandler for Fixture {
 /// The suite's runner (Node 22 and the package from npm), or `None` (skip) unless
 /// AGENTRY_REQUIRE_MCP.
 fn suite() -> Option<(PathBuf, PathBuf)> {
-    let node = agentry_mcp::npm_bin("node");
-    let runner = agentry_mcp::npm_bin("conformance");
-    if node.exists() && runner.exists() {
-        return Some((node, runner));
-    }
-    assert!(
-        std::env::var_os("AGENTRY_REQUIRE_MCP").is_none(),
-        "{} is missing: run scripts/mcp-servers",
-        runner.display()
-    );
-    None
+    Some((
+        common::mcp_bin("node")?.into(),
+        common::mcp_bin("conformance")?.into(),
+    ))
 }
 
 fn repo() -> PathBuf {

@@ -1,4 +1,5 @@
-//! What the CLI's integration tests share.
+//! What the CLI's integration tests share (each test file uses part of it).
+#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 
@@ -22,4 +23,30 @@ pub(crate) fn serving(args: &[&str]) -> (Child, String) {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     (child, url)
+}
+
+/// The npm-installed program `name` (scripts/mcp-servers), or `None` (the test is skipped)
+/// unless AGENTRY_REQUIRE_MCP says it must be there.
+pub(crate) fn mcp_bin(name: &str) -> Option<String> {
+    let path = agentry_mcp::npm_bin(name);
+    if path.exists() {
+        return Some(path.to_string_lossy().into_owned());
+    }
+    assert!(
+        std::env::var_os("AGENTRY_REQUIRE_MCP").is_none(),
+        "{} is missing: run scripts/mcp-servers",
+        path.display()
+    );
+    None
+}
+
+/// A fresh directory `agentry-NAME-PID` under the temporary directory, with a served
+/// folder `root` in it holding `a.txt` ("secret notes"); returns both.
+pub(crate) fn notes_dir(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("agentry-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(root.join("a.txt"), "secret notes").unwrap_or_else(|e| panic!("{e}"));
+    (dir, root)
 }
