@@ -11,7 +11,7 @@
 use crate::lenient::{self, is_ident_start, is_scalar_byte};
 
 /// Keys whose value holds calls (OpenAI messages and responses).
-const WRAPPER_KEYS: &[&[u8]] = &[
+pub(crate) const WRAPPER_KEYS: &[&[u8]] = &[
     b"tool_calls",
     b"function_call",
     b"calls",
@@ -103,6 +103,11 @@ impl JsonScan {
         self
     }
 
+    /// Whether nothing has been scanned yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.pos == self.root && self.frames.is_empty() && matches!(self.lex, Lex::Idle)
+    }
+
     /// Offset where the root value starts.
     pub(crate) fn start(&self) -> usize {
         self.root
@@ -141,26 +146,17 @@ impl JsonScan {
         )
     }
 
-    /// Inside a string, consumes new bytes that hold no quote or backslash; `true` if that
-    /// was all of them (the common case when a stream arrives a token at a time).
+    /// The quote of the string the scan is inside, if it is inside one and not after a backslash.
     #[inline]
-    pub(crate) fn skip_in_string(&mut self, buf: &[u8]) -> bool {
-        let Lex::Str {
-            quote,
-            escaped: false,
-            ..
-        } = self.lex
-        else {
-            return false;
-        };
-        let Some(new) = buf.get(self.pos..) else {
-            return false;
-        };
-        if new.len() > 16 || new.iter().any(|&b| b == quote || b == b'\\') {
-            return false;
+    pub(crate) fn open_quote(&self) -> Option<u8> {
+        match self.lex {
+            Lex::Str {
+                quote,
+                escaped: false,
+                ..
+            } => Some(quote),
+            _ => None,
         }
-        self.pos = buf.len();
-        true
     }
 
     /// Scans `buf` from where the last call stopped. With `eof`, a number or literal at the
@@ -429,10 +425,13 @@ impl JsonScan {
 /// The next `quote` or backslash; a plain loop for the short tails streaming leaves.
 #[inline]
 fn find_quote(quote: u8, hay: &[u8]) -> Option<usize> {
-    if hay.len() < 16 {
-        return hay.iter().position(|&b| b == quote || b == b'\\');
+    // Most strings are short keys and values: look at the first bytes before paying for
+    // memchr's set-up.
+    let head = hay.len().min(16);
+    if let Some(i) = hay[..head].iter().position(|&b| b == quote || b == b'\\') {
+        return Some(i);
     }
-    memchr::memchr2(quote, b'\\', hay)
+    memchr::memchr2(quote, b'\\', &hay[head..]).map(|i| i + head)
 }
 
 fn valid_scalar(token: &[u8]) -> bool {

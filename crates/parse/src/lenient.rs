@@ -16,6 +16,9 @@ pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Parses `text` as strict JSON, or failing that as model-style JSON with repairs.
 pub(crate) fn parse_json(text: &str) -> Result<(Value, BTreeSet<Repair>), String> {
+    if let Some(v) = crate::fast_json::read(text) {
+        return Ok((v, BTreeSet::new()));
+    }
     match serde_json::from_str(text) {
         Ok(v) => Ok((v, BTreeSet::new())),
         Err(_) => parse_lenient(text),

@@ -23,6 +23,7 @@
 
 mod arguments;
 mod event;
+mod fast_json;
 mod json_scan;
 mod lenient;
 mod parser;

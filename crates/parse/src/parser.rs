@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Event, Format, Malformed, ParseError, ParsedCall, Repair,
+    fast_json::{self, Built},
     json_scan::{JsonScan, Step},
     py_scan::{PyScan, PyStep, is_ident_byte, is_ident_start},
     python::{PyExpr, parse_expr},
@@ -189,6 +190,10 @@ struct JsonState {
     closed: bool,
     /// A step the fast path in `run` already took and left for the state machine.
     pending: Option<Step>,
+    /// Whether reading the value in one pass was tried (once: chunked parsing stays linear).
+    tried: bool,
+    /// The value read in one pass: its calls, then its end, replace the scanner's steps.
+    built: Option<Built>,
 }
 
 /// Progress through a run of Python calls.
@@ -211,6 +216,8 @@ impl State {
             malformed: false,
             closed: false,
             pending: None,
+            tried: false,
+            built: None,
         }))
     }
 
@@ -271,6 +278,9 @@ pub struct CallParser {
     finished: bool,
     /// Whether the consumed text ends a line (blank space aside).
     last_newline: bool,
+    /// The quote of the JSON string the input is inside (0 when not in one): a chunk that
+    /// neither closes nor escapes it only needs appending. The scanner reads it later.
+    in_string: u8,
 }
 
 impl CallParser {
@@ -296,6 +306,7 @@ impl CallParser {
             utf8_tail: Vec::new(),
             finished: false,
             last_newline: true,
+            in_string: 0,
         }
     }
 
@@ -314,6 +325,43 @@ impl CallParser {
     /// Feeds a chunk of text; returns every event it completed.
     #[inline]
     pub fn push(&mut self, chunk: &str) -> Result<Vec<Event>, ParseError> {
+        // Token-sized chunks inside a JSON string (most of a call's bytes) are only appended.
+        let quote = self.in_string;
+        if quote != 0
+            && chunk.len() <= 16
+            && self.total + chunk.len() <= self.max_input
+            && !chunk.bytes().any(|b| b == quote || b == b'\\')
+        {
+            self.total += chunk.len();
+            self.buf.push_str(chunk);
+            return Ok(Vec::new());
+        }
+        // Mid-line prose with nothing held back: a chunk without a trigger byte is text.
+        if matches!(self.state, State::Text)
+            && !self.line_start
+            && self.synthetic == 0
+            && self.head == self.buf.len()
+            && self.pos == 0
+            && !self.finished
+            && !chunk.is_empty()
+            && chunk.len() <= 64
+            && self.total + chunk.len() <= self.max_input
+            && !chunk.bytes().any(|b| self.triggers[usize::from(b)])
+        {
+            self.total += chunk.len();
+            self.base += chunk.len();
+            self.skip_trigger_at = None;
+            if chunk.bytes().any(|b| !matches!(b, b' ' | b'\t' | b'\r')) {
+                self.last_newline = false;
+            }
+            return Ok(vec![Event::Text {
+                text: chunk.to_owned(),
+            }]);
+        }
+        self.push_chunk(chunk)
+    }
+
+    fn push_chunk(&mut self, chunk: &str) -> Result<Vec<Event>, ParseError> {
         if self.finished {
             return Err(ParseError::Finished);
         }
@@ -374,6 +422,7 @@ impl CallParser {
             return Err(ParseError::InvalidUtf8 { offset: self.total });
         }
         self.finished = true;
+        self.in_string = 0;
         let mut out = Vec::new();
         self.run(true, &mut out);
         Ok(out)
@@ -386,11 +435,9 @@ impl CallParser {
         let bytes = &self.buf.as_bytes()[self.head..];
         match &mut self.state {
             State::Json(js) if js.pending.is_none() => {
-                if !eof && js.scan.skip_in_string(bytes) {
-                    return;
-                }
                 let step = js.scan.scan(bytes, eof);
                 if step == Step::NeedMore && !eof {
+                    self.in_string = js.scan.open_quote().unwrap_or(0);
                     return;
                 }
                 js.pending = Some(step);
@@ -405,6 +452,10 @@ impl CallParser {
             _ => {}
         }
         while self.step(eof, out) {}
+        self.in_string = match &self.state {
+            State::Json(js) if js.pending.is_none() && !eof => js.scan.open_quote().unwrap_or(0),
+            _ => 0,
+        };
     }
 
     /// Advances the state machine once; `false` when it needs more input.
@@ -893,6 +944,16 @@ impl CallParser {
     // ---- JSON -----------------------------------------------------------------------
 
     fn json(&mut self, mut js: Box<JsonState>, eof: bool, out: &mut Vec<Event>) -> bool {
+        if !js.tried {
+            js.tried = true;
+            // The whole value is often here already (a whole buffer, a large chunk): read it
+            // and its calls in one pass. If it is not plain JSON, or not all here, the scanner
+            // takes over from its start.
+            if js.pending.is_none() && js.scan.is_fresh() {
+                let calls = !matches!(js.ctx, Ctx::Args { .. });
+                js.built = fast_json::read_root(&self.buf[self.head..], js.scan.start(), calls);
+            }
+        }
         loop {
             let pending = js.pending.take();
             let JsonState {
@@ -901,16 +962,28 @@ impl CallParser {
                 calls,
                 malformed,
                 closed,
+                built,
                 ..
             } = &mut *js;
-            let step = match pending {
-                Some(step) => step,
-                None => scan.scan(&self.buf.as_bytes()[self.head..], eof),
+            let mut value = None;
+            let step = match (pending, built.as_mut()) {
+                (Some(step), _) => step,
+                (None, Some(built)) => match built.candidates.pop_front() {
+                    Some((start, end, members)) => {
+                        value = Some(Value::Object(members));
+                        Step::Candidate { start, end }
+                    }
+                    None => {
+                        value = Some(std::mem::take(&mut built.root));
+                        Step::Done { end: built.end }
+                    }
+                },
+                (None, None) => scan.scan(&self.buf.as_bytes()[self.head..], eof),
             };
             match step {
                 Step::Candidate { start, end } => {
                     if !matches!(*ctx, Ctx::Args { .. }) {
-                        match self.candidate(start, end, ctx, *closed, out) {
+                        match self.candidate(start, end, value, ctx, *closed, out) {
                             Some(true) => *calls += 1,
                             Some(false) => *malformed = true,
                             None => {}
@@ -931,7 +1004,7 @@ impl CallParser {
                     if let Ctx::Args { name, id, format } = &*ctx {
                         let (name, id, format, closed) =
                             (name.clone(), id.clone(), *format, *closed);
-                        self.args_call(&name, id, format, root..end, closed, out);
+                        self.args_call(&name, id, format, root..end, value, closed, out);
                         self.consume(end);
                         return self.after_structure(js.ctx);
                     }
@@ -1030,13 +1103,18 @@ impl CallParser {
         &mut self,
         start: usize,
         end: usize,
+        value: Option<Value>,
         ctx: &Ctx,
         closed: bool,
         out: &mut Vec<Event>,
     ) -> Option<bool> {
         let text = &self.buf[self.head + start..self.head + end];
-        // Fast path: strict JSON, building values only for the keys a call uses.
-        if let Some(keys) = CallKeys::from_json(text) {
+        // Fast paths: the members read in one pass, or strict JSON read now.
+        let keys = match value.or_else(|| fast_json::read(text)) {
+            Some(Value::Object(members)) => Some(CallKeys::from_object(members)),
+            _ => CallKeys::from_json(text),
+        };
+        if let Some(keys) = keys {
             let mut repairs = BTreeSet::new();
             return self.emit_shape(
                 interpret_keys(keys, !ctx.tagged(), &mut repairs),
@@ -1099,17 +1177,23 @@ impl CallParser {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the call's name, id, format, span and value
     fn args_call(
         &mut self,
         name: &str,
         id: Option<String>,
         format: Format,
         range: std::ops::Range<usize>,
+        value: Option<Value>,
         closed: bool,
         out: &mut Vec<Event>,
     ) {
         let text = &self.buf[self.head + range.start..self.head + range.end];
-        match crate::lenient::parse_json(text) {
+        let parsed = match value {
+            Some(value) => Ok((value, BTreeSet::new())),
+            None => crate::lenient::parse_json(text),
+        };
+        match parsed {
             Ok((Value::Object(arguments), mut repairs)) => {
                 self.note_structural_repairs(&mut repairs, closed);
                 out.push(Event::Call(ParsedCall {
@@ -1448,6 +1532,9 @@ impl Parsed {
 
     /// Adds more events.
     pub fn extend(&mut self, events: impl IntoIterator<Item = Event>) {
+        let events = events.into_iter();
+        // Most events of a large chunk are calls: one reservation instead of a doubling each.
+        self.calls.reserve(events.size_hint().0);
         for event in events {
             match event {
                 Event::Text { text } => self.text.push_str(&text),

@@ -45,13 +45,15 @@ impl CallKeys {
     }
 
     /// Takes the call keys out of an object (for values read by the lenient path).
-    fn from_object(mut obj: Map<String, Value>) -> Self {
+    /// A `null` counts as absent, as it does when the keys are deserialized.
+    pub(crate) fn from_object(mut obj: Map<String, Value>) -> Self {
+        let mut take = |key| obj.remove(key).filter(|v| !v.is_null());
         Self {
-            id: obj.remove("id"),
-            name: obj.remove("name"),
-            arguments: obj.remove("arguments"),
-            parameters: obj.remove("parameters"),
-            function: obj.remove("function"),
+            id: take("id"),
+            name: take("name"),
+            arguments: take("arguments"),
+            parameters: take("parameters"),
+            function: take("function"),
         }
     }
 }
