@@ -146,19 +146,6 @@ impl JsonScan {
         )
     }
 
-    /// The quote of the string the scan is inside, if it is inside one and not after a backslash.
-    #[inline]
-    pub(crate) fn open_quote(&self) -> Option<u8> {
-        match self.lex {
-            Lex::Str {
-                quote,
-                escaped: false,
-                ..
-            } => Some(quote),
-            _ => None,
-        }
-    }
-
     /// Scans `buf` from where the last call stopped. With `eof`, a number or literal at the
     /// very end is complete.
     pub(crate) fn scan(&mut self, buf: &[u8], eof: bool) -> Step {
@@ -211,15 +198,8 @@ impl JsonScan {
                                     j = at + 2;
                                     continue;
                                 }
-                                self.lex = Lex::Idle;
+                                self.close_string(buf, key, start, at);
                                 i = at + 1;
-                                if self.excess == 0 {
-                                    if key {
-                                        self.key_done(&buf[start + 1..at]);
-                                    } else {
-                                        self.value_done();
-                                    }
-                                }
                                 break;
                             }
                         }
@@ -342,37 +322,10 @@ impl JsonScan {
                                 };
                             }
                         }
-                        b',' => {
-                            if self.expect != Expect::CommaOrClose {
+                        b',' | b':' | b'"' | b'\'' => {
+                            if !self.punct(b, i) {
                                 return self.abort(i);
                             }
-                            let obj = self.frames.last().is_some_and(|f| f.obj);
-                            self.expect = if obj {
-                                Expect::KeyOrClose
-                            } else {
-                                Expect::ValueOrClose
-                            };
-                            i += 1;
-                        }
-                        b':' => {
-                            if self.expect != Expect::Colon {
-                                return self.abort(i);
-                            }
-                            self.expect = Expect::Value;
-                            i += 1;
-                        }
-                        b'"' | b'\'' => {
-                            let key = match self.expect {
-                                Expect::KeyOrClose => true,
-                                Expect::Value | Expect::ValueOrClose => false,
-                                Expect::Colon | Expect::CommaOrClose => return self.abort(i),
-                            };
-                            self.lex = Lex::Str {
-                                quote: b,
-                                key,
-                                start: i,
-                                escaped: false,
-                            };
                             i += 1;
                         }
                         c if is_scalar_byte(c) => {
@@ -387,6 +340,57 @@ impl JsonScan {
                         _ => return self.abort(i),
                     }
                 }
+            }
+        }
+    }
+
+    /// A comma, colon or opening quote at `at` (outside a string); `false` if it is out of place.
+    #[inline]
+    fn punct(&mut self, b: u8, at: usize) -> bool {
+        match b {
+            b',' => {
+                if self.expect != Expect::CommaOrClose {
+                    return false;
+                }
+                let obj = self.frames.last().is_some_and(|f| f.obj);
+                self.expect = if obj {
+                    Expect::KeyOrClose
+                } else {
+                    Expect::ValueOrClose
+                };
+            }
+            b':' => {
+                if self.expect != Expect::Colon {
+                    return false;
+                }
+                self.expect = Expect::Value;
+            }
+            _ => {
+                let key = match self.expect {
+                    Expect::KeyOrClose => true,
+                    Expect::Value | Expect::ValueOrClose => false,
+                    Expect::Colon | Expect::CommaOrClose => return false,
+                };
+                self.lex = Lex::Str {
+                    quote: b,
+                    key,
+                    start: at,
+                    escaped: false,
+                };
+            }
+        }
+        true
+    }
+
+    /// The string that opened at `start` closed with the quote at `at`.
+    #[inline]
+    fn close_string(&mut self, buf: &[u8], key: bool, start: usize, at: usize) {
+        self.lex = Lex::Idle;
+        if self.excess == 0 {
+            if key {
+                self.key_done(&buf[start + 1..at]);
+            } else {
+                self.value_done();
             }
         }
     }

@@ -8,7 +8,7 @@
 //! parsing it whole does. Every decision depends only on the bytes, never on how they were
 //! chunked, so chunked and whole-buffer parsing give the same events.
 
-use std::collections::BTreeSet;
+use std::{cell::Cell, collections::BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -33,6 +33,8 @@ const MISTRAL_CALL_ID: &str = "[CALL_ID]";
 const REACT_ACTION: &str = "Action:";
 const REACT_INPUT: &str = "Action Input:";
 const FENCE: &str = "```";
+/// Inside JSON, small chunks are scanned at a closing bracket or after this many bytes.
+const JSON_WINDOW: usize = 64;
 /// Look-aheads (a name, a fence's language tag, blank space) give up past this many bytes.
 const LOOKAHEAD: usize = 128;
 
@@ -278,9 +280,30 @@ pub struct CallParser {
     finished: bool,
     /// Whether the consumed text ends a line (blank space aside).
     last_newline: bool,
-    /// The quote of the JSON string the input is inside (0 when not in one): a chunk that
-    /// neither closes nor escapes it only needs appending. The scanner reads it later.
-    in_string: u8,
+    /// What a small chunk may do without the state machine (see [`Lane`]).
+    lane: Lane,
+    /// The marker the last look-ahead ran out of input inside, and where it starts in `buf`.
+    waiting: Cell<Option<(&'static str, usize)>>,
+}
+
+/// Where a small chunk can go without a trip through the state machine, because the bytes
+/// it would need to change anything are known. Any other chunk takes the general path,
+/// which decides from the buffer alone, so taking a lane never changes a result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Lane {
+    /// Every chunk takes the general path.
+    None,
+    /// Inside JSON: only a closing bracket can complete a call, so a chunk without one is
+    /// appended unread until the buffer reaches this length; the scanner then reads the
+    /// bytes in one go (a bounded delay before text that is not JSON after all is given back).
+    Json(usize),
+    /// Partway through this marker, which starts at this offset of `buf`: a chunk that goes
+    /// on with it without completing it is only appended.
+    Marker(&'static str, usize),
+    /// Waiting for this byte (the end of a line): a chunk without it is only appended.
+    Until(u8),
+    /// Mid-line prose with nothing held back: a chunk without a trigger byte is text.
+    Prose,
 }
 
 impl CallParser {
@@ -306,7 +329,8 @@ impl CallParser {
             utf8_tail: Vec::new(),
             finished: false,
             last_newline: true,
-            in_string: 0,
+            lane: Lane::None,
+            waiting: Cell::new(None),
         }
     }
 
@@ -323,45 +347,79 @@ impl CallParser {
     }
 
     /// Feeds a chunk of text; returns every event it completed.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, chunk: &str) -> Result<Vec<Event>, ParseError> {
-        // Token-sized chunks inside a JSON string (most of a call's bytes) are only appended.
-        let quote = self.in_string;
-        if quote != 0
-            && chunk.len() <= 16
+        if chunk.len() <= 16
             && self.total + chunk.len() <= self.max_input
-            && !chunk.bytes().any(|b| b == quote || b == b'\\')
+            && self.only_append(chunk)
         {
-            self.total += chunk.len();
-            self.buf.push_str(chunk);
             return Ok(Vec::new());
-        }
-        // Mid-line prose with nothing held back: a chunk without a trigger byte is text.
-        if matches!(self.state, State::Text)
-            && !self.line_start
-            && self.synthetic == 0
-            && self.head == self.buf.len()
-            && self.pos == 0
-            && !self.finished
-            && !chunk.is_empty()
-            && chunk.len() <= 64
-            && self.total + chunk.len() <= self.max_input
-            && !chunk.bytes().any(|b| self.triggers[usize::from(b)])
-        {
-            self.total += chunk.len();
-            self.base += chunk.len();
-            self.skip_trigger_at = None;
-            if chunk.bytes().any(|b| !matches!(b, b' ' | b'\t' | b'\r')) {
-                self.last_newline = false;
-            }
-            return Ok(vec![Event::Text {
-                text: chunk.to_owned(),
-            }]);
         }
         self.push_chunk(chunk)
     }
 
+    /// Appends a token-sized chunk that its [`Lane`] says cannot complete anything; `false`
+    /// (nothing done) when the chunk needs the state machine.
+    #[inline(always)]
+    fn only_append(&mut self, chunk: &str) -> bool {
+        let bytes = chunk.as_bytes();
+        let quiet =
+            match self.lane {
+                Lane::None | Lane::Prose => false,
+                Lane::Json(until) => {
+                    self.buf.len() + bytes.len() < until
+                        && !bytes.iter().any(|&b| matches!(b, b'}' | b']'))
+                }
+                Lane::Marker(marker, at) => marker
+                    .as_bytes()
+                    .get(self.buf.len() - at..)
+                    .is_some_and(|rest| {
+                        !bytes.is_empty() && bytes.len() < rest.len() && rest.starts_with(bytes)
+                    }),
+                Lane::Until(end) => !bytes.contains(&end),
+            };
+        if quiet {
+            self.append(chunk);
+        }
+        quiet
+    }
+
+    /// Appends a chunk to the buffer (a single byte without a call to `memcpy`).
+    #[inline(always)]
+    fn append(&mut self, chunk: &str) {
+        self.total += chunk.len();
+        match chunk.as_bytes() {
+            &[b] => self.buf.push(char::from(b)),
+            _ => self.buf.push_str(chunk),
+        }
+    }
+
+    /// [`Lane::Prose`]: a chunk without a trigger byte is text.
+    fn push_prose(&mut self, chunk: &str) -> Option<Vec<Event>> {
+        let bytes = chunk.as_bytes();
+        if bytes.is_empty() || bytes.iter().any(|&b| self.triggers[usize::from(b)]) {
+            return None;
+        }
+        self.total += bytes.len();
+        self.base += bytes.len();
+        self.skip_trigger_at = None;
+        if bytes.iter().any(|&b| !matches!(b, b' ' | b'\t' | b'\r')) {
+            self.last_newline = false;
+        }
+        Some(vec![Event::Text {
+            text: chunk.to_owned(),
+        }])
+    }
+
+    #[inline(never)]
     fn push_chunk(&mut self, chunk: &str) -> Result<Vec<Event>, ParseError> {
+        if self.lane == Lane::Prose
+            && chunk.len() <= 64
+            && self.total + chunk.len() <= self.max_input
+            && let Some(events) = self.push_prose(chunk)
+        {
+            return Ok(events);
+        }
         if self.finished {
             return Err(ParseError::Finished);
         }
@@ -422,7 +480,7 @@ impl CallParser {
             return Err(ParseError::InvalidUtf8 { offset: self.total });
         }
         self.finished = true;
-        self.in_string = 0;
+        self.lane = Lane::None;
         let mut out = Vec::new();
         self.run(true, &mut out);
         Ok(out)
@@ -437,7 +495,7 @@ impl CallParser {
             State::Json(js) if js.pending.is_none() => {
                 let step = js.scan.scan(bytes, eof);
                 if step == Step::NeedMore && !eof {
-                    self.in_string = js.scan.open_quote().unwrap_or(0);
+                    self.lane = Lane::Json(self.buf.len() + JSON_WINDOW);
                     return;
                 }
                 js.pending = Some(step);
@@ -451,11 +509,44 @@ impl CallParser {
             }
             _ => {}
         }
+        self.waiting.set(None);
         while self.step(eof, out) {}
-        self.in_string = match &self.state {
-            State::Json(js) if js.pending.is_none() && !eof => js.scan.open_quote().unwrap_or(0),
-            _ => 0,
-        };
+        self.lane = if eof { Lane::None } else { self.lane() };
+    }
+
+    /// The lane for the next small chunk, from where the state machine stopped.
+    fn lane(&self) -> Lane {
+        match &self.state {
+            State::Json(js) if js.pending.is_none() && js.built.is_none() => {
+                Lane::Json(self.buf.len() + JSON_WINDOW)
+            }
+            State::Text | State::AfterCall { .. } | State::ReactInput { .. } => {
+                match self.waiting.get() {
+                    Some((marker, at)) => Lane::Marker(marker, at),
+                    None if matches!(self.state, State::Text)
+                        && !self.line_start
+                        && self.head == self.buf.len()
+                        && self.pos == 0
+                        && self.synthetic == 0 =>
+                    {
+                        Lane::Prose
+                    }
+                    None => Lane::None,
+                }
+            }
+            State::ReactName { .. } => Lane::Until(b'\n'),
+            _ => Lane::None,
+        }
+    }
+
+    /// Whether `marker` is at `i` of the undecided text (see [`marker_at`]); when the text
+    /// ends inside it, remembers that for the [`Lane::Marker`].
+    fn marker_at(&self, i: usize, marker: &'static str, eof: bool) -> Option<bool> {
+        let found = marker_at(&self.buf.as_bytes()[self.head..], i, marker, eof);
+        if found.is_none() {
+            self.waiting.set(Some((marker, self.head + i)));
+        }
+        found
     }
 
     /// Advances the state machine once; `false` when it needs more input.
@@ -566,7 +657,7 @@ impl CallParser {
                     if !on {
                         continue;
                     }
-                    match marker_at(bytes, i, marker, eof) {
+                    match self.marker_at(i, marker, eof) {
                         Some(true) => return Start::Go(Kind::Tag(tag, marker.len()), 0),
                         None => return Start::Wait,
                         Some(false) => {}
@@ -576,7 +667,7 @@ impl CallParser {
             }
             b'[' => {
                 if self.on.mistral {
-                    match marker_at(bytes, i, MISTRAL_TAG, eof) {
+                    match self.marker_at(i, MISTRAL_TAG, eof) {
                         Some(true) => {
                             return Start::Go(Kind::Tag(Tag::Mistral, MISTRAL_TAG.len()), 0);
                         }
@@ -602,7 +693,7 @@ impl CallParser {
             }
             c if line_start && is_ident_start(c) => {
                 if self.on.react {
-                    match marker_at(bytes, i, REACT_ACTION, eof) {
+                    match self.marker_at(i, REACT_ACTION, eof) {
                         Some(true) => return Start::Go(Kind::React, 0),
                         None => return Start::Wait,
                         Some(false) => {}
@@ -624,7 +715,7 @@ impl CallParser {
     /// A code fence: "```lang" and blank space, then a call.
     fn look_fence(&self, i: usize, eof: bool) -> Start {
         let bytes = &self.buf.as_bytes()[self.head..];
-        match marker_at(bytes, i, FENCE, eof) {
+        match self.marker_at(i, FENCE, eof) {
             None => return Start::Wait,
             Some(false) => return Start::No,
             Some(true) => {}
@@ -796,7 +887,7 @@ impl CallParser {
             self.state = State::ReactInput { name, at };
             return false;
         };
-        match marker_at(bytes, j, REACT_INPUT, eof) {
+        match self.marker_at(j, REACT_INPUT, eof) {
             None => {
                 self.state = State::ReactInput { name, at };
                 false
@@ -895,7 +986,7 @@ impl CallParser {
             self.state = State::AfterCall { at, ctx };
             return false;
         }
-        let mut closers: Vec<&str> = Vec::new();
+        let mut closers: Vec<&'static str> = Vec::new();
         if ctx == Ctx::Hermes {
             closers.push(HERMES_CLOSE);
         }
@@ -906,7 +997,7 @@ impl CallParser {
             closers.push(FENCE);
         }
         for marker in closers {
-            match marker_at(bytes, j, marker, eof) {
+            match self.marker_at(j, marker, eof) {
                 None => {
                     self.state = State::AfterCall { at, ctx };
                     return false;
