@@ -10,7 +10,7 @@
 //! so the values are the same either way. Written by hand because no JSON crate reports the
 //! spans of the objects it builds.
 
-use std::collections::VecDeque;
+use std::{cell::RefCell, collections::VecDeque};
 
 use serde_json::{Map, Number, Value};
 
@@ -34,9 +34,11 @@ pub(crate) struct Built {
 pub(crate) fn read(text: &str) -> Option<Value> {
     let mut r = Reader::new(text);
     r.ws();
-    let v = r.value(0, false)?;
+    let v = r.value(0, false);
     r.ws();
-    (r.pos == r.s.len()).then_some(v)
+    let whole = r.pos == r.s.len();
+    r.finish();
+    v.filter(|_| whole)
 }
 
 /// Reads the strict JSON value that starts at `start` of `text` and ends before the text
@@ -44,12 +46,20 @@ pub(crate) fn read(text: &str) -> Option<Value> {
 pub(crate) fn read_root(text: &str, start: usize, calls: bool) -> Option<Built> {
     let mut r = Reader::new(text);
     r.pos = start;
-    let root = r.value(0, calls)?;
+    let root = r.value(0, calls);
+    let candidates = std::mem::take(&mut r.candidates);
+    let end = r.pos;
+    r.finish();
     Some(Built {
-        candidates: r.candidates.into(),
-        end: r.pos,
-        root,
+        candidates: candidates.into(),
+        end,
+        root: root?,
     })
+}
+
+thread_local! {
+    /// The scratch stacks of the last reader on this thread, kept for their capacity.
+    static SCRATCH: RefCell<(Vec<(String, Value)>, Vec<Value>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 struct Reader<'a> {
@@ -65,14 +75,22 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(text: &'a str) -> Self {
+        let (members, items) = SCRATCH.with(|s| s.take());
         Self {
             text,
             s: text.as_bytes(),
             pos: 0,
-            members: Vec::new(),
-            items: Vec::new(),
+            members,
+            items,
             candidates: Vec::new(),
         }
+    }
+
+    /// Gives the scratch stacks back for the next reader.
+    fn finish(mut self) {
+        self.members.clear();
+        self.items.clear();
+        SCRATCH.with(|s| *s.borrow_mut() = (self.members, self.items));
     }
 
     #[inline]

@@ -102,6 +102,7 @@ pub(crate) fn interpret_keys(
         return Shape::NotACall;
     }
     let name = match name {
+        Some(Value::String(n)) if n.trim().len() == n.len() && !n.is_empty() => n,
         Some(Value::String(n)) if !n.trim().is_empty() => n.trim().to_owned(),
         Some(Value::String(_)) => return Shape::Bad("the call's \"name\" is empty".into()),
         Some(other) => {
