@@ -220,27 +220,38 @@ impl<'a> Reader<'a> {
     /// The string whose opening quote is at `pos`.
     fn string(&mut self) -> Option<String> {
         let start = self.pos + 1;
-        let mut i = start;
-        // The plain run (no quote, backslash or control character), eight bytes at a time.
+        let i = self.plain_run(start);
+        match *self.s.get(i)? {
+            b'"' => {
+                self.pos = i + 1;
+                // Between two ASCII quotes of UTF-8 text: always on character boundaries.
+                self.text.get(start..i).map(str::to_owned)
+            }
+            b'\\' => self.escaped(start, i),
+            _ => None,
+        }
+    }
+
+    /// Where the run of plain string bytes (no quote, backslash or control character) from
+    /// `i` ends, looking at eight bytes at a time.
+    #[inline]
+    fn plain_run(&self, mut i: usize) -> usize {
         while let Some(word) = self.s.get(i..i + 8) {
-            let w = u64::from_le_bytes(word.try_into().ok()?);
-            if special(w) != 0 {
-                break;
+            let mut w = [0; 8];
+            w.copy_from_slice(word);
+            let hits = special(u64::from_le_bytes(w));
+            if hits != 0 {
+                return i + (hits.trailing_zeros() / 8) as usize;
             }
             i += 8;
         }
-        loop {
-            match *self.s.get(i)? {
-                b'"' => {
-                    self.pos = i + 1;
-                    // Between two ASCII quotes of UTF-8 text: always on character boundaries.
-                    return self.text.get(start..i).map(str::to_owned);
-                }
-                b'\\' => return self.escaped(start, i),
-                0..0x20 => return None,
-                _ => i += 1,
+        while let Some(&b) = self.s.get(i) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
             }
+            i += 1;
         }
+        i
     }
 
     /// The rest of a string from its first backslash at `i`.
@@ -248,22 +259,7 @@ impl<'a> Reader<'a> {
         let mut out = String::with_capacity(i - start + 16);
         out.push_str(self.text.get(start..i)?);
         loop {
-            let run = i;
-            while let Some(&b) = self.s.get(i) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                i += 1;
-            }
-            out.push_str(self.text.get(run..i)?);
-            match *self.s.get(i)? {
-                b'"' => {
-                    self.pos = i + 1;
-                    return Some(out);
-                }
-                b'\\' => {}
-                _ => return None,
-            }
+            // `i` is at a backslash.
             let e = *self.s.get(i + 1)?;
             i += 2;
             let c = match e {
@@ -295,6 +291,17 @@ impl<'a> Reader<'a> {
                 _ => return None,
             };
             out.push(c);
+            let run = i;
+            i = self.plain_run(i);
+            out.push_str(self.text.get(run..i)?);
+            match *self.s.get(i)? {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some(out);
+                }
+                b'\\' => {}
+                _ => return None,
+            }
         }
     }
 
