@@ -16,6 +16,9 @@ use serde_json::{Map, Number, Value};
 
 use crate::json_scan::WRAPPER_KEYS;
 
+/// The keys of a call object that reading it as a call looks at (see `CallKeys`).
+const CALL_KEYS: &[&str] = &["id", "name", "arguments", "parameters", "function"];
+
 /// Deeper values are left to the general path (which reports the depth limit).
 const MAX_DEPTH: usize = 100;
 
@@ -152,10 +155,17 @@ impl<'a> Reader<'a> {
             self.ws();
             let wrapper = cand && WRAPPER_KEYS.contains(&raw);
             call_key |= cand && (raw == b"name" || raw == b"function");
-            let Some(v) = self.value(depth, wrapper) else {
-                break false;
-            };
-            self.members.push((key, v));
+            if cand && !CALL_KEYS.contains(&key.as_str()) {
+                // Only the call keys of an object in a call position are ever read.
+                if self.skip(depth, wrapper).is_none() {
+                    break false;
+                }
+            } else {
+                let Some(v) = self.value(depth, wrapper) else {
+                    break false;
+                };
+                self.members.push((key, v));
+            }
             self.ws();
             match self.s.get(self.pos) {
                 Some(b',') => {
@@ -177,8 +187,11 @@ impl<'a> Reader<'a> {
         for (k, v) in members {
             map.insert(k, v);
         }
-        if cand && call_key {
-            self.candidates.push((start, self.pos, map));
+        if cand {
+            if call_key {
+                self.candidates.push((start, self.pos, map));
+            }
+            // What is left of a value in a call position is never read.
             return Some(Value::Null);
         }
         Some(Value::Object(map))
@@ -196,10 +209,17 @@ impl<'a> Reader<'a> {
         }
         let base = self.items.len();
         let closed = loop {
-            let Some(v) = self.value(depth, cand) else {
-                break false;
-            };
-            self.items.push(v);
+            if cand {
+                // Only the calls among the elements are read.
+                if self.skip(depth, true).is_none() {
+                    break false;
+                }
+            } else {
+                let Some(v) = self.value(depth, false) else {
+                    break false;
+                };
+                self.items.push(v);
+            }
             self.ws();
             match self.s.get(self.pos) {
                 Some(b',') => {
@@ -215,6 +235,23 @@ impl<'a> Reader<'a> {
         };
         let items = self.items.drain(base..);
         closed.then(|| Value::Array(items.collect()))
+    }
+
+    /// Reads past the value at `pos`, building only the calls in it (when `cand`).
+    fn skip(&mut self, depth: usize, cand: bool) -> Option<()> {
+        match *self.s.get(self.pos)? {
+            b'"' => {
+                let i = self.plain_run(self.pos + 1);
+                match *self.s.get(i)? {
+                    b'"' => {
+                        self.pos = i + 1;
+                        Some(())
+                    }
+                    _ => self.string().map(drop),
+                }
+            }
+            _ => self.value(depth, cand).map(drop),
+        }
     }
 
     /// The string whose opening quote is at `pos`.

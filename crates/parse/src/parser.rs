@@ -302,6 +302,8 @@ enum Lane {
     Marker(&'static str, usize),
     /// Waiting for this byte (the end of a line): a chunk without it is only appended.
     Until(u8),
+    /// Waiting for something other than blank space: blank space is only appended.
+    Blank,
     /// Mid-line prose with nothing held back: a chunk without a trigger byte is text.
     Prose,
 }
@@ -377,6 +379,7 @@ impl CallParser {
                         !bytes.is_empty() && bytes.len() < rest.len() && rest.starts_with(bytes)
                     }),
                 Lane::Until(end) => !bytes.contains(&end),
+                Lane::Blank => bytes.iter().all(u8::is_ascii_whitespace),
             };
         if quiet {
             self.append(chunk);
@@ -520,9 +523,19 @@ impl CallParser {
             State::Json(js) if js.pending.is_none() && js.built.is_none() => {
                 Lane::Json(self.buf.len() + JSON_WINDOW)
             }
+            // After a call tag, only blank space has come.
+            State::AfterTag { .. } => Lane::Blank,
             State::Text | State::AfterCall { .. } | State::ReactInput { .. } => {
                 match self.waiting.get() {
                     Some((marker, at)) => Lane::Marker(marker, at),
+                    // After a call, only blank space has come.
+                    None if matches!(self.state, State::AfterCall { .. }) => Lane::Blank,
+                    // After `Action: name`, only blank space has come so far.
+                    None if matches!(self.state, State::ReactInput { at, .. }
+                        if self.buf.as_bytes()[self.head + at..].iter().all(u8::is_ascii_whitespace)) =>
+                    {
+                        Lane::Blank
+                    }
                     None if matches!(self.state, State::Text)
                         && !self.line_start
                         && self.head == self.buf.len()
