@@ -82,17 +82,15 @@ fn parse_whole(format: Format, text: &str) -> Parsed {
 fn parse_bytewise(format: Format, text: &str) -> Parsed {
     let mut parser = CallParser::new(format).max_input_bytes(usize::MAX);
     let mut parsed = Parsed::default();
-    let mut start = 0;
     // One push per character (per byte for ASCII text), as a token-by-token stream would.
-    for end in 1..=text.len() {
-        if !text.is_char_boundary(end) {
-            continue;
-        }
-        let events = parser.push(&text[start..end]).unwrap_or_default();
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let (chunk, tail) = rest.split_at(c.len_utf8());
+        rest = tail;
+        let events = parser.push(chunk).unwrap_or_default();
         if !events.is_empty() {
             parsed.extend(events);
         }
-        start = end;
     }
     parsed.extend(parser.finish().unwrap_or_default());
     parsed

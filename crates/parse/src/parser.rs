@@ -33,8 +33,11 @@ const MISTRAL_CALL_ID: &str = "[CALL_ID]";
 const REACT_ACTION: &str = "Action:";
 const REACT_INPUT: &str = "Action Input:";
 const FENCE: &str = "```";
-/// Inside JSON, small chunks are scanned at a closing bracket or after this many bytes.
+/// Inside JSON, small chunks are scanned at a closing bracket or after this many bytes:
+/// more inside a call tag (what follows is a call, or a malformed one, either way) than in
+/// prose (where a brace may be prose, to be handed back soon).
 const JSON_WINDOW: usize = 64;
+const TAGGED_JSON_WINDOW: usize = 256;
 /// Look-aheads (a name, a fence's language tag, blank space) give up past this many bytes.
 const LOOKAHEAD: usize = 128;
 
@@ -498,7 +501,7 @@ impl CallParser {
             State::Json(js) if js.pending.is_none() => {
                 let step = js.scan.scan(bytes, eof);
                 if step == Step::NeedMore && !eof {
-                    self.lane = Lane::Json(self.buf.len() + JSON_WINDOW);
+                    self.lane = json_lane(self.buf.len(), js);
                     return;
                 }
                 js.pending = Some(step);
@@ -521,7 +524,7 @@ impl CallParser {
     fn lane(&self) -> Lane {
         match &self.state {
             State::Json(js) if js.pending.is_none() && js.built.is_none() => {
-                Lane::Json(self.buf.len() + JSON_WINDOW)
+                json_lane(self.buf.len(), js)
             }
             // After a call tag, only blank space has come.
             State::AfterTag { .. } => Lane::Blank,
@@ -1558,6 +1561,16 @@ impl CallParser {
         self.head += n;
         self.skip_trigger_at = None;
     }
+}
+
+/// The lane inside a JSON value, for a buffer of `len` bytes.
+fn json_lane(len: usize, js: &JsonState) -> Lane {
+    let window = if js.ctx.tagged() {
+        TAGGED_JSON_WINDOW
+    } else {
+        JSON_WINDOW
+    };
+    Lane::Json(len + window)
 }
 
 /// Converts a Python value to JSON, reading `true`/`false`/`null` names as JSON literals.
