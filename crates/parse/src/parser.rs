@@ -4,9 +4,11 @@
 //! [`Event::Text`] as soon as it cannot be the start of a call, and a call is handed back as
 //! [`Event::Call`] the moment its last byte arrives. Each byte is scanned once by a
 //! resumable state machine ([`JsonScan`], [`PyScan`], and bounded look-aheads for markers
-//! such as `<tool_call>`), so parsing a stream fed one byte at a time costs about what
-//! parsing it whole does. Every decision depends only on the bytes, never on how they were
-//! chunked, so chunked and whole-buffer parsing give the same events.
+//! such as `<tool_call>`), so parsing stays linear however the stream is cut. A JSON value
+//! that is whole in the buffer when it starts is read in one pass instead ([`fast_json`]),
+//! and a token-sized chunk that cannot complete anything takes a [`Lane`] past the state
+//! machine. Every decision depends only on the bytes, never on how they were chunked, so
+//! chunked and whole-buffer parsing give the same events.
 
 use std::{cell::Cell, collections::BTreeSet};
 
