@@ -60,9 +60,12 @@ pub(crate) fn read_root(text: &str, start: usize, calls: bool) -> Option<Built> 
     })
 }
 
+/// The members of open objects and the elements of open arrays, innermost last.
+type Stacks = (Vec<(String, Value)>, Vec<Value>);
+
 thread_local! {
     /// The scratch stacks of the last reader on this thread, kept for their capacity.
-    static SCRATCH: RefCell<(Vec<(String, Value)>, Vec<Value>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<Stacks> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 struct Reader<'a> {
