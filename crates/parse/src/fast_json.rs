@@ -128,14 +128,8 @@ impl<'a> Reader<'a> {
     }
 
     fn object(&mut self, depth: usize, cand: bool) -> Option<Value> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
         let start = self.pos;
-        self.pos += 1;
-        self.ws();
-        if self.s.get(self.pos) == Some(&b'}') {
-            self.pos += 1;
+        if self.open(depth, b'}')? {
             return Some(Value::Object(Map::new()));
         }
         let base = self.members.len();
@@ -169,17 +163,10 @@ impl<'a> Reader<'a> {
                 };
                 self.members.push((key, v));
             }
-            self.ws();
-            match self.s.get(self.pos) {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    break true;
-                }
-                _ => break false,
+            match self.after_item(b'}') {
+                Some(true) => break true,
+                Some(false) => {}
+                None => break false,
             }
         };
         let members = self.members.drain(base..);
@@ -201,13 +188,7 @@ impl<'a> Reader<'a> {
     }
 
     fn array(&mut self, depth: usize, cand: bool) -> Option<Value> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.pos += 1;
-        self.ws();
-        if self.s.get(self.pos) == Some(&b']') {
-            self.pos += 1;
+        if self.open(depth, b']')? {
             return Some(Value::Array(Vec::new()));
         }
         let base = self.items.len();
@@ -223,21 +204,44 @@ impl<'a> Reader<'a> {
                 };
                 self.items.push(v);
             }
-            self.ws();
-            match self.s.get(self.pos) {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    break true;
-                }
-                _ => break false,
+            match self.after_item(b']') {
+                Some(true) => break true,
+                Some(false) => {}
+                None => break false,
             }
         };
         let items = self.items.drain(base..);
         closed.then(|| Value::Array(items.collect()))
+    }
+
+    /// Past the opening bracket at `pos`: `Some(true)` if `close` follows at once (and past
+    /// it); `None` too deep.
+    fn open(&mut self, depth: usize, close: u8) -> Option<bool> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.pos += 1;
+        self.ws();
+        let empty = self.s.get(self.pos) == Some(&close);
+        if empty {
+            self.pos += 1;
+        }
+        Some(empty)
+    }
+
+    /// After a member or element: `Some(false)` past a comma, `Some(true)` past `close`.
+    fn after_item(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let b = *self.s.get(self.pos)?;
+        self.pos += 1;
+        if b == close {
+            return Some(true);
+        }
+        if b != b',' {
+            return None;
+        }
+        self.ws();
+        Some(false)
     }
 
     /// Reads past the value at `pos`, building only the calls in it (when `cand`).
@@ -353,6 +357,15 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The end of the run of one or more digits at `i`.
+    fn digits(&self, i: usize) -> Option<usize> {
+        let n = self.s[i.min(self.s.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        (n > 0).then_some(i + n)
+    }
+
     fn number(&mut self) -> Option<Value> {
         let start = self.pos;
         let mut i = start;
@@ -361,24 +374,15 @@ impl<'a> Reader<'a> {
             i += 1;
         }
         let int_start = i;
-        while self.s.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
+        i = self.digits(i)?;
         let int_len = i - int_start;
-        if int_len == 0 || (int_len > 1 && self.s[int_start] == b'0') {
+        if int_len > 1 && self.s[int_start] == b'0' {
             return None;
         }
         let mut float = false;
         if self.s.get(i) == Some(&b'.') {
             float = true;
-            i += 1;
-            let digits = i;
-            while self.s.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            if i == digits {
-                return None;
-            }
+            i = self.digits(i + 1)?;
         }
         if let Some(b'e' | b'E') = self.s.get(i) {
             float = true;
@@ -386,13 +390,7 @@ impl<'a> Reader<'a> {
             if let Some(b'+' | b'-') = self.s.get(i) {
                 i += 1;
             }
-            let digits = i;
-            while self.s.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            if i == digits {
-                return None;
-            }
+            i = self.digits(i)?;
         }
         // A number that ends the buffer may go on in the next chunk.
         if i >= self.s.len() {
