@@ -198,8 +198,15 @@ impl JsonScan {
                                     j = at + 2;
                                     continue;
                                 }
-                                self.close_string(buf, key, start, at);
+                                self.lex = Lex::Idle;
                                 i = at + 1;
+                                if self.excess == 0 {
+                                    if key {
+                                        self.key_done(&buf[start + 1..at]);
+                                    } else {
+                                        self.value_done();
+                                    }
+                                }
                                 break;
                             }
                         }
@@ -322,10 +329,37 @@ impl JsonScan {
                                 };
                             }
                         }
-                        b',' | b':' | b'"' | b'\'' => {
-                            if !self.punct(b, i) {
+                        b',' => {
+                            if self.expect != Expect::CommaOrClose {
                                 return self.abort(i);
                             }
+                            let obj = self.frames.last().is_some_and(|f| f.obj);
+                            self.expect = if obj {
+                                Expect::KeyOrClose
+                            } else {
+                                Expect::ValueOrClose
+                            };
+                            i += 1;
+                        }
+                        b':' => {
+                            if self.expect != Expect::Colon {
+                                return self.abort(i);
+                            }
+                            self.expect = Expect::Value;
+                            i += 1;
+                        }
+                        b'"' | b'\'' => {
+                            let key = match self.expect {
+                                Expect::KeyOrClose => true,
+                                Expect::Value | Expect::ValueOrClose => false,
+                                Expect::Colon | Expect::CommaOrClose => return self.abort(i),
+                            };
+                            self.lex = Lex::Str {
+                                quote: b,
+                                key,
+                                start: i,
+                                escaped: false,
+                            };
                             i += 1;
                         }
                         c if is_scalar_byte(c) => {
@@ -340,57 +374,6 @@ impl JsonScan {
                         _ => return self.abort(i),
                     }
                 }
-            }
-        }
-    }
-
-    /// A comma, colon or opening quote at `at` (outside a string); `false` if it is out of place.
-    #[inline]
-    fn punct(&mut self, b: u8, at: usize) -> bool {
-        match b {
-            b',' => {
-                if self.expect != Expect::CommaOrClose {
-                    return false;
-                }
-                let obj = self.frames.last().is_some_and(|f| f.obj);
-                self.expect = if obj {
-                    Expect::KeyOrClose
-                } else {
-                    Expect::ValueOrClose
-                };
-            }
-            b':' => {
-                if self.expect != Expect::Colon {
-                    return false;
-                }
-                self.expect = Expect::Value;
-            }
-            _ => {
-                let key = match self.expect {
-                    Expect::KeyOrClose => true,
-                    Expect::Value | Expect::ValueOrClose => false,
-                    Expect::Colon | Expect::CommaOrClose => return false,
-                };
-                self.lex = Lex::Str {
-                    quote: b,
-                    key,
-                    start: at,
-                    escaped: false,
-                };
-            }
-        }
-        true
-    }
-
-    /// The string that opened at `start` closed with the quote at `at`.
-    #[inline]
-    fn close_string(&mut self, buf: &[u8], key: bool, start: usize, at: usize) {
-        self.lex = Lex::Idle;
-        if self.excess == 0 {
-            if key {
-                self.key_done(&buf[start + 1..at]);
-            } else {
-                self.value_done();
             }
         }
     }
