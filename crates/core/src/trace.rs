@@ -48,6 +48,11 @@ pub enum RunStatus {
     Failed,
     /// A call to a stop tool (a hand-off to a human, say) ended the run.
     Stopped,
+    /// The model kept making the same call with the same arguments.
+    LoopDetected,
+    /// The process running it ended before the run did (killed, crashed); set when the
+    /// trace store notices, not by the engine.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -59,6 +64,8 @@ impl RunStatus {
             Self::Cancelled => "cancelled",
             Self::Failed => "failed",
             Self::Stopped => "stopped",
+            Self::LoopDetected => "loop_detected",
+            Self::Interrupted => "interrupted",
         }
     }
 }

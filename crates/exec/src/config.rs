@@ -51,6 +51,13 @@ pub struct Budget {
     pub turns: u32,
     /// Replans after the first plan (compiled).
     pub replans: u32,
+    /// Most calls run from one model reply (sequential); the model is told of the rest,
+    /// which do not run.
+    pub turn_calls: usize,
+    /// How often a call may be made again with the same arguments in one run before the
+    /// run ends as `loop_detected` (sequential; `None`: no limit). Identical calls within
+    /// one reply run once and count once.
+    pub repeats: Option<u32>,
 }
 
 impl Default for Budget {
@@ -61,6 +68,8 @@ impl Default for Budget {
             tool_calls: Some(1000),
             turns: 16,
             replans: 2,
+            turn_calls: 16,
+            repeats: Some(3),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agentry_core::{Message, ModelPurpose, RunStatus, ToolCall, ToolError, ToolResult, TraceKind};
+use agentry_core::{ErrorKind, Message, ModelPurpose, RunStatus, ToolCall, ToolError, ToolResult, TraceKind};
 use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, ReplyShape, Usage};
 use agentry_parse::plan::{PlanEvent, PlanParser, PlanTask, refs_in};
 use agentry_tools::ToolSet;
@@ -110,6 +110,7 @@ pub enum Reply {
 enum Ended {
     Answer(String),
     Stopped(String),
+    Loop(String),
     Budget(String),
     Failed(String),
     Cancelled,
@@ -287,6 +288,11 @@ impl Engine {
             },
             None => inner.await,
         };
+        let why = if matches!(ended, Ended::Cancelled) {
+            "cancelled: the run was cancelled while the call ran"
+        } else {
+            "the run ended before the call finished"
+        };
         cancel.cancel();
         // Calls cut short by the end of the run still get a recorded outcome.
         let cut: Vec<_> = st
@@ -295,7 +301,7 @@ impl Engine {
             .map(|mut m| m.drain().collect())
             .unwrap_or_default();
         for (_, (call, task, started)) in cut {
-            let error = ToolError::unavailable("the run ended before the call finished");
+            let error = ToolError::unavailable(why);
             rec.emit(TraceKind::CallFinished {
                 result: ToolResult::err(&call, error),
                 task,
@@ -306,6 +312,7 @@ impl Engine {
         let (status, answer, reason) = match ended {
             Ended::Answer(a) => (RunStatus::Answered, Some(a), None),
             Ended::Stopped(r) => (RunStatus::Stopped, None, Some(r)),
+            Ended::Loop(r) => (RunStatus::LoopDetected, None, Some(r)),
             Ended::Budget(r) => (RunStatus::BudgetExhausted, None, Some(r)),
             Ended::Failed(r) => (RunStatus::Failed, None, Some(r)),
             Ended::Cancelled => (
@@ -356,7 +363,8 @@ impl Engine {
         if let Ok(mut m) = st.inflight.lock() {
             m.insert(call.id.clone(), (call.clone(), task, started));
         }
-        let (result, attempts, decision) = invoke(&self.tools(), &self.cfg, &call, cancel).await;
+        let (result, attempts, decision) =
+            invoke(&self.tools(), &self.cfg, &rec.run_id, &call, cancel).await;
         if let Some(decision) = decision {
             rec.emit(decision);
         }
@@ -437,6 +445,9 @@ impl Engine {
         }
         messages.push(Message::user(task));
         let keep = self.cfg.calls_per_turn.unwrap_or(usize::MAX);
+        let cap = self.cfg.budget.turn_calls.max(1);
+        // How often each call (tool and arguments) was made in earlier turns.
+        let mut made: HashMap<String, u32> = HashMap::new();
         for _ in 0..self.cfg.budget.turns {
             if let Some(ended) = self.over_tokens(st) {
                 return ended;
@@ -462,6 +473,12 @@ impl Engine {
             let mut malformed: Vec<String> = Vec::new();
             let mut open = true;
             let mut out_of_calls = false;
+            // Identical calls in one reply run once: the first's index by call, and each
+            // copy with the index whose result it shares.
+            let mut first_of: HashMap<String, usize> = HashMap::new();
+            let mut copies: Vec<(usize, usize)> = Vec::new();
+            let mut over_cap = 0usize;
+            let mut looping: Option<String> = None;
             loop {
                 while running.len() < self.cfg.max_concurrency {
                     let Some((i, call)) = queued.pop_front() else {
@@ -483,11 +500,33 @@ impl Engine {
                 tokio::select! {
                     event = stream.next(), if open => match event {
                         Some(Ok(ModelEvent::Text(t))) => text.push_str(&t),
-                        Some(Ok(ModelEvent::Call(c))) if calls.len() < keep => {
+                        Some(Ok(ModelEvent::Call(c))) if calls.len() < keep.min(cap) => {
+                            let i = calls.len();
                             results.push(None);
-                            queued.push_back((calls.len(), c.call.clone()));
+                            let key = format!("{} {}", c.call.name, c.call.arguments);
+                            if let Some(&first) = first_of.get(&key) {
+                                copies.push((i, first));
+                            } else {
+                                first_of.insert(key.clone(), i);
+                                let times = made.entry(key).or_insert(0);
+                                match self.cfg.budget.repeats {
+                                    Some(most) if *times > most => {
+                                        let why = format!(
+                                            "`{}` was called {} times with these same arguments; the run stops here",
+                                            c.call.name, *times
+                                        );
+                                        results[i] = Some(ToolResult::err(&c.call, ToolError::denied(why.clone())));
+                                        looping.get_or_insert(why);
+                                    }
+                                    _ => {
+                                        *times += 1;
+                                        queued.push_back((i, c.call.clone()));
+                                    }
+                                }
+                            }
                             calls.push(c.call);
                         }
+                        Some(Ok(ModelEvent::Call(_))) if calls.len() < keep => over_cap += 1,
                         Some(Ok(ModelEvent::Call(_))) => {} // over calls_per_turn: dropped
                         Some(Ok(ModelEvent::Malformed(m))) => malformed.push(m.to_tool_error().for_model().to_owned()),
                         Some(Ok(ModelEvent::Done(done))) => {
@@ -532,6 +571,13 @@ impl Engine {
                     Err(e) => return Ended::Failed(format!("the user could not reply: {e}")),
                 }
             }
+            for (copy, first) in copies {
+                let shared = results[first].clone().map(|r| ToolResult {
+                    tool_call_id: calls[copy].id.clone(),
+                    ..r
+                });
+                results[copy] = shared;
+            }
             let content = (!text.trim().is_empty()).then(|| text.clone());
             messages.push(Message::Assistant {
                 content,
@@ -549,6 +595,15 @@ impl Engine {
             }
             if let Some(tool) = stopped {
                 return Ended::Stopped(format!("`{tool}` ended the run"));
+            }
+            if let Some(why) = looping {
+                return Ended::Loop(why);
+            }
+            if over_cap > 0 {
+                messages.push(Message::user(format!(
+                    "You made {} calls in one reply; only the first {cap} ran and the other {over_cap} did not. Make at most {cap} calls per reply, and do not repeat a call whose result you already have.",
+                    cap + over_cap
+                )));
             }
             if !malformed.is_empty() {
                 messages.push(Message::user(format!(
@@ -585,6 +640,9 @@ impl Engine {
         let planner = prompts::planner(tools.specs());
         let mut context: Vec<Message> = Vec::new();
         let mut replans_left = self.cfg.budget.replans;
+        // Calls that failed in an earlier plan for a reason that would not change on a
+        // second try: a later plan repeating one gets that failure back without running it.
+        let mut failed_before: HashMap<String, ToolError> = HashMap::new();
         for _ in 0..self.cfg.budget.turns.max(1) {
             if let Some(ended) = self.over_tokens(st) {
                 return ended;
@@ -605,11 +663,25 @@ impl Engine {
             let mut running = FuturesUnordered::new();
             let mut open = true;
             let mut out_of_calls = false;
+            let mut dispatched: Vec<(u32, String)> = Vec::new();
             loop {
                 while running.len() < self.cfg.max_concurrency {
                     let Some((index, call)) = plan.ready.pop_front() else {
                         break;
                     };
+                    let key = format!("{} {}", call.name, call.arguments);
+                    if let Some(error) = failed_before.get(&key) {
+                        let again = ToolError::new(
+                            error.kind(),
+                            format!(
+                                "not run again: an earlier plan made this same call and it failed: {}",
+                                error.for_model()
+                            ),
+                        );
+                        plan.finish(index, ToolResult::err(&call, again));
+                        continue;
+                    }
+                    dispatched.push((index, key));
                     if !self.take_call(st) {
                         out_of_calls = true;
                         plan.finish(
@@ -650,6 +722,13 @@ impl Engine {
                     },
                     Some((index, result)) = running.next(), if !running.is_empty() => plan.finish(index, result),
                     () = cancel.cancelled() => return Ended::Cancelled,
+                }
+            }
+            for (index, key) in dispatched {
+                if let Some(Err(error)) = plan.results.get(&index).map(|r| &r.outcome)
+                    && fails_again(error.kind())
+                {
+                    failed_before.entry(key).or_insert_with(|| error.clone());
                 }
             }
             if out_of_calls {
@@ -751,6 +830,18 @@ impl Engine {
     }
 }
 
+/// Whether a call that failed this way would fail the same way if made again unchanged.
+fn fails_again(kind: ErrorKind) -> bool {
+    match kind {
+        ErrorKind::InvalidArguments
+        | ErrorKind::UnknownTool
+        | ErrorKind::ToolFailed
+        | ErrorKind::Denied
+        | ErrorKind::Malformed => true,
+        ErrorKind::Timeout | ErrorKind::Unavailable => false,
+    }
+}
+
 const NO_FINAL_EVENT: &str = "the stream ended without a final event";
 
 /// Records a failed model request and ends the run with `reason`.
@@ -772,6 +863,9 @@ struct PlanRun {
     ready: VecDeque<(u32, ToolCall)>,
     problems: Vec<String>,
     next_native: u32,
+    /// The parameters' schema of each task that uses other tasks' results, so a result is
+    /// substituted in the type the parameter wants.
+    schemas: BTreeMap<u32, Value>,
 }
 
 impl PlanRun {
@@ -819,6 +913,11 @@ impl PlanRun {
             );
             self.tasks.insert(index, task);
             return;
+        }
+        if !task.deps.is_empty()
+            && let Some(tool) = tools.get(&task.name)
+        {
+            self.schemas.insert(index, tool.spec().parameters);
         }
         self.tasks.insert(index, task);
         self.waiting.push(index);
@@ -870,7 +969,7 @@ impl PlanRun {
                 i = 0;
                 continue;
             }
-            match resolve(&task.arguments, &self.results) {
+            match resolve(&task.arguments, &self.results, self.schemas.get(&index)) {
                 Ok(arguments) => self
                     .ready
                     .push_back((index, ToolCall::new(call_id, task.name.clone(), arguments))),
@@ -924,8 +1023,23 @@ impl PlanRun {
 }
 
 /// Replaces `$N` references in `args` with results: a string that is exactly one reference
-/// becomes the referenced value; references inside longer strings become its text.
-fn resolve(args: &Value, results: &BTreeMap<u32, ToolResult>) -> Result<Value, String> {
+/// becomes the referenced value, fitted to the parameter's schema (`schema`, the tool's
+/// parameters); references inside longer strings become its text.
+fn resolve(
+    args: &Value,
+    results: &BTreeMap<u32, ToolResult>,
+    schema: Option<&Value>,
+) -> Result<Value, String> {
+    resolve_at(args, results, schema, schema)
+}
+
+fn resolve_at(
+    args: &Value,
+    results: &BTreeMap<u32, ToolResult>,
+    schema: Option<&Value>,
+    root: Option<&Value>,
+) -> Result<Value, String> {
+    let schema = schema.map(|s| deref(s, root));
     Ok(match args {
         Value::String(s) => {
             let refs = refs_in(s);
@@ -933,7 +1047,7 @@ fn resolve(args: &Value, results: &BTreeMap<u32, ToolResult>) -> Result<Value, S
                 return Ok(args.clone());
             }
             if refs.len() == 1 && refs[0].span == (0..s.len()) {
-                return lookup(&refs[0], results);
+                return Ok(fit(lookup(&refs[0], results)?, schema, root));
             }
             let mut out = String::with_capacity(s.len());
             let mut last = 0;
@@ -948,18 +1062,80 @@ fn resolve(args: &Value, results: &BTreeMap<u32, ToolResult>) -> Result<Value, S
             out.push_str(&s[last..]);
             Value::String(out)
         }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| resolve(v, results))
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Array(items) => {
+            let item = schema.and_then(|s| s.get("items"));
+            Value::Array(
+                items
+                    .iter()
+                    .map(|v| resolve_at(v, results, item, root))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| Ok((k.clone(), resolve(v, results)?)))
+                .map(|(k, v)| {
+                    let property = schema.and_then(|s| {
+                        s.get("properties")
+                            .and_then(|p| p.get(k))
+                            .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+                    });
+                    Ok((k.clone(), resolve_at(v, results, property, root)?))
+                })
                 .collect::<Result<_, String>>()?,
         ),
         other => other.clone(),
+    })
+}
+
+/// A local `$ref` (`#/$defs/…`) followed to its schema; anything else as it is.
+fn deref<'a>(schema: &'a Value, root: Option<&'a Value>) -> &'a Value {
+    let mut at = schema;
+    for _ in 0..8 {
+        match (at.get("$ref").and_then(Value::as_str), root) {
+            (Some(r), Some(root)) if r.starts_with('#') => match root.pointer(&r[1..]) {
+                Some(target) => at = target,
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    at
+}
+
+/// A referenced value put where `schema` wants it: into a parameter that takes only strings,
+/// a number, boolean, object or array becomes its JSON text. Anything else is left for
+/// validation (and its coercion rules) to judge.
+fn fit(value: Value, schema: Option<&Value>, root: Option<&Value>) -> Value {
+    let wants_text = schema.is_some_and(|s| only_strings(s, root, 0));
+    match value {
+        Value::Number(_) | Value::Bool(_) | Value::Object(_) | Value::Array(_) if wants_text => {
+            Value::String(value.to_string())
+        }
+        other => other,
+    }
+}
+
+/// Whether `schema` accepts strings and nothing else.
+fn only_strings(schema: &Value, root: Option<&Value>, depth: u8) -> bool {
+    let schema = deref(schema, root);
+    match schema.get("type") {
+        Some(Value::String(t)) => return t == "string",
+        Some(Value::Array(types)) => return types.iter().all(|t| t == "string"),
+        _ => {}
+    }
+    if depth > 4 {
+        return false;
+    }
+    ["anyOf", "oneOf"].iter().any(|k| {
+        schema
+            .get(*k)
+            .and_then(Value::as_array)
+            .is_some_and(|branches| {
+                !branches.is_empty()
+                    && branches
+                        .iter()
+                        .all(|b| only_strings(b, root, depth + 1))
+            })
     })
 }
 
@@ -1016,16 +1192,46 @@ mod tests {
         results.insert(2, ToolResult::ok(&c, json!("sunny")));
         results.insert(3, ToolResult::err(&c, ToolError::timeout(5)));
         assert_eq!(
-            resolve(&json!({"a": "$1", "b": "$1.temp_c", "c": "it is $2 in $1.city", "d": ["$1.tags.1"]}), &results).unwrap(),
+            resolve(&json!({"a": "$1", "b": "$1.temp_c", "c": "it is $2 in $1.city", "d": ["$1.tags.1"]}), &results, None).unwrap(),
             json!({"a": {"city": "Paris", "temp_c": 18, "tags": ["a", "b"]}, "b": 18, "c": "it is sunny in Paris", "d": ["b"]})
         );
         assert_eq!(
-            resolve(&json!("$1.wind"), &results).unwrap_err(),
+            resolve(&json!("$1.wind"), &results, None).unwrap_err(),
             "$1 has no field `wind`; its fields: city, temp_c, tags"
         );
         assert_eq!(
-            resolve(&json!("$3"), &results).unwrap_err(),
+            resolve(&json!("$3"), &results, None).unwrap_err(),
             "$3 has no result"
+        );
+    }
+
+    #[test]
+    fn a_whole_reference_takes_the_type_its_parameter_wants() {
+        let mut results = BTreeMap::new();
+        let c = ToolCall::new("t1", "get_weather", json!({}));
+        results.insert(1, ToolResult::ok(&c, json!({"temp_c": 24, "ok": true, "city": "Oslo"})));
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "expression": {"type": "string"},
+                "n": {"type": "number"},
+                "any": {},
+                "label": {"$ref": "#/$defs/Label"},
+                "texts": {"type": "array", "items": {"type": "string"}},
+                "maybe": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            },
+            "$defs": {"Label": {"type": "string"}},
+        });
+        let args = json!({
+            "expression": "$1.temp_c", "n": "$1.temp_c", "any": "$1.temp_c",
+            "label": "$1.ok", "texts": ["$1.temp_c", "$1.city"], "maybe": "$1.temp_c",
+        });
+        assert_eq!(
+            resolve(&args, &results, Some(&schema)).unwrap(),
+            json!({
+                "expression": "24", "n": 24, "any": 24, "label": "true",
+                "texts": ["24", "Oslo"], "maybe": 24,
+            })
         );
     }
 }

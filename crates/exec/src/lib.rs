@@ -22,7 +22,7 @@
 //! let tools = Arc::new(agentry_tools::demo_tools(Duration::ZERO));
 //! let engine = Engine::new(Arc::new(SimModel::new(script)), tools, EngineConfig::new(Mode::Sequential));
 //! let outcome = engine.run("What is 6 times 7?", &NoObserver).await;
-//! assert_eq!(outcome.answer.as_deref(), Some("The answer is 42.0."));
+//! assert_eq!(outcome.answer.as_deref(), Some("The answer is 42."));
 //! # });
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]

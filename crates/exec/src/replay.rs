@@ -11,6 +11,7 @@ use agentry_llm::{
     ChatRequest, Completion, FinishReason, LlmError, Model, ModelCall, ModelEvent, ModelStream,
     Timing, Usage,
 };
+use agentry_parse::Malformed;
 use agentry_tools::{FnTool, ToolSet};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -54,6 +55,8 @@ pub struct ReplayReport {
 struct Recorded {
     text: String,
     calls: Vec<agentry_core::ToolCall>,
+    /// What the model read about output that could not be read as calls.
+    malformed: Vec<String>,
     usage: Usage,
 }
 
@@ -90,6 +93,11 @@ impl Model for ReplayModel {
                         repairs: Vec::new(),
                     }))
                 }));
+                out.extend(
+                    r.malformed
+                        .into_iter()
+                        .map(|m| Ok(ModelEvent::Malformed(Malformed::recorded(m)))),
+                );
                 out.push(Ok(ModelEvent::Done(Completion {
                     finish_reason: finish,
                     usage: r.usage,
@@ -154,12 +162,14 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
             TraceKind::ModelResponse {
                 text,
                 calls,
+                malformed,
                 prompt_tokens,
                 completion_tokens,
                 ..
             } => responses.push_back(Recorded {
                 text: text.clone(),
                 calls: calls.clone(),
+                malformed: malformed.clone(),
                 usage: Usage {
                     prompt_tokens: *prompt_tokens,
                     completion_tokens: *completion_tokens,

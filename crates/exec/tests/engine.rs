@@ -87,7 +87,7 @@ async fn compiled_dispatches_tasks_while_the_plan_streams_and_respects_dependenc
     assert_eq!(out.status, RunStatus::Answered, "{out:?}");
     let answer = out.answer.unwrap();
     assert!(
-        answer.contains("3. calculator") && answer.contains("-> 240.0"),
+        answer.contains("3. calculator") && answer.contains("-> 240"),
         "{answer}"
     );
     let events = trace.events();
@@ -125,7 +125,7 @@ async fn compiled_dispatches_tasks_while_the_plan_streams_and_respects_dependenc
         "the calculator ran before its inputs: {c:?}"
     );
     assert!(kv.1 >= calc.2);
-    assert_eq!(calc.3, Ok(json!(240.0)));
+    assert_eq!(calc.3, Ok(json!(240)));
     // The task numbers and what each waited for are recorded.
     let after: Vec<Vec<String>> = events
         .iter()
@@ -346,7 +346,7 @@ async fn garbage_from_the_model_goes_back_as_an_error_it_can_fix() {
     let out = engine(script, tools(), EngineConfig::new(Mode::Sequential))
         .run("add", &Collect::new())
         .await;
-    assert_eq!(out.answer.as_deref(), Some("2.0"), "{out:?}");
+    assert_eq!(out.answer.as_deref(), Some("2"), "{out:?}");
 }
 
 #[tokio::test]
@@ -455,7 +455,7 @@ async fn a_conversation_goes_on_until_the_user_ends_it_and_replays() {
     assert_eq!(out.calls, 1);
     assert_eq!(
         *user.1.lock().unwrap(),
-        ["What shall I compute?", "It is 42.0.", "You are welcome."]
+        ["What shall I compute?", "It is 42.", "You are welcome."]
     );
     let events = trace.events();
     let replies: Vec<(String, bool)> = events
@@ -527,7 +527,7 @@ async fn the_policy_sees_every_call_and_its_decisions_are_recorded() {
     for (approver, kv) in [
         (Some(true), "ok"),
         (Some(false), "a human refused this call"),
-        (None, "no one is there to approve it"),
+        (None, "no approver is configured"),
     ] {
         let cfg = EngineConfig {
             policy: Some(Arc::new(policy())),
@@ -575,7 +575,7 @@ async fn the_policy_sees_every_call_and_its_decisions_are_recorded() {
                 .is_some_and(|e| e == "denied: Oslo is off limits")
         }));
         // The rewrite ran the calculator on the policy's expression.
-        assert_eq!(find("calculator", 0).unwrap(), json!(2.0));
+        assert_eq!(find("calculator", 0).unwrap(), json!(2));
         match find("kv_set", 0) {
             Ok(_) => assert_eq!(kv, "ok"),
             Err(e) => assert!(e.starts_with("denied: ") && e.contains(kv), "{e}"),
@@ -661,4 +661,158 @@ impl agentry_llm::Model for Spy {
             Ok(agentry_llm::ModelEvent::Done(done)),
         ]))
     }
+}
+
+/// `(name, arguments, result)` of every call that started, in order.
+fn started(events: &[TraceEvent]) -> Vec<(String, serde_json::Value)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            TraceKind::CallStarted { call, .. } => Some((call.name.clone(), call.arguments.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_whole_reference_is_substituted_in_the_type_its_parameter_wants() {
+    // What the local model writes: a number result into calculator's string parameter.
+    let script = r#"{"format": "text", "turns": [
+      {"when": {"user": "(?m)^Observations:"}, "text": "Answer: {{user}}"},
+      {"when": {"last": "user"}, "text": "1. get_weather(city=\"Oslo\")\n2. calculator(expression=\"$1.temp_c\")\n3. join()"}
+    ]}"#;
+    let trace = Collect::new();
+    let out = engine(script, tools(), EngineConfig::new(Mode::Compiled))
+        .run("Oslo's temperature", &trace)
+        .await;
+    assert_eq!(out.status, RunStatus::Answered, "{out:?}");
+    let events = trace.events();
+    let calc = started(&events)
+        .into_iter()
+        .find(|(name, _)| name == "calculator")
+        .unwrap();
+    let temp = calls(&events)
+        .into_iter()
+        .find(|c| c.0 == "get_weather")
+        .and_then(|c| c.3.ok())
+        .unwrap()["temp_c"]
+        .clone();
+    assert_eq!(calc.1, json!({"expression": temp.to_string()}));
+    let result = calls(&events)
+        .into_iter()
+        .find(|c| c.0 == "calculator")
+        .unwrap();
+    assert_eq!(result.3, Ok(temp));
+}
+
+#[tokio::test]
+async fn a_replan_repeating_a_failed_call_does_not_run_it_again() {
+    let script = r#"{"format": "text", "turns": [
+      {"when": {"user": "(?m)^Observations:"}, "text": "Replan: {{user}}"},
+      {"when": {"last": "user"}, "text": "1. calculator(expression=\"1 +\")\n2. join()"}
+    ]}"#;
+    let trace = Collect::new();
+    let cfg = EngineConfig::new(Mode::Compiled).budget(Budget {
+        replans: 2,
+        ..Budget::default()
+    });
+    let out = engine(script, tools(), cfg).run("one plus", &trace).await;
+    assert_eq!(out.status, RunStatus::BudgetExhausted, "{out:?}");
+    // Three plans, one run of the failing call; the joiner reads why it was not run again.
+    assert_eq!(started(&trace.events()).len(), 1);
+    let reason = out.reason.unwrap();
+    assert!(reason.contains("not run again"), "{reason}");
+}
+
+#[tokio::test]
+async fn identical_calls_in_one_reply_run_once_and_each_gets_the_result() {
+    let same = r#"{"name": "get_weather", "arguments": {"city": "Oslo"}}"#;
+    let script = format!(
+        r#"{{"turns": [
+        {{"when": {{"last": "user"}}, "calls": [{}, {{"name": "get_weather", "arguments": {{"city": "Lima"}}}}]}},
+        {{"when": {{"last": "tool"}}, "text": "done"}}]}}"#,
+        vec![same; 12].join(", ")
+    );
+    let trace = Collect::new();
+    let out = engine(&script, tools(), EngineConfig::new(Mode::Sequential))
+        .run("weather", &trace)
+        .await;
+    assert_eq!(out.status, RunStatus::Answered, "{out:?}");
+    let events = trace.events();
+    assert_eq!(started(&events).len(), 2);
+    assert_eq!(out.calls, 2);
+    // The next request carried an answer for each of the 13 calls the model made.
+    let requests: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            TraceKind::ModelRequest { messages, .. } => Some(*messages),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests, vec![1, 1 + 1 + 13]);
+    // And the replay agrees.
+    let report = agentry_exec::replay(&events, EngineConfig::new(Mode::Sequential)).await;
+    assert_eq!(report.divergence, None);
+}
+
+#[tokio::test]
+async fn calls_past_the_per_reply_cap_do_not_run_and_the_model_is_told() {
+    let many: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"name": "calculator", "arguments": {{"expression": "{i} + 1"}}}}"#))
+        .collect();
+    let script = format!(
+        r#"{{"turns": [
+        {{"when": {{"turn": 1}}, "calls": [{}]}},
+        {{"when": {{"last": "user", "user": "only the first 16 ran and the other 4 did not"}}, "text": "understood"}}]}}"#,
+        many.join(", ")
+    );
+    let trace = Collect::new();
+    let out = engine(&script, tools(), EngineConfig::new(Mode::Sequential))
+        .run("count", &trace)
+        .await;
+    assert_eq!(out.answer.as_deref(), Some("understood"), "{out:?}");
+    assert_eq!(started(&trace.events()).len(), 16);
+}
+
+#[tokio::test]
+async fn a_model_repeating_the_same_call_ends_the_run_as_a_loop() {
+    let script = r#"{"turns": [{"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}]}"#;
+    let trace = Collect::new();
+    let out = engine(script, tools(), EngineConfig::new(Mode::Sequential))
+        .run("weather", &trace)
+        .await;
+    assert_eq!(out.status, RunStatus::LoopDetected, "{out:?}");
+    assert_eq!(started(&trace.events()).len(), 4);
+    let reason = out.reason.unwrap();
+    assert!(reason.contains("`get_weather` was called 4 times"), "{reason}");
+    // Without the limit, the turn budget ends it.
+    let cfg = EngineConfig::new(Mode::Sequential).budget(Budget {
+        repeats: None,
+        turns: 6,
+        ..Budget::default()
+    });
+    let out = engine(script, tools(), cfg).run("weather", &Collect::new()).await;
+    assert_eq!(out.status, RunStatus::BudgetExhausted, "{out:?}");
+    assert_eq!(out.calls, 6);
+}
+
+#[tokio::test]
+async fn a_run_with_malformed_model_output_replays_step_for_step() {
+    let script = r#"{"format": "hermes", "turns": [
+        {"when": {"turn": 1}, "text": "<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": }}</tool_call>"},
+        {"when": {"last": "user", "user": "could not be read"}, "calls": [{"name": "calculator", "arguments": {"expression": "1 + 1"}}]},
+        {"when": {"last": "tool"}, "text": "{{tool}}"}]}"#;
+    // The corrective message sent back for the malformed call must be sent again.
+    let trace = Collect::new();
+    let out = engine(script, tools(), EngineConfig::new(Mode::Sequential))
+        .run("add", &trace)
+        .await;
+    assert_eq!(out.answer.as_deref(), Some("2"), "{out:?}");
+    let recorded = trace.events();
+    let malformed = recorded.iter().any(|e| {
+        matches!(&e.kind, TraceKind::ModelResponse { malformed, .. } if !malformed.is_empty())
+    });
+    assert!(malformed);
+    let report = agentry_exec::replay(&recorded, EngineConfig::new(Mode::Sequential)).await;
+    assert_eq!(report.divergence, None);
 }

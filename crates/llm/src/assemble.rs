@@ -331,16 +331,12 @@ fn event(e: Event) -> ModelEvent {
 
 fn malformed(pending: &Pending, why: &str) -> Malformed {
     let text = pending.args.text();
-    Malformed {
-        span: 0..text.len(),
-        excerpt: text.chars().take(Malformed::MAX_EXCERPT).collect(),
-        reason: if pending.name.is_empty() {
-            why.to_owned()
-        } else {
-            format!("`{}`: {why}", pending.name)
-        },
-        format: Format::OpenAi,
-    }
+    let reason = if pending.name.is_empty() {
+        why.to_owned()
+    } else {
+        format!("`{}`: {why}", pending.name)
+    };
+    Malformed::new(0..text.len(), text, reason, Format::OpenAi)
 }
 
 pub(crate) fn read_usage(u: &Value) -> Usage {

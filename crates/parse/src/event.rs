@@ -170,13 +170,17 @@ pub struct Malformed {
     pub reason: String,
     /// The syntax it seemed to be written in.
     pub format: Format,
+    /// The sentence the model read, when this was read back from a trace.
+    #[serde(skip)]
+    recorded: Option<String>,
 }
 
 impl Malformed {
     /// Longest excerpt kept; longer offending text is cut in the middle.
     pub const MAX_EXCERPT: usize = 400;
 
-    pub(crate) fn new(
+    /// Offending `text` at `span`, unreadable because of `reason`.
+    pub fn new(
         span: Range<usize>,
         text: &str,
         reason: impl Into<String>,
@@ -187,11 +191,28 @@ impl Malformed {
             excerpt: excerpt(text),
             reason: reason.into(),
             format,
+            recorded: None,
+        }
+    }
+
+    /// Malformed output read back from a trace: the sentence the model read then, which
+    /// [`Malformed::to_tool_error`] gives again word for word (for replays).
+    pub fn recorded(sentence: impl Into<String>) -> Self {
+        let sentence = sentence.into();
+        Self {
+            span: 0..0,
+            excerpt: String::new(),
+            reason: sentence.clone(),
+            format: Format::Auto,
+            recorded: Some(sentence),
         }
     }
 
     /// The error the model reads, naming the offending text.
     pub fn to_tool_error(&self) -> ToolError {
+        if let Some(sentence) = &self.recorded {
+            return ToolError::malformed(sentence.clone());
+        }
         ToolError::malformed(format!(
             "could not read a {} tool call: {}. The text was: {}",
             self.format, self.reason, self.excerpt

@@ -114,7 +114,18 @@ impl Tool for Calculator {
     async fn call(&self, args: CalculatorArgs, cx: CallContext) -> Result<Value, ToolError> {
         delay(self.latency, &cx).await?;
         let value = crate::calc::eval(&args.expression).map_err(ToolError::invalid_arguments)?;
-        Ok(json!(value))
+        Ok(number(value))
+    }
+}
+
+/// `x` as JSON: a whole number within f64's exact integers as an integer (`17*23` is
+/// `391`, not `391.0`), anything else as a float.
+fn number(x: f64) -> Value {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if x.fract() == 0.0 && x.abs() < EXACT {
+        json!(x as i64)
+    } else {
+        json!(x)
     }
 }
 
@@ -510,8 +521,16 @@ mod tests {
             call(&set, "calculator", json!({"expression": "(2 + 3) * 4 ^ 2"}))
                 .await
                 .unwrap(),
-            json!(80.0)
+            json!(80)
         );
+        // Integers stay integers; anything else stays a float.
+        for (expression, want) in [("17*23", json!(391)), ("7/2", json!(3.5)), ("2^60", json!(2f64.powi(60)))] {
+            assert_eq!(
+                call(&set, "calculator", json!({"expression": expression})).await.unwrap(),
+                want,
+                "{expression}"
+            );
+        }
         call(&set, "kv_set", json!({"key": "a", "value": [1, 2]}))
             .await
             .unwrap();

@@ -25,6 +25,7 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod process;
 mod store;
 mod timeline;
 

@@ -12,12 +12,14 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use agentry_core::{TraceEvent, TraceKind};
-use rusqlite::{Connection, OptionalExtension, params};
+use agentry_core::{RunStatus, ToolError, ToolResult, TraceEvent, TraceKind};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::process;
 use serde::Serialize;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Why the trace store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +84,8 @@ pub struct RunSummary {
     pub model: String,
     /// `sequential` or `compiled`.
     pub mode: String,
-    /// `running`, `answered`, `budget_exhausted`, `cancelled` or `failed`.
+    /// `running`, or how it ended: `answered`, `budget_exhausted`, `cancelled`, `failed`,
+    /// `stopped`, `loop_detected` or `interrupted`.
     pub status: String,
     /// The answer, if any.
     pub answer: Option<String>,
@@ -126,29 +129,43 @@ fn connect(path: &Path, create: bool) -> Result<Connection, TraceError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(sqlite(path))?;
-    if version == 0 {
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
+    match version {
+        0 => conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
              CREATE TABLE IF NOT EXISTS runs (
                id TEXT PRIMARY KEY, started_at_ms INTEGER NOT NULL, task TEXT NOT NULL, model TEXT NOT NULL,
                mode TEXT NOT NULL, status TEXT NOT NULL, answer TEXT, reason TEXT, calls INTEGER NOT NULL DEFAULT 0,
-               tokens INTEGER NOT NULL DEFAULT 0, wall_us INTEGER NOT NULL DEFAULT 0);
+               tokens INTEGER NOT NULL DEFAULT 0, wall_us INTEGER NOT NULL DEFAULT 0, writer TEXT);
              CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_at_ms);
+             CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running';
              CREATE TABLE IF NOT EXISTS events (
                run_id TEXT NOT NULL, seq INTEGER NOT NULL, at_us INTEGER NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
                PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
-             PRAGMA user_version = 1;",
-        )
-        .map_err(sqlite(path))?;
-    } else if version != SCHEMA_VERSION {
-        return Err(TraceError::Version {
-            path: path.display().to_string(),
-            found: version,
-            expected: SCHEMA_VERSION,
-        });
-    } else {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite(path))?;
+             PRAGMA user_version = 2;",
+            )
+            .map_err(sqlite(path))?,
+        // Version 1 did not know which process wrote a run.
+        1 => conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+             BEGIN IMMEDIATE;
+             ALTER TABLE runs ADD COLUMN writer TEXT;
+             CREATE INDEX IF NOT EXISTS runs_running ON runs (status) WHERE status = 'running';
+             PRAGMA user_version = 2;
+             COMMIT;",
+            )
+            .map_err(sqlite(path))?,
+        SCHEMA_VERSION => conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite(path))?,
+        found => {
+            return Err(TraceError::Version {
+                path: path.display().to_string(),
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite(path))?;
@@ -156,20 +173,129 @@ fn connect(path: &Path, create: bool) -> Result<Connection, TraceError> {
 }
 
 impl TraceStore {
-    /// Opens an existing store for reading.
+    /// Opens an existing store for reading; runs whose process has died are marked
+    /// `interrupted` first ([`TraceStore::settle`]).
     pub fn open(path: &Path) -> Result<Self, TraceError> {
-        Ok(Self {
+        let store = Self {
             conn: connect(path, false)?,
             path: path.to_owned(),
-        })
+        };
+        // Best effort: a store this user may only read is shown as it is.
+        let _ = store.settle();
+        Ok(store)
     }
 
-    /// Opens a store, creating it if needed.
+    /// Opens a store, creating it if needed; runs whose process has died are marked
+    /// `interrupted` first.
     pub fn create(path: &Path) -> Result<Self, TraceError> {
-        Ok(Self {
+        let store = Self {
             conn: connect(path, true)?,
             path: path.to_owned(),
-        })
+        };
+        let _ = store.settle();
+        Ok(store)
+    }
+
+    /// Finishes the runs still marked `running` whose process is known to have ended
+    /// (killed, crashed, the machine restarted): each call it left in flight gets an
+    /// `unavailable` result saying it did not finish, and the run ends `interrupted` with
+    /// its calls, tokens and time so far. Returns the ids of the runs it finished.
+    pub fn settle(&self) -> Result<Vec<String>, TraceError> {
+        let path = &self.path;
+        let candidates: Vec<(String, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, writer FROM runs WHERE status = 'running' AND writer IS NOT NULL",
+                )
+                .map_err(sqlite(path))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sqlite(path))?
+                .collect::<Result<_, _>>()
+                .map_err(sqlite(path))?
+        };
+        let mut settled = Vec::new();
+        for (id, writer) in candidates {
+            if process::has_ended(&writer) && self.interrupt(&id, &writer)? {
+                settled.push(id);
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Ends run `id`, whose process `writer` is gone, as `interrupted`; `false` when
+    /// another reader did it first.
+    fn interrupt(&self, id: &str, writer: &str) -> Result<bool, TraceError> {
+        let path = &self.path;
+        let events = self.events(id)?;
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(sqlite(path))?;
+        let status: Option<String> = tx
+            .query_row("SELECT status FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(sqlite(path))?;
+        if status.as_deref() != Some("running") {
+            return Ok(false);
+        }
+        let last_us = events.iter().map(|e| e.at_us).max().unwrap_or(0);
+        let mut seq = events.iter().map(|e| e.seq).max().map_or(0, |s| s + 1);
+        let (mut calls, mut tokens) = (0u64, 0u64);
+        let mut open: Vec<(&agentry_core::ToolCall, Option<u32>, u64)> = Vec::new();
+        for e in &events {
+            match &e.kind {
+                TraceKind::CallStarted { call, task, .. } => {
+                    calls += 1;
+                    open.push((call, *task, e.at_us));
+                }
+                TraceKind::CallFinished { result, .. } => {
+                    open.retain(|(c, ..)| c.id != result.tool_call_id);
+                }
+                TraceKind::ModelResponse {
+                    prompt_tokens,
+                    completion_tokens,
+                    ..
+                } => tokens += prompt_tokens + completion_tokens,
+                _ => {}
+            }
+        }
+        let pid = process::pid(writer).unwrap_or("?");
+        let mut ending: Vec<TraceEvent> = Vec::new();
+        for (call, task, started) in open {
+            let error = ToolError::unavailable(
+                "not finished: the process running the run ended while the call ran",
+            );
+            ending.push(TraceEvent {
+                run_id: id.to_owned(),
+                seq,
+                at_us: last_us,
+                kind: TraceKind::CallFinished {
+                    result: ToolResult::err(call, error),
+                    task,
+                    attempts: 1,
+                    duration_us: last_us - started,
+                },
+            });
+            seq += 1;
+        }
+        ending.push(TraceEvent {
+            run_id: id.to_owned(),
+            seq,
+            at_us: last_us,
+            kind: TraceKind::RunFinished {
+                status: RunStatus::Interrupted,
+                answer: None,
+                reason: Some(format!(
+                    "interrupted: the process running it (pid {pid}) ended before the run did"
+                )),
+                calls,
+                prompt_tokens: tokens,
+                completion_tokens: 0,
+            },
+        });
+        let batch: Vec<Box<TraceEvent>> = ending.into_iter().map(Box::new).collect();
+        write_events(&tx, path, &batch, None)?;
+        tx.commit().map_err(sqlite(path))?;
+        Ok(true)
     }
 
     /// The newest runs first, at most `limit`.
@@ -531,6 +657,8 @@ fn now_ms() -> i64 {
 }
 
 fn write_loop(mut conn: Connection, path: &Path, rx: Receiver<Msg>) -> Result<(), TraceError> {
+    let writer = process::current();
+    let writer = writer.as_deref();
     let mut batch: Vec<Box<TraceEvent>> = Vec::with_capacity(1024);
     let mut waiters: Vec<SyncSender<()>> = Vec::new();
     loop {
@@ -549,7 +677,7 @@ fn write_loop(mut conn: Connection, path: &Path, rx: Receiver<Msg>) -> Result<()
             }
         }
         if !batch.is_empty() {
-            commit(&mut conn, path, &batch)?;
+            commit(&mut conn, path, &batch, writer)?;
             batch.clear();
         }
         for w in waiters.drain(..) {
@@ -561,14 +689,31 @@ fn write_loop(mut conn: Connection, path: &Path, rx: Receiver<Msg>) -> Result<()
             batch.push(e);
         }
     }
-    commit(&mut conn, path, &batch)
+    commit(&mut conn, path, &batch, writer)
 }
 
-fn commit(conn: &mut Connection, path: &Path, batch: &[Box<TraceEvent>]) -> Result<(), TraceError> {
+fn commit(
+    conn: &mut Connection,
+    path: &Path,
+    batch: &[Box<TraceEvent>],
+    writer: Option<&str>,
+) -> Result<(), TraceError> {
     if batch.is_empty() {
         return Ok(());
     }
     let tx = conn.transaction().map_err(sqlite(path))?;
+    write_events(&tx, path, batch, writer)?;
+    tx.commit().map_err(sqlite(path))
+}
+
+/// Writes `batch` in `tx`, keeping each run's summary row up to date; `writer` names the
+/// process that runs the runs it starts.
+fn write_events(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    batch: &[Box<TraceEvent>],
+    writer: Option<&str>,
+) -> Result<(), TraceError> {
     {
         let mut insert = tx
             .prepare_cached("INSERT OR REPLACE INTO events (run_id, seq, at_us, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -589,8 +734,8 @@ fn commit(conn: &mut Connection, path: &Path, batch: &[Box<TraceEvent>]) -> Resu
                     task, model, mode, ..
                 } => {
                     tx.execute(
-                        "INSERT OR REPLACE INTO runs (id, started_at_ms, task, model, mode, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
-                        params![e.run_id, now_ms() - (e.at_us / 1000) as i64, task, model, mode],
+                        "INSERT OR REPLACE INTO runs (id, started_at_ms, task, model, mode, status, writer) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
+                        params![e.run_id, now_ms() - (e.at_us / 1000) as i64, task, model, mode, writer],
                     )
                     .map_err(sqlite(path))?;
                 }
@@ -620,5 +765,5 @@ fn commit(conn: &mut Connection, path: &Path, batch: &[Box<TraceEvent>]) -> Resu
             }
         }
     }
-    tx.commit().map_err(sqlite(path))
+    Ok(())
 }

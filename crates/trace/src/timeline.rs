@@ -32,6 +32,10 @@ pub struct Step {
     pub end_us: u64,
     /// Whether it succeeded.
     pub ok: bool,
+    /// Whether it has not finished: still running, or the run ended without it. It is
+    /// drawn up to the last moment the run recorded.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
     /// Arguments and result (calls) or tokens (model).
     pub detail: String,
     /// Steps it waited for.
@@ -106,6 +110,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     start_us: e.at_us,
                     end_us: e.at_us,
                     ok: true,
+                    unfinished: true,
                     detail: String::new(),
                     after: Vec::new(),
                     critical: false,
@@ -123,6 +128,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                 if let Some(&i) = open.get(step) {
                     let s = &mut t.steps[i];
                     s.end_us = e.at_us;
+                    s.unfinished = false;
                     let shown: String = text.chars().take(80).collect();
                     s.detail = format!(
                         "{prompt_tokens}+{completion_tokens} tokens, {} call(s) {shown:?}",
@@ -135,6 +141,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     let s = &mut t.steps[i];
                     s.end_us = e.at_us;
                     s.ok = false;
+                    s.unfinished = false;
                     s.detail.clone_from(error);
                 }
             }
@@ -148,6 +155,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     start_us: e.at_us,
                     end_us: e.at_us,
                     ok: true,
+                    unfinished: true,
                     detail: call.arguments.to_string(),
                     after: after.clone(),
                     critical: false,
@@ -159,6 +167,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     let s = &mut t.steps[i];
                     s.end_us = e.at_us;
                     s.ok = result.outcome.is_ok();
+                    s.unfinished = false;
                     let out: String = result.content_for_model().chars().take(120).collect();
                     s.detail = format!("{} -> {out}", s.detail);
                 }
@@ -173,6 +182,7 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     start_us: start,
                     end_us: e.at_us,
                     ok: true,
+                    unfinished: false,
                     detail: format!("{shown:?}"),
                     after: vec![step.clone()],
                     critical: false,
@@ -209,6 +219,9 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                 t.wall_us = e.at_us;
             }
         }
+    }
+    for s in t.steps.iter_mut().filter(|s| s.unfinished) {
+        s.end_us = t.wall_us.max(s.start_us);
     }
     t.steps.sort_by_key(|s| (s.start_us, s.end_us));
     t.max_parallel = max_parallel(&t.steps);
@@ -305,7 +318,11 @@ pub fn render(t: &Timeline, width: usize) -> String {
         let b = ((s.end_us as u128 * width as u128).div_ceil(total as u128) as usize)
             .max(a + 1)
             .min(width);
-        let fill = if s.ok { '█' } else { '▒' };
+        let fill = match (s.unfinished, s.ok) {
+            (true, _) => '░',
+            (false, true) => '█',
+            (false, false) => '▒',
+        };
         let bar: String = (0..width)
             .map(|i| if i >= a && i < b { fill } else { ' ' })
             .collect();
@@ -319,7 +336,11 @@ pub fn render(t: &Timeline, width: usize) -> String {
             name,
             secs(s.start_us),
             secs(s.end_us - s.start_us),
-            if s.ok { "" } else { " failed" }
+            match (s.unfinished, s.ok) {
+                (true, _) => " unfinished",
+                (false, true) => "",
+                (false, false) => " failed",
+            }
         ));
     }
     out.push_str(&format!(

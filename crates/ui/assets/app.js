@@ -70,7 +70,7 @@ async function showRuns() {
   stopLive();
   const s = runsState;
   const q = el("input", { id: "filter", type: "search", placeholder: "filter: task, model or run id", value: s.q });
-  const status = el("select", { id: "status-filter" }, ...["", "running", "answered", "failed", "budget_exhausted", "cancelled", "stopped"].map((v) => el("option", { value: v, selected: v === s.status }, v || "any status")));
+  const status = el("select", { id: "status-filter" }, ...["", "running", "answered", "failed", "budget_exhausted", "cancelled", "stopped", "loop_detected", "interrupted"].map((v) => el("option", { value: v, selected: v === s.status }, v || "any status")));
   const mode = el("select", { id: "mode-filter" }, ...["", "sequential", "compiled"].map((v) => el("option", { value: v, selected: v === s.mode }, v || "any mode")));
   const body = el("tbody", { id: "runs-body" });
   const info = el("span", { class: "muted", id: "runs-total" });
@@ -128,7 +128,7 @@ async function showRuns() {
 }
 
 // ---------------------------------------------------------------- one run
-const COLORS = { model: "#5b8def", call: "#3fae6a", user: "#a0a0a0", failed: "#d9534f" };
+const COLORS = { model: "#5b8def", call: "#3fae6a", user: "#a0a0a0", failed: "#d9534f", unfinished: "#f0ad4e" };
 
 async function showRun(id) {
   stopLive();
@@ -150,7 +150,7 @@ async function showRun(id) {
     el("div", { class: "layout" },
       el("div", {},
         el("div", { class: "panel" }, el("h3", {}, "Timeline"),
-          el("div", { class: "legend" }, ...[["model", COLORS.model], ["call", COLORS.call], ["failed", COLORS.failed], ["user", COLORS.user]].map(([n, c]) => el("span", {}, el("i", { "data-c": c }), n)), el("span", {}, "outlined: critical path"), el("a", { href: `/api/runs/${encodeURIComponent(view.id)}/timeline.svg`, download: `${view.id}.svg` }, "SVG")),
+          el("div", { class: "legend" }, ...[["model", COLORS.model], ["call", COLORS.call], ["failed", COLORS.failed], ["unfinished", COLORS.unfinished], ["user", COLORS.user]].map(([n, c]) => el("span", {}, el("i", { "data-c": c }), n)), el("span", {}, "outlined: critical path"), el("a", { href: `/api/runs/${encodeURIComponent(view.id)}/timeline.svg`, download: `${view.id}.svg` }, "SVG")),
           box, critical),
         el("div", { class: "panel", id: "plan-panel" }, el("h3", {}, "Plan"), dag)),
       el("div", {}, el("div", { class: "panel" }, el("h3", {}, "Detail"), detail))));
@@ -198,7 +198,7 @@ async function showRun(id) {
       g.fillStyle = "#333";
       g.fillText(cut(`${s.id} ${s.label}`, 24), 4, y + ROW / 2);
       const x0 = x(s.start_us), w = Math.max(2, x(s.end_us) - x0);
-      g.fillStyle = !s.ok ? COLORS.failed : COLORS[s.kind];
+      g.fillStyle = s.unfinished ? COLORS.unfinished : !s.ok ? COLORS.failed : COLORS[s.kind];
       g.fillRect(x0, y + 3, w, ROW - 6);
       if (s.critical) { g.strokeStyle = "#111"; g.lineWidth = 2; g.strokeRect(x0, y + 3, w, ROW - 6); }
       // The duration beside the bar, or inside it when the bar reaches the right edge.

@@ -111,6 +111,7 @@ pub fn svg(t: &Timeline, width: u32) -> String {
         let x0 = x(s.start_us);
         let w = (x(s.end_us) - x0).max(1.5);
         let fill = match (s.kind, s.ok) {
+            _ if s.unfinished => "#f0ad4e",
             (StepKind::Model, true) => "#5b8def",
             (StepKind::Call, true) => "#3fae6a",
             (StepKind::User, _) => "#a0a0a0",

@@ -59,6 +59,8 @@ pub struct StepView {
     pub end_us: u64,
     /// Whether it succeeded.
     pub ok: bool,
+    /// Whether it has not finished (drawn to the run's last moment).
+    pub unfinished: bool,
     /// Whether it lies on the critical path.
     pub critical: bool,
     /// A one-line summary (arguments and result, or tokens).
@@ -136,6 +138,7 @@ pub fn run_view(events: &[TraceEvent]) -> RunView {
             start_us: s.start_us,
             end_us: s.end_us,
             ok: s.ok,
+            unfinished: s.unfinished,
             critical: s.critical,
             summary: cut(&s.detail, 160),
         })

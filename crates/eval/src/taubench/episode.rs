@@ -297,6 +297,9 @@ pub async fn run_episode(
                 tool_calls: None,
                 turns: cfg.max_steps,
                 replans: 0,
+                // τ-bench's own loop has no repeat limit: only its step limit ends an episode.
+                repeats: None,
+                ..Budget::default()
             },
             ..EngineConfig::default()
         },
@@ -321,6 +324,8 @@ pub async fn run_episode(
         RunStatus::BudgetExhausted => ("max_steps", false),
         RunStatus::Cancelled => ("cancelled", false),
         RunStatus::Failed => ("failed", false),
+        RunStatus::LoopDetected => ("loop_detected", false),
+        RunStatus::Interrupted => ("interrupted", false),
     };
     result.ended = ended.into();
     if !done {
