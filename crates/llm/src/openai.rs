@@ -458,6 +458,20 @@ async fn send(
                     _ if bytes.is_empty() => "(no body)".to_owned(),
                     _ => String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
                 };
+                // A 404 from a base URL without its version part is the usual mistake.
+                let message = if status == 404 {
+                    let hint = if cfg.base_url.trim_end_matches('/').ends_with("/v1") {
+                        String::new()
+                    } else {
+                        format!(
+                            "; most servers serve it under /v1 (try --base-url {}/v1)",
+                            cfg.base_url.trim_end_matches('/')
+                        )
+                    };
+                    format!("{message} (POST {url}{hint})")
+                } else {
+                    message
+                };
                 (LlmError::Status { status, message }, retry_after)
             }
         };

@@ -315,3 +315,43 @@ async fn dropping_the_stream_closes_the_connection() {
     );
     srv.close().await;
 }
+
+#[tokio::test]
+async fn a_base_url_without_v1_gets_a_404_that_names_the_url_and_the_fix() {
+    let srv = server(TWO_CALLS).await;
+    let base = srv.url().trim_end_matches("/v1").to_owned();
+    let err = complete(&client(&base), request()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("404"), "{text}");
+    assert!(
+        text.contains(&format!("POST {base}/chat/completions")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("try --base-url {base}/v1")), "{text}");
+}
+
+#[tokio::test]
+async fn the_sim_server_answers_every_error_in_json() {
+    let srv = server(TWO_CALLS).await;
+    let http = reqwest::Client::new();
+    let big = vec![b' '; 3 * 1024 * 1024];
+    let too_large = http
+        .post(format!("{}/chat/completions", srv.url()))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let nowhere = http
+        .get(format!("{}/nowhere", srv.url()))
+        .send()
+        .await
+        .unwrap();
+    for (response, status) in [(too_large, 413), (nowhere, 404)] {
+        assert_eq!(response.status().as_u16(), status);
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(!message.is_empty(), "{body}");
+    }
+}

@@ -69,6 +69,7 @@ impl SimServer {
             .route("/v1/chat/completions", post(completions))
             .route("/v1/models", get(models))
             .route("/health", get(|| async { "ok" }))
+            .fallback(no_route)
             .with_state(Arc::clone(&shared));
         let stop = CancellationToken::new();
         let signal = stop.clone();
@@ -199,7 +200,26 @@ async fn models(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+/// Any other path: a JSON error naming what is served, as the other errors are.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route for {method} {}; the simulated model serves POST /v1/chat/completions and GET /v1/models",
+            uri.path()
+        ),
+    )
+}
+
+async fn completions(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    // A body over the limit (413) or unreadable is answered in JSON, like every error here.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
     let started = Instant::now();
     let n = shared.requests.fetch_add(1, Ordering::Relaxed);
     let faults = &shared.script.faults;
