@@ -57,6 +57,7 @@ pub(crate) fn run(
     let direct = ServerSpec {
         alias: "ev".into(),
         command: vec![server.clone()],
+        env: Default::default(),
     };
     let proxied = ServerSpec {
         alias: "ev".into(),
@@ -68,6 +69,7 @@ pub(crate) fn run(
             "--".into(),
             server,
         ],
+        env: Default::default(),
     };
     let mut proxied = proxied;
     let at = proxied.command.len() - 2;

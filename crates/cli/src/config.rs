@@ -3,6 +3,7 @@
 //! ```toml
 //! [mcp.fs]
 //! command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/tmp/x"]
+//! env = { NOTES_READONLY = "1" }       # beyond HOME, PATH… (agentry's secrets stay out)
 //!
 //! [mcp.remote]
 //! url = "http://127.0.0.1:8000/mcp"
@@ -26,6 +27,9 @@ struct Config {
 struct McpEntry {
     command: Option<Vec<String>>,
     url: Option<String>,
+    /// Variables the command gets beyond the few it inherits.
+    #[serde(default)]
+    env: BTreeMap<String, String>,
 }
 
 /// The MCP servers `path` names, in alias order; a missing default file is no servers.
@@ -50,16 +54,24 @@ pub(crate) fn mcp_servers(path: &Path, explicit: bool) -> Result<Vec<ServerSpec>
     for (alias, entry) in config.mcp {
         let command = match (entry.command, entry.url) {
             (Some(c), None) if !c.is_empty() => c,
-            (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {
+            (None, Some(url))
+                if entry.env.is_empty()
+                    && (url.starts_with("http://") || url.starts_with("https://")) =>
+            {
                 vec![url]
             }
+            (None, Some(_)) if !entry.env.is_empty() => bail!(
+                "the config {}: [mcp.{alias}] is reached by url; env = {{…}} is for a command",
+                path.display()
+            ),
             _ => bail!(
                 "the config {}: [mcp.{alias}] needs either command = [\"program\", \"arg\"…] or url = \"http://…\"",
                 path.display()
             ),
         };
-        let spec = ServerSpec::new(&alias, command)
+        let mut spec = ServerSpec::new(&alias, command)
             .map_err(|e| anyhow::anyhow!("the config {}: {e}", path.display()))?;
+        spec.env = entry.env;
         out.push(spec);
     }
     Ok(out)

@@ -164,11 +164,17 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         /// taken is offered as ALIAS__name; policies match the alias as `server`.
         #[arg(long, value_name = "ALIAS=COMMAND")]
         mcp: Vec<String>,
+        /// A variable for the MCP server ALIAS (repeatable): ALIAS=KEY=VALUE, or ALIAS=KEY to
+        /// pass on agentry's own KEY. A server inherits only HOME, LOGNAME, PATH, SHELL, TERM,
+        /// USER, LANG, LC_ALL, LC_CTYPE and TMPDIR otherwise (no API keys).
+        #[arg(long, value_name = "ALIAS=KEY[=VALUE]")]
+        mcp_env: Vec<String>,
         /// Offer only the MCP servers' tools, not the demo tools.
         #[arg(long)]
         no_demo_tools: bool,
-        /// A config file whose [mcp.ALIAS] sections (command = [...] or url = "...") add MCP
-        /// servers (default: agentry.toml here, if there is one).
+        /// A config file whose [mcp.ALIAS] sections (command = [...] or url = "...", and
+        /// env = { KEY = "value" }) add MCP servers (default: agentry.toml here, if there is
+        /// one).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -178,7 +184,12 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
 Examples:
   agentry ui                          http://127.0.0.1:7878/ over .agentry/traces.db
   agentry ui --port 0 --trace-db runs.db --reports results/
-  agentry ui --host 0.0.0.0 --token S3CRET   (beyond this machine: a token is required)")]
+  agentry ui --host 0.0.0.0 --token S3CRET   (beyond this machine: a token is required)
+  agentry ui --host 0.0.0.0 --token S3CRET --allowed-host box.lan   (reached as box.lan too)
+
+The viewer answers only requests whose Host it is reached by (against DNS rebinding):
+localhost, 127.0.0.1 and [::1] on any port; beyond loopback also the address it listens on
+(any IP address with 0.0.0.0) and each --allowed-host. Others get 403.")]
     Ui {
         /// The port (0 picks a free one).
         #[arg(long, default_value_t = 7878)]
@@ -195,6 +206,10 @@ Examples:
         /// A token every request must carry (the printed address includes it).
         #[arg(long)]
         token: Option<String>,
+        /// A name the viewer is reached by besides loopback and the address it listens on:
+        /// NAME or NAME:PORT (repeatable), e.g. the machine's name on the network.
+        #[arg(long, value_name = "NAME[:PORT]", value_parser = host_name)]
+        allowed_host: Vec<String>,
     },
     /// Look at recorded runs: list them, draw one as a timeline, export its events.
     Trace {
@@ -311,6 +326,10 @@ gets the same replies with the same latency. Stops on Ctrl-C.")]
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
+        /// A name the server is reached by besides loopback and the address it listens on:
+        /// NAME or NAME:PORT (repeatable). Requests by other names get 403.
+        #[arg(long, value_name = "NAME[:PORT]", value_parser = host_name)]
+        allowed_host: Vec<String>,
     },
     /// Run the field's benchmarks: BFCL's AST checker, τ-bench's stateful tasks with pass^k.
     Eval {
@@ -320,9 +339,9 @@ gets the same replies with the same latency. Stops on Ctrl-C.")]
     /// Check a policy file, or see what it decides for one call.
     #[command(after_help = "\
 Examples:
-  $ agentry policy check examples/policy.toml
-  $ agentry policy decide examples/policy.toml --tool write_file --args '{\"path\": \"/etc/passwd\"}'
-  {\"action\":\"deny\",\"rule\":\"writes stay in the sandbox\",\"reason\":\"…\",\"rewritten\":null}")]
+  $ agentry policy check examples/policy/demo.toml
+  $ agentry policy decide examples/policy/demo.toml --tool sleep --args '{\"ms\": 60000}'
+  {\"action\":\"deny\",\"rule\":\"no long sleeps\",\"reason\":\"sleep at most 5 s\",\"rewritten\":null}")]
     Policy {
         #[command(subcommand)]
         what: PolicyCommand,
@@ -365,6 +384,11 @@ to the MCP client, so there is no terminal prompt.")]
         /// of stdio; the server behind may be a command or a URL.
         #[arg(long, value_name = "PORT")]
         http: Option<u16>,
+        /// A variable for the server's command (repeatable): KEY=VALUE, or KEY to pass on
+        /// agentry's own. Otherwise it inherits only HOME, LOGNAME, PATH, SHELL, TERM, USER,
+        /// LANG, LC_ALL, LC_CTYPE and TMPDIR.
+        #[arg(long, value_name = "KEY[=VALUE]")]
+        env: Vec<String>,
         /// The MCP server's command line (or, with --http, its URL), after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
@@ -374,9 +398,11 @@ to the MCP client, so there is no terminal prompt.")]
         #[command(subcommand)]
         what: McpCommand,
     },
-    /// Approve (or --deny) a call waiting in the approval queue; without an id, list them.
+    /// Approve (or --deny) a call waiting in the approval queue; without an id, list them
+    /// (id, tool, arguments, run, reason). The call decided is shown, and the decision holds
+    /// only for the arguments shown.
     Approve {
-        /// The call's id, as the waiting run printed it.
+        /// The approval's id (`a` and 16 hex digits), as the waiting run printed it.
         id: Option<String>,
         /// Refuse the call instead.
         #[arg(long)]
@@ -632,8 +658,14 @@ Every call is validated against its schema before it runs.")]
     #[command(after_help = "\
 Examples:
   agentry mcp tools http://127.0.0.1:8080/mcp
-  agentry mcp tools -- npx -y @modelcontextprotocol/server-filesystem /tmp")]
+  agentry mcp tools -- npx -y @modelcontextprotocol/server-filesystem /tmp
+  agentry mcp tools --env GITHUB_TOKEN -- npx -y @modelcontextprotocol/server-github")]
     Tools {
+        /// A variable for the server's command (repeatable): KEY=VALUE, or KEY to pass on
+        /// agentry's own. Otherwise it inherits only HOME, LOGNAME, PATH, SHELL, TERM, USER,
+        /// LANG, LC_ALL, LC_CTYPE and TMPDIR.
+        #[arg(long, value_name = "KEY[=VALUE]")]
+        env: Vec<String>,
         /// The server: its URL (Streamable HTTP) or its command line (stdio).
         #[arg(required = true, trailing_var_arg = true, value_name = "SERVER")]
         server: Vec<String>,
@@ -657,6 +689,11 @@ AGENTRY_OAUTH_CLIENT_SECRET; unattended, with AGENTRY_OAUTH_GRANT=client_credent
         /// form's defaults.
         #[arg(long, value_enum, default_value = "decline")]
         elicit: Elicit,
+        /// A variable for the server's command (repeatable): KEY=VALUE, or KEY to pass on
+        /// agentry's own. Otherwise it inherits only HOME, LOGNAME, PATH, SHELL, TERM, USER,
+        /// LANG, LC_ALL, LC_CTYPE and TMPDIR.
+        #[arg(long, value_name = "KEY[=VALUE]")]
+        env: Vec<String>,
         /// The server: its URL (Streamable HTTP) or its command line (stdio).
         #[arg(required = true, trailing_var_arg = true, value_name = "SERVER")]
         server: Vec<String>,
@@ -1041,6 +1078,7 @@ fn main() -> ExitCode {
             local,
             policy,
             mcp,
+            mcp_env,
             no_demo_tools,
             config,
         } => {
@@ -1057,6 +1095,9 @@ fn main() -> ExitCode {
             match config::mcp_servers(&path, explicit) {
                 Ok(more) => mcp.extend(more),
                 Err(e) => return finish(Err(e)),
+            }
+            if let Err(e) = give_env(&mut mcp, &mcp_env) {
+                return finish(Err(e));
             }
             let args = run::RunArgs {
                 mode: mode.into(),
@@ -1093,12 +1134,14 @@ fn main() -> ExitCode {
             trace_db,
             reports,
             token,
+            allowed_host,
         } => runtime().and_then(|rt| {
             rt.block_on(ui(
                 agentry_ui::Ui {
                     db: trace_db,
                     reports,
                     token,
+                    allowed_hosts: allowed_host,
                 },
                 std::net::SocketAddr::new(host, port),
             ))
@@ -1286,14 +1329,16 @@ fn main() -> ExitCode {
                 .and_then(|rt| rt.block_on(mcp::serve(model, options, !no_agent, policy, http)))
         }
         Command::Mcp {
-            what: McpCommand::Tools { server },
-        } => runtime().and_then(|rt| rt.block_on(mcp::tools(server))),
+            what: McpCommand::Tools { env, server },
+        } => mcp::env_vars("--env", &env)
+            .and_then(|env| runtime().and_then(|rt| rt.block_on(mcp::tools(server, env)))),
         Command::Mcp {
             what:
                 McpCommand::Call {
                     tool,
                     args,
                     elicit,
+                    env,
                     server,
                 },
         } => {
@@ -1301,7 +1346,11 @@ fn main() -> ExitCode {
                 Elicit::Decline => agentry_mcp::Elicitation::Decline,
                 Elicit::Defaults => agentry_mcp::Elicitation::Defaults,
             };
-            runtime().and_then(|rt| rt.block_on(mcp::call(server, &tool, &args, elicitation)))
+            let env = match mcp::env_vars("--env", &env) {
+                Ok(env) => env,
+                Err(e) => return finish(Err(e)),
+            };
+            runtime().and_then(|rt| rt.block_on(mcp::call(server, env, &tool, &args, elicitation)))
         }
         Command::Proxy {
             policy: file,
@@ -1312,8 +1361,13 @@ fn main() -> ExitCode {
             audit,
             no_audit,
             http,
+            env,
             command,
         } => {
+            let env = match mcp::env_vars("--env", &env) {
+                Ok(env) => env,
+                Err(e) => return finish(Err(e)),
+            };
             if approve == policy::ApproveMode::Terminal && http.is_none() {
                 return finish(Err(anyhow::anyhow!(
                     "--approve terminal cannot work in the proxy: its stdin is the MCP client's; use queue or never"
@@ -1335,6 +1389,7 @@ fn main() -> ExitCode {
                             server: server_name,
                             audit: (!no_audit).then_some(audit),
                             http,
+                            env,
                         };
                         rt.block_on(mcp::proxy(args))
                     }),
@@ -1343,11 +1398,35 @@ fn main() -> ExitCode {
         Command::Replay { run, trace_db } => {
             runtime().and_then(|rt| rt.block_on(run::replay(&trace_db, &run)))
         }
-        Command::SimServer { script, port, host } => {
-            runtime().and_then(|rt| rt.block_on(sim_server(&script, host, port)))
-        }
+        Command::SimServer {
+            script,
+            port,
+            host,
+            allowed_host,
+        } => runtime().and_then(|rt| rt.block_on(sim_server(&script, host, port, &allowed_host))),
     };
     finish(result)
+}
+
+/// Gives each `--mcp-env ALIAS=KEY[=VALUE]` to the server ALIAS of `servers`.
+fn give_env(servers: &mut [agentry_mcp::ServerSpec], given: &[String]) -> Result<()> {
+    let known: Vec<String> = servers.iter().map(|s| s.alias.clone()).collect();
+    for text in given {
+        let Some((alias, var)) = text.split_once('=') else {
+            bail!(
+                "--mcp-env {text}: write ALIAS=KEY=VALUE, or ALIAS=KEY to pass agentry's own KEY on"
+            );
+        };
+        let Some(spec) = servers.iter_mut().find(|s| s.alias == alias) else {
+            bail!("--mcp-env {text}: there is no MCP server `{alias}` (there are {known:?})");
+        };
+        if spec.url().is_some() {
+            bail!("--mcp-env {text}: `{alias}` is reached by URL; variables are for a command");
+        }
+        let (key, value) = mcp::env_var("--mcp-env", var)?;
+        spec.env.insert(key, value);
+    }
+    Ok(())
 }
 
 /// The exit code of a command's outcome.
@@ -1369,6 +1448,26 @@ fn seconds(s: f64) -> std::time::Duration {
     } else {
         0.0
     })
+}
+
+/// A token cancelled by the first Ctrl-C; a second one ends the process at once (exit 130).
+pub(crate) fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+    use std::io::Write;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\ncancelling (Ctrl-C again to quit at once)…"
+            );
+            on_signal.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    cancel
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -1402,14 +1501,33 @@ async fn ui(ui: agentry_ui::Ui, addr: std::net::SocketAddr) -> Result<bool> {
     Ok(true)
 }
 
+/// `--allowed-host`: a name, or a name and a port.
+fn host_name(text: &str) -> Result<String, String> {
+    if agentry_core::AllowedHosts::is_host(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("a host name or address, with a port if you like: box.lan, box.lan:7878".into())
+    }
+}
+
 /// `agentry sim-server`: serves until Ctrl-C.
-async fn sim_server(script: &str, host: std::net::IpAddr, port: u16) -> Result<bool> {
+async fn sim_server(
+    script: &str,
+    host: std::net::IpAddr,
+    port: u16,
+    allowed: &[String],
+) -> Result<bool> {
     let script = match agentry_llm::bundled_script(script) {
         Some(bundled) => bundled?,
         None => agentry_llm::sim::Script::from_file(Path::new(script))?,
     };
     let name = script.name().to_owned();
-    let server = agentry_llm::sim::SimServer::bind(script, std::net::SocketAddr::new(host, port))
+    let mut hosts = agentry_core::AllowedHosts::for_bind(host);
+    for name in allowed {
+        hosts = hosts.allow(name);
+    }
+    let addr = std::net::SocketAddr::new(host, port);
+    let server = agentry_llm::sim::SimServer::bind_allowing(script, addr, hosts)
         .await
         .with_context(|| format!("listening on {host}:{port}"))?;
     println!("serving sim:{name} at {} (Ctrl-C to stop)", server.url());

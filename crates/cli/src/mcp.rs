@@ -1,10 +1,15 @@
 //! `agentry proxy` (the policy as the MCP proxy's gate), `agentry mcp serve`, and
 //! `agentry mcp tools|call` (any server's tools by hand).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use agentry_policy::{Action, Approval, Approver, Policy};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use futures::future::BoxFuture;
 
 /// The policy as the proxy's gate on `tools/call`.
@@ -14,6 +19,8 @@ pub(crate) struct ProxyGate {
     pub(crate) agent: Option<String>,
     pub(crate) server: Option<String>,
     pub(crate) calls: std::sync::atomic::AtomicU64,
+    /// This proxy's run id in approvals: `proxy-PID-MILLISECONDS`.
+    pub(crate) session: String,
 }
 
 impl agentry_mcp::proxy::CallGate for ProxyGate {
@@ -38,8 +45,9 @@ impl agentry_mcp::proxy::CallGate for ProxyGate {
                         .calls
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let request = Approval {
+                        run_id: self.session.clone(),
                         call: agentry_core::ToolCall::new(
-                            format!("proxy-{}-{n}", std::process::id()),
+                            format!("call_{n:08}"),
                             tool.clone(),
                             args.clone(),
                         ),
@@ -47,14 +55,18 @@ impl agentry_mcp::proxy::CallGate for ProxyGate {
                         reason: reason.clone(),
                     };
                     let approved = match &self.approver {
-                        Some(a) => a.approve(&request).await,
-                        None => false,
+                        Some(a) => Some(a.approve(&request).await),
+                        None => None,
                     };
-                    record["approved"] = serde_json::json!(approved);
-                    if approved {
-                        Gate::Forward(None)
-                    } else {
-                        Gate::Refuse(format!("denied by policy: {reason} (not approved)"))
+                    record["approved"] = serde_json::json!(approved.unwrap_or(false));
+                    match approved {
+                        Some(true) => Gate::Forward(None),
+                        Some(false) => {
+                            Gate::Refuse(format!("denied by policy: {reason} (not approved)"))
+                        }
+                        None => Gate::Refuse(format!(
+                            "denied by policy: {reason} (no approver is configured)"
+                        )),
                     }
                 }
             };
@@ -72,24 +84,15 @@ pub(crate) struct ProxyArgs {
     pub(crate) server: Option<String>,
     pub(crate) audit: Option<PathBuf>,
     pub(crate) http: Option<u16>,
+    /// Variables the server gets beyond the few it inherits.
+    pub(crate) env: BTreeMap<String, String>,
 }
 
 /// `agentry proxy`: runs until the client or the server goes away (stdio), or until Ctrl-C
 /// (HTTP).
 pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
     let audit: Option<Box<dyn std::io::Write + Send>> = match &args.audit {
-        Some(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening the audit trail {}", path.display()))?;
-            Some(Box::new(file))
-        }
+        Some(path) => Some(Box::new(open_audit(path)?)),
         None => None,
     };
     let gate = Arc::new(ProxyGate {
@@ -98,11 +101,19 @@ pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
         agent: args.agent,
         server: args.server.clone(),
         calls: std::sync::atomic::AtomicU64::new(0),
+        session: format!(
+            "proxy-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        ),
     });
     if let Some(port) = args.http {
         let spec = agentry_mcp::ServerSpec {
             alias: args.server.unwrap_or_else(|| "upstream".into()),
             command: args.command,
+            env: args.env,
         };
         // What the upstream sends on its own goes to the client it concerns.
         let downstream = agentry_mcp::proxy_http::Downstream::new();
@@ -138,6 +149,7 @@ pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
     }
     let proxy = agentry_mcp::proxy::Proxy {
         command: args.command.clone(),
+        env: args.env,
         gate,
         audit,
         max_message: agentry_mcp::proxy::MAX_MESSAGE,
@@ -230,12 +242,14 @@ pub(crate) async fn serve(
     Ok(true)
 }
 
-/// Connects to the server named by `words` (one URL, or a command line).
+/// Connects to the server named by `words` (one URL, or a command line that gets `env`).
 async fn connect(
     words: Vec<String>,
+    env: BTreeMap<String, String>,
     elicitation: agentry_mcp::Elicitation,
 ) -> Result<Arc<agentry_mcp::McpServer>> {
-    let spec = agentry_mcp::ServerSpec::new("server", words)?;
+    let mut spec = agentry_mcp::ServerSpec::new("server", words)?;
+    spec.env = env;
     let options = agentry_mcp::ClientOptions {
         elicitation,
         ..agentry_mcp::ClientOptions::from_env()
@@ -246,8 +260,8 @@ async fn connect(
 }
 
 /// `agentry mcp tools`: the server's tools as JSON on stdout.
-pub(crate) async fn tools(server: Vec<String>) -> Result<bool> {
-    let server = connect(server, agentry_mcp::Elicitation::Decline).await?;
+pub(crate) async fn tools(server: Vec<String>, env: BTreeMap<String, String>) -> Result<bool> {
+    let server = connect(server, env, agentry_mcp::Elicitation::Decline).await?;
     let listed = server.listed_tools().await;
     server.close().await;
     println!("{}", serde_json::to_string_pretty(&listed)?);
@@ -257,6 +271,7 @@ pub(crate) async fn tools(server: Vec<String>) -> Result<bool> {
 /// `agentry mcp call`: one call, its result as JSON on stdout; `false` when it is an error.
 pub(crate) async fn call(
     server: Vec<String>,
+    env: BTreeMap<String, String>,
     tool: &str,
     args: &str,
     elicitation: agentry_mcp::Elicitation,
@@ -266,10 +281,90 @@ pub(crate) async fn call(
     let serde_json::Value::Object(args) = args else {
         anyhow::bail!("--args must be a JSON object, not {args}");
     };
-    let server = connect(server, elicitation).await?;
+    let server = connect(server, env, elicitation).await?;
     let result = server.call_as_is(tool, args).await;
     server.close().await;
     let result = result.map_err(|e| anyhow::anyhow!("{}", e.for_model()))?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(result["isError"] != true)
+}
+
+/// `--env KEY=VALUE`, or `--env KEY` for agentry's own value of KEY: one variable for an MCP
+/// server (`flag` names the option in messages).
+pub(crate) fn env_var(flag: &str, text: &str) -> Result<(String, String)> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name, value.to_owned()),
+        None => match std::env::var(text) {
+            Ok(value) => (text, value),
+            Err(_) => bail!(
+                "{flag} {text}: {text} is not set in agentry's environment (give {text}=VALUE to set it)"
+            ),
+        },
+    };
+    if name.is_empty() || name.contains('\0') {
+        bail!("{flag} {text}: write KEY=VALUE, or KEY to pass agentry's own value on");
+    }
+    Ok((name.to_owned(), value))
+}
+
+/// The variables `--env` gives, in a map.
+pub(crate) fn env_vars(flag: &str, given: &[String]) -> Result<BTreeMap<String, String>> {
+    given.iter().map(|text| env_var(flag, text)).collect()
+}
+
+/// Opens the audit trail for appending. A new trail is its owner's only (0600), in
+/// directories made 0700; an existing file or directory keeps its mode.
+fn open_audit(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        agentry_trace::create_private_dir(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let new = !path.exists();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening the audit trail {}", path.display()))?;
+    if new {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} private", path.display()))?;
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_audit_trail_is_private() {
+        let top = std::env::temp_dir().join(format!("agentry-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
+        let path = top.join("nested").join("audit.jsonl");
+        drop(super::open_audit(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&top), 0o700);
+        std::fs::remove_dir_all(&top).unwrap();
+    }
+
+    #[test]
+    fn env_is_given_or_passed_on_by_name() {
+        let (k, v) = super::env_var("--env", "A=b=c").unwrap();
+        assert_eq!((k.as_str(), v.as_str()), ("A", "b=c"));
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            super::env_var("--env", "PATH").unwrap(),
+            ("PATH".to_owned(), path)
+        );
+        let e = super::env_var("--env", "AGENTRY_SURELY_UNSET_VARIABLE_1").unwrap_err();
+        assert!(e.to_string().contains("is not set"), "{e}");
+        assert!(super::env_var("--env", "=x").is_err());
+    }
 }

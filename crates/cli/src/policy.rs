@@ -2,19 +2,20 @@
 
 use std::{
     io::{BufRead, IsTerminal, Write},
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
-use agentry_policy::{Action, Approval, Approver, Policy};
-use anyhow::{Context, Result, bail};
+use agentry_policy::{
+    Action, Approval, ApprovalQueue, Approver, Pending, Policy, QueueNotice, arguments_hash,
+};
+use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 
 /// Where `ask` decisions go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ApproveMode {
-    /// Prompt on this terminal (refuse when there is none).
+    /// Prompt on this terminal (without one, no one is asked and the call is refused).
     Terminal,
     /// Hold the call until `agentry approve ID` (or `--deny`) decides it.
     Queue,
@@ -29,14 +30,34 @@ pub(crate) fn load(path: &Path) -> Result<Arc<Policy>> {
         .map_err(|e| anyhow::anyhow!("the policy {} is refused: {e}", path.display()))
 }
 
-/// The approver for `mode`.
+/// The approver for `mode`; `None` when no one can be asked (`never`, or `terminal` without
+/// a terminal), which the model is told.
 pub(crate) fn approver(mode: ApproveMode, queue: &Path) -> Option<Arc<dyn Approver>> {
     match mode {
-        ApproveMode::Terminal => Some(Arc::new(Terminal::default())),
-        ApproveMode::Queue => Some(Arc::new(Queue {
-            dir: queue.to_owned(),
-        })),
-        ApproveMode::Never => None,
+        ApproveMode::Terminal if std::io::stdin().is_terminal() => {
+            Some(Arc::new(Terminal::default()))
+        }
+        ApproveMode::Terminal | ApproveMode::Never => None,
+        ApproveMode::Queue => Some(Arc::new(ApprovalQueue::new(queue).on_notice(tell))),
+    }
+}
+
+/// Prints what the approval queue says, on stderr.
+fn tell(notice: &QueueNotice) {
+    match notice {
+        QueueNotice::Waiting(p) => eprintln!(
+            "⚖ {} waits for approval (run {}, call {}): agentry approve {} (or --deny)",
+            p.tool.escape_debug(),
+            p.run_id.escape_debug(),
+            p.call_id.escape_debug(),
+            p.id
+        ),
+        QueueNotice::Refused { id, why } => {
+            eprintln!("⚖ a decision on {id} is refused, and the call waits on: {why}");
+        }
+        QueueNotice::Failed { id, why } => {
+            eprintln!("⚖ {id} could not wait for approval, so it is refused: {why}");
+        }
     }
 }
 
@@ -50,10 +71,14 @@ impl Approver for Terminal {
     fn approve<'a>(&'a self, request: &'a Approval) -> BoxFuture<'a, bool> {
         let question = format!(
             "\n⚖ {} wants to run {} {}\n  ({})\n  approve? [y/N] ",
-            request.rule.as_deref().unwrap_or("the policy"),
-            request.call.name,
+            request
+                .rule
+                .as_deref()
+                .unwrap_or("the policy")
+                .escape_debug(),
+            request.call.name.escape_debug(),
             request.call.arguments,
-            request.reason
+            request.reason.escape_debug()
         );
         let lock = Arc::clone(&self.one_at_a_time);
         Box::pin(async move {
@@ -78,93 +103,51 @@ impl Approver for Terminal {
     }
 }
 
-/// Holds calls as files in a directory until `agentry approve` decides them.
-#[derive(Debug)]
-struct Queue {
-    dir: PathBuf,
-}
-
-impl Approver for Queue {
-    fn approve<'a>(&'a self, request: &'a Approval) -> BoxFuture<'a, bool> {
-        Box::pin(async move {
-            let id = request.call.id.clone();
-            let pending = self.dir.join(format!("{id}.json"));
-            if std::fs::create_dir_all(&self.dir).is_err()
-                || std::fs::write(
-                    &pending,
-                    serde_json::to_vec_pretty(request).unwrap_or_default(),
-                )
-                .is_err()
-            {
-                return false;
-            }
-            eprintln!(
-                "⚖ {} waits for approval: agentry approve {id} (or --deny)",
-                request.call.name
-            );
-            let verdict = loop {
-                if let Some(ok) = decided(&self.dir, &id) {
-                    break ok;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
-            let _ = std::fs::remove_file(&pending);
-            verdict
-        })
-    }
-}
-
-/// The decision recorded for `id`, if any (and removes it).
-fn decided(dir: &Path, id: &str) -> Option<bool> {
-    for (ext, ok) in [("approved", true), ("denied", false)] {
-        let answer = dir.join(format!("{id}.{ext}"));
-        if answer.exists() {
-            let _ = std::fs::remove_file(&answer);
-            return Some(ok);
-        }
-    }
-    None
+/// One waiting call on one line: id, tool, arguments, run, call, rule and reason. What came
+/// from the model is escaped, so it cannot move the cursor or hide text.
+fn describe(p: &Pending) -> String {
+    let rule = p
+        .rule
+        .as_deref()
+        .map(|r| format!(", rule {}", r.escape_debug()))
+        .unwrap_or_default();
+    format!(
+        "{}  {} {}  (run {}, call {}{rule}: {})",
+        p.id,
+        p.tool.escape_debug(),
+        p.arguments,
+        p.run_id.escape_debug(),
+        p.call_id.escape_debug(),
+        p.reason.escape_debug()
+    )
 }
 
 /// `agentry approve`: lists the waiting calls, or decides one.
 pub(crate) fn approve(dir: &Path, id: Option<&str>, deny: bool) -> Result<bool> {
+    let queue = ApprovalQueue::new(dir);
     let Some(id) = id else {
-        let mut waiting = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let path = e.path();
-                if path.extension().is_some_and(|x| x == "json") {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                    waiting.push(format!(
-                        "{}  {} {}  ({})",
-                        path.file_stem().unwrap_or_default().to_string_lossy(),
-                        v["call"]["function"]["name"].as_str().unwrap_or("?"),
-                        v["call"]["function"]["arguments"].as_str().unwrap_or(""),
-                        v["reason"].as_str().unwrap_or("")
-                    ));
-                }
-            }
-        }
+        let waiting = queue.list()?;
         if waiting.is_empty() {
             println!("no call is waiting for approval in {}", dir.display());
         }
-        for w in waiting {
-            println!("{w}");
+        for p in &waiting {
+            println!("{}", describe(p));
         }
         return Ok(true);
     };
-    let pending = dir.join(format!("{id}.json"));
-    if !pending.exists() {
-        bail!(
-            "no call `{id}` is waiting for approval in {} (agentry approve lists them)",
-            dir.display()
-        );
-    }
-    let ext = if deny { "denied" } else { "approved" };
-    std::fs::write(dir.join(format!("{id}.{ext}")), b"")
-        .with_context(|| format!("writing the decision into {}", dir.display()))?;
-    println!("{id} {ext}");
+    let pending = queue.get(id)?;
+    // The decision is on what is shown here: it names the hash of these arguments, and
+    // the waiting call accepts it only if they are the ones it would run with.
+    println!("{}", describe(&pending));
+    let shown = arguments_hash(&pending.arguments);
+    queue
+        .decide(id, !deny, &shown)
+        .with_context(|| format!("deciding {id}"))?;
+    println!(
+        "{id} {} (arguments sha256 {})",
+        if deny { "denied" } else { "approved" },
+        &shown[..16]
+    );
     Ok(true)
 }
 

@@ -287,7 +287,12 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
             model.name()
         );
     }
-    let outcome = engine.run(task, &Fanout(observers)).await;
+    // Ctrl-C cancels the run: calls in flight are cut and recorded, the run ends
+    // `cancelled`. A second Ctrl-C leaves at once.
+    let cancel = crate::cancel_on_ctrl_c();
+    let outcome = engine
+        .run_with(task, &Fanout(observers), cancel, agentry_exec::new_run_id())
+        .await;
     for server in servers {
         server.close().await;
     }

@@ -1,4 +1,5 @@
-//! The data every agentry crate speaks: messages, tool specs, calls, results and error kinds.
+//! The data every agentry crate speaks: messages, tool specs, calls, results and error kinds;
+//! and the `Host` check every HTTP server of agentry shares ([`AllowedHosts`]).
 //!
 //! Pure data, no I/O. Every type serializes in the OpenAI chat-completions wire shape
 //! (`{"role":"assistant","tool_calls":[{"id","type":"function","function":{…}}]}`), because
@@ -21,12 +22,14 @@
 
 mod call;
 mod error;
+mod host;
 mod message;
 mod spec;
 mod trace;
 
 pub use call::{ToolCall, ToolResult};
 pub use error::{ErrorKind, ToolError};
+pub use host::AllowedHosts;
 pub use message::Message;
 pub use spec::ToolSpec;
 pub use trace::{ModelPurpose, RunStatus, TraceEvent, TraceKind};

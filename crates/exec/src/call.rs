@@ -22,6 +22,7 @@ use crate::EngineConfig;
 pub(crate) async fn invoke(
     tools: &ToolSet,
     cfg: &EngineConfig,
+    run_id: &str,
     call: &ToolCall,
     cancel: &CancellationToken,
 ) -> (ToolResult, u32, Option<TraceKind>) {
@@ -31,7 +32,8 @@ pub(crate) async fn invoke(
     };
     let mut decision = None;
     if let Some(policy) = &cfg.policy {
-        let (outcome, record) = gate(policy, tools, cfg, call, checked.arguments, cancel).await;
+        let (outcome, record) =
+            gate(policy, tools, cfg, run_id, call, checked.arguments, cancel).await;
         decision = Some(record);
         match outcome {
             Ok(arguments) => checked.arguments = arguments,
@@ -42,12 +44,13 @@ pub(crate) async fn invoke(
     (result, attempts, decision)
 }
 
-/// The policy's decision on a validated call: the arguments to run with, or why not; and the
-/// decision as a trace event.
+/// The policy's decision on a validated call of run `run_id`: the arguments to run with, or
+/// why not; and the decision as a trace event.
 async fn gate(
     policy: &Policy,
     tools: &ToolSet,
     cfg: &EngineConfig,
+    run_id: &str,
     call: &ToolCall,
     arguments: Value,
     cancel: &CancellationToken,
@@ -84,6 +87,7 @@ async fn gate(
                 None => None,
                 Some(approver) => {
                     let request = Approval {
+                        run_id: run_id.to_owned(),
                         call: ToolCall::new(call.id.clone(), call.name.clone(), arguments.clone()),
                         rule: verdict.rule.clone(),
                         reason: reason.clone(),
@@ -103,7 +107,7 @@ async fn gate(
                     "a human refused this call ({reason})"
                 ))),
                 None => Err(ToolError::denied(format!(
-                    "{reason}, and no one is there to approve it"
+                    "{reason}, and no approver is configured, so the call did not run"
                 ))),
             }
         }

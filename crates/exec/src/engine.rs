@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agentry_core::{ErrorKind, Message, ModelPurpose, RunStatus, ToolCall, ToolError, ToolResult, TraceKind};
+use agentry_core::{
+    ErrorKind, Message, ModelPurpose, RunStatus, ToolCall, ToolError, ToolResult, TraceKind,
+};
 use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, ReplyShape, Usage};
 use agentry_parse::plan::{PlanEvent, PlanParser, PlanTask, refs_in};
 use agentry_tools::ToolSet;
@@ -1131,10 +1133,7 @@ fn only_strings(schema: &Value, root: Option<&Value>, depth: u8) -> bool {
             .get(*k)
             .and_then(Value::as_array)
             .is_some_and(|branches| {
-                !branches.is_empty()
-                    && branches
-                        .iter()
-                        .all(|b| only_strings(b, root, depth + 1))
+                !branches.is_empty() && branches.iter().all(|b| only_strings(b, root, depth + 1))
             })
     })
 }
@@ -1209,7 +1208,10 @@ mod tests {
     fn a_whole_reference_takes_the_type_its_parameter_wants() {
         let mut results = BTreeMap::new();
         let c = ToolCall::new("t1", "get_weather", json!({}));
-        results.insert(1, ToolResult::ok(&c, json!({"temp_c": 24, "ok": true, "city": "Oslo"})));
+        results.insert(
+            1,
+            ToolResult::ok(&c, json!({"temp_c": 24, "ok": true, "city": "Oslo"})),
+        );
         let schema = json!({
             "type": "object",
             "properties": {

@@ -668,7 +668,9 @@ fn started(events: &[TraceEvent]) -> Vec<(String, serde_json::Value)> {
     events
         .iter()
         .filter_map(|e| match &e.kind {
-            TraceKind::CallStarted { call, .. } => Some((call.name.clone(), call.arguments.clone())),
+            TraceKind::CallStarted { call, .. } => {
+                Some((call.name.clone(), call.arguments.clone()))
+            }
             _ => None,
         })
         .collect()
@@ -731,7 +733,7 @@ async fn identical_calls_in_one_reply_run_once_and_each_gets_the_result() {
         r#"{{"turns": [
         {{"when": {{"last": "user"}}, "calls": [{}, {{"name": "get_weather", "arguments": {{"city": "Lima"}}}}]}},
         {{"when": {{"last": "tool"}}, "text": "done"}}]}}"#,
-        vec![same; 12].join(", ")
+        [same; 12].join(", ")
     );
     let trace = Collect::new();
     let out = engine(&script, tools(), EngineConfig::new(Mode::Sequential))
@@ -776,7 +778,8 @@ async fn calls_past_the_per_reply_cap_do_not_run_and_the_model_is_told() {
 
 #[tokio::test]
 async fn a_model_repeating_the_same_call_ends_the_run_as_a_loop() {
-    let script = r#"{"turns": [{"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}]}"#;
+    let script =
+        r#"{"turns": [{"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}]}"#;
     let trace = Collect::new();
     let out = engine(script, tools(), EngineConfig::new(Mode::Sequential))
         .run("weather", &trace)
@@ -784,14 +787,19 @@ async fn a_model_repeating_the_same_call_ends_the_run_as_a_loop() {
     assert_eq!(out.status, RunStatus::LoopDetected, "{out:?}");
     assert_eq!(started(&trace.events()).len(), 4);
     let reason = out.reason.unwrap();
-    assert!(reason.contains("`get_weather` was called 4 times"), "{reason}");
+    assert!(
+        reason.contains("`get_weather` was called 4 times"),
+        "{reason}"
+    );
     // Without the limit, the turn budget ends it.
     let cfg = EngineConfig::new(Mode::Sequential).budget(Budget {
         repeats: None,
         turns: 6,
         ..Budget::default()
     });
-    let out = engine(script, tools(), cfg).run("weather", &Collect::new()).await;
+    let out = engine(script, tools(), cfg)
+        .run("weather", &Collect::new())
+        .await;
     assert_eq!(out.status, RunStatus::BudgetExhausted, "{out:?}");
     assert_eq!(out.calls, 6);
 }
@@ -809,9 +817,9 @@ async fn a_run_with_malformed_model_output_replays_step_for_step() {
         .await;
     assert_eq!(out.answer.as_deref(), Some("2"), "{out:?}");
     let recorded = trace.events();
-    let malformed = recorded.iter().any(|e| {
-        matches!(&e.kind, TraceKind::ModelResponse { malformed, .. } if !malformed.is_empty())
-    });
+    let malformed = recorded.iter().any(
+        |e| matches!(&e.kind, TraceKind::ModelResponse { malformed, .. } if !malformed.is_empty()),
+    );
     assert!(malformed);
     let report = agentry_exec::replay(&recorded, EngineConfig::new(Mode::Sequential)).await;
     assert_eq!(report.divergence, None);

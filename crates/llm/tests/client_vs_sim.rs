@@ -327,7 +327,10 @@ async fn a_base_url_without_v1_gets_a_404_that_names_the_url_and_the_fix() {
         text.contains(&format!("POST {base}/chat/completions")),
         "{text}"
     );
-    assert!(text.contains(&format!("try --base-url {base}/v1")), "{text}");
+    assert!(
+        text.contains(&format!("try --base-url {base}/v1")),
+        "{text}"
+    );
 }
 
 #[tokio::test]

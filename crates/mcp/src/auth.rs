@@ -260,7 +260,20 @@ async fn callback(listener: &TcpListener, port: u16) -> Result<String, String> {
             .and_then(|rest| rest.split(' ').next())
             .unwrap_or_default()
             .to_owned();
-        let (status, body) = if target.starts_with("/callback?") {
+        // Only the browser sent here by name (127.0.0.1), not a page re-pointing its own name
+        // at this machine (DNS rebinding).
+        let loopback = agentry_core::AllowedHosts::for_bind(std::net::Ipv4Addr::LOCALHOST.into());
+        let host_ok = text
+            .lines()
+            .skip(1)
+            .take_while(|line| !line.is_empty())
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
+            .is_some_and(|(_, value)| loopback.allows(value.trim()));
+        let answered = host_ok && target.starts_with("/callback?");
+        let (status, body) = if !host_ok {
+            ("403 Forbidden", "not for this host")
+        } else if answered {
             ("200 OK", "agentry is authorized; you can close this page.")
         } else {
             ("404 Not Found", "not here")
@@ -270,7 +283,7 @@ async fn callback(listener: &TcpListener, port: u16) -> Result<String, String> {
             body.len()
         );
         let _ = stream.write_all(reply.as_bytes()).await;
-        if target.starts_with("/callback?") {
+        if answered {
             return Ok(format!("http://127.0.0.1:{port}{target}"));
         }
     }

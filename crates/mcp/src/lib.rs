@@ -14,11 +14,13 @@
 #![allow(deprecated)]
 
 mod auth;
+mod child_env;
 pub mod proxy;
 pub mod proxy_http;
 pub mod serve;
 
 use std::{
+    collections::BTreeMap,
     process::Stdio,
     sync::{
         Arc,
@@ -33,16 +35,19 @@ use futures::future::BoxFuture;
 use rmcp::{
     ClientHandler, RoleClient,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig,
-        ClientResult, ContentBlock, CreateMessageRequestParams, CreateMessageResult,
-        ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationCapability,
-        FormElicitationCapability, Implementation, InputRequest, InputResponses,
-        LoggingMessageNotificationParam, Notification, ProgressNotificationParam, ProtocolVersion,
-        Request, ResourceUpdatedNotificationParam, ServerNotification, ServerRequest,
+        CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
+        CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ClientResult,
+        ContentBlock, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
+        ElicitResult, ElicitationAction, ElicitationCapability, FormElicitationCapability,
+        GetExtensions, Implementation, InputRequest, InputResponses,
+        LoggingMessageNotificationParam, Notification, ProgressNotificationParam, ProgressToken,
+        ProtocolVersion, Request, RequestId, ResourceUpdatedNotificationParam, ServerNotification,
+        ServerRequest, ServerResult,
     },
     service::{
-        ClientInitializeError, ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer,
-        RequestContext, RunningService, ServiceError,
+        ClientInitializeError, ClientLifecycleMode, ClientServiceExt, InboundStreamOrigin,
+        NotificationContext, Peer, PeerRequestOptions, RequestContext, RunningService,
+        ServiceError,
     },
     transport::TokioChildProcess,
 };
@@ -50,6 +55,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 pub use auth::OAuthOptions;
+pub use child_env::INHERITED_ENV;
 
 /// An MCP server to connect to: its alias (the `server` in policies, the prefix of its tool
 /// names when they clash) and the command that starts it (stdio), or its URL (Streamable
@@ -60,6 +66,9 @@ pub struct ServerSpec {
     pub alias: String,
     /// Program and arguments.
     pub command: Vec<String>,
+    /// Environment variables the command gets beyond [`INHERITED_ENV`] (which is all it
+    /// gets of agentry's own environment).
+    pub env: BTreeMap<String, String>,
 }
 
 /// Where `scripts/mcp-servers` installs program `name` from npm:
@@ -115,7 +124,15 @@ impl ServerSpec {
         Ok(Self {
             alias: alias.to_owned(),
             command,
+            env: BTreeMap::new(),
         })
+    }
+
+    /// Gives the server's command the variable `name` with `value`.
+    #[must_use]
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
     }
 
     /// The server's URL when it is reached over Streamable HTTP (the command is one
@@ -193,14 +210,43 @@ struct Handler {
     tools_changed: Arc<AtomicBool>,
     elicitation: Elicitation,
     relay: Option<Arc<dyn Relay>>,
+    /// Held (written) from sending a relayed call's request until its id and progress
+    /// token are recorded; the relay is told nothing while it is, so nothing the server
+    /// sends about that request can reach the relay before the relay knows the request.
+    sending: Arc<tokio::sync::RwLock<()>>,
 }
 
+/// Told the id and progress token of each request a call sends to the server (see
+/// [`McpServer::call_relayed`]).
+pub type OnSent<'a> = &'a (dyn Fn(&RequestId, &ProgressToken) + Sync);
+
 impl Handler {
+    /// Waits until every relayed request sent so far is recorded (see `sending`).
+    async fn recorded(&self) {
+        drop(self.sending.read().await);
+    }
+
     /// Passes a notification on to the relay, if there is one.
     async fn pass_on(&self, notification: ServerNotification) {
         if let Some(relay) = &self.relay {
+            self.recorded().await;
             relay.notify(notification).await;
         }
+    }
+
+    /// Asks the relay, with the stream the request came on when the transport tells it
+    /// (Streamable HTTP: the response stream of the request it belongs to).
+    async fn ask(
+        &self,
+        relay: &Arc<dyn Relay>,
+        mut request: ServerRequest,
+        context: &RequestContext<RoleClient>,
+    ) -> Result<ClientResult, rmcp::ErrorData> {
+        if let Some(origin) = context.extensions.get::<InboundStreamOrigin>() {
+            request.extensions_mut().insert(origin.clone());
+        }
+        self.recorded().await;
+        relay.ask(request).await
     }
 
     /// The answer to a request for the user's input.
@@ -226,9 +272,10 @@ impl Handler {
         &self,
         peer: &Peer<RoleClient>,
         mut params: CallToolRequestParams,
+        sent: Option<OnSent<'_>>,
     ) -> Result<CallToolResult, ServiceError> {
         for _ in 0..MAX_INPUT_ROUNDS {
-            let pending = match peer.call_tool_once(params.clone()).await? {
+            let pending = match self.call_tool_once(peer, params.clone(), sent).await? {
                 CallToolResponse::Complete(result) => return Ok(result),
                 CallToolResponse::InputRequired(pending) => pending,
                 _ => return Err(ServiceError::UnexpectedResponse),
@@ -254,6 +301,74 @@ impl Handler {
             max_rounds: MAX_INPUT_ROUNDS,
         })
     }
+
+    /// One `tools/call` request; `sent`, if given, is told its id and progress token
+    /// before anything the server sends about it is relayed.
+    async fn call_tool_once(
+        &self,
+        peer: &Peer<RoleClient>,
+        params: CallToolRequestParams,
+        sent: Option<OnSent<'_>>,
+    ) -> Result<CallToolResponse, ServiceError> {
+        let Some(sent) = sent else {
+            return peer.call_tool_once(params).await;
+        };
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = {
+            let _sending = self.sending.write().await;
+            let handle = peer
+                .send_request_with_option(request, PeerRequestOptions::no_options())
+                .await?;
+            sent(&handle.id, &handle.progress_token);
+            handle
+        };
+        let mut abandoned = Abandoned {
+            peer: peer.clone(),
+            id: Some(handle.id.clone()),
+        };
+        let answer = handle.await_response().await;
+        abandoned.disarm();
+        match answer? {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+            ServerResult::InputRequiredResult(pending) => {
+                Ok(CallToolResponse::InputRequired(pending))
+            }
+            ServerResult::EmptyResult(_) => {
+                Ok(CallToolResponse::Complete(CallToolResult::default()))
+            }
+            _ => Err(ServiceError::UnexpectedResponse),
+        }
+    }
+}
+
+/// A request whose caller stopped waiting: dropped before its answer came, it tells the
+/// server (`notifications/cancelled`), as rmcp's own calls do.
+struct Abandoned {
+    peer: Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Abandoned {
+    /// The answer came: nothing to tell.
+    fn disarm(&mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let peer = self.peer.clone();
+            runtime.spawn(async move {
+                let reason = Some("the caller went away".to_owned());
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(Some(id), reason))
+                    .await;
+            });
+        }
+    }
 }
 
 /// How many `input_required` rounds one call may take.
@@ -271,15 +386,13 @@ impl ClientHandler for Handler {
     async fn create_elicitation(
         &self,
         request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, rmcp::ErrorData> {
         let Some(relay) = &self.relay else {
             return Ok(self.elicit(request));
         };
-        match relay
-            .ask(ServerRequest::ElicitRequest(Request::new(request)))
-            .await?
-        {
+        let request = ServerRequest::ElicitRequest(Request::new(request));
+        match self.ask(relay, request, &context).await? {
             ClientResult::ElicitResult(answer) => Ok(answer),
             _ => Err(rmcp::ErrorData::internal_error(
                 "the client answered something else",
@@ -291,7 +404,7 @@ impl ClientHandler for Handler {
     async fn create_message(
         &self,
         request: CreateMessageRequestParams,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, rmcp::ErrorData> {
         let Some(relay) = &self.relay else {
             return Err(rmcp::ErrorData::invalid_request(
@@ -299,10 +412,8 @@ impl ClientHandler for Handler {
                 None,
             ));
         };
-        match relay
-            .ask(ServerRequest::CreateMessageRequest(Request::new(request)))
-            .await?
-        {
+        let request = ServerRequest::CreateMessageRequest(Request::new(request));
+        match self.ask(relay, request, &context).await? {
             ClientResult::CreateMessageResult(answer) => Ok(*answer),
             _ => Err(rmcp::ErrorData::internal_error(
                 "the client answered something else",
@@ -387,10 +498,14 @@ struct Connection {
 
 /// Where a server's own messages go when agentry stands between it and another client
 /// (the HTTP proxy): its notifications, and its requests for a model or for user input.
+/// Neither reaches the relay before [`McpServer::call_relayed`] has told the relay about
+/// the requests sent so far, so progress can be matched to its call by its token.
 pub trait Relay: Send + Sync {
     /// A notification: progress, a log message, a resource update.
     fn notify(&self, notification: ServerNotification) -> BoxFuture<'_, ()>;
-    /// A request (sampling, elicitation, roots), answered by the client behind.
+    /// A request (sampling, elicitation, roots), answered by the client behind. Its
+    /// extensions hold the [`InboundStreamOrigin`] when the transport knows it (Streamable
+    /// HTTP: the request on whose response stream it came).
     fn ask(&self, request: ServerRequest) -> BoxFuture<'_, Result<ClientResult, rmcp::ErrorData>>;
 }
 
@@ -470,6 +585,27 @@ impl McpServer {
         spec: ServerSpec,
         options: ClientOptions,
     ) -> Result<Arc<Self>, McpError> {
+        Self::connect_authorized(spec, options, None).await
+    }
+
+    /// Another connection to the same server, a session of its own whose notifications
+    /// and requests go to `relay` (the HTTP proxy opens one per client); the authorization
+    /// this connection obtained is reused.
+    pub async fn connect_again(&self, relay: Arc<dyn Relay>) -> Result<Arc<Self>, McpError> {
+        let options = ClientOptions {
+            relay: Some(relay),
+            ..self.options.clone()
+        };
+        let auth = self.auth.lock().ok().and_then(|a| a.clone());
+        Self::connect_authorized(self.spec.clone(), options, auth).await
+    }
+
+    /// [`McpServer::connect_with`], sending `auth`'s token from the start (HTTP).
+    async fn connect_authorized(
+        spec: ServerSpec,
+        options: ClientOptions,
+        auth: Option<auth::Authorized>,
+    ) -> Result<Arc<Self>, McpError> {
         let handler = Handler {
             elicitation: options.elicitation,
             relay: options.relay.clone(),
@@ -484,7 +620,7 @@ impl McpServer {
                 retry_at: None,
             }),
             handler,
-            auth: std::sync::Mutex::new(None),
+            auth: std::sync::Mutex::new(auth),
             tools: std::sync::Mutex::default(),
             protocol: std::sync::OnceLock::new(),
             capabilities: std::sync::OnceLock::new(),
@@ -713,11 +849,32 @@ impl McpServer {
         &self,
         params: CallToolRequestParams,
     ) -> Result<CallToolResult, ToolError> {
+        self.call(params, None).await
+    }
+
+    /// [`McpServer::call_raw`], telling `sent` the id and progress token of each request
+    /// the call sends, before anything the server sends about that request reaches the
+    /// [`Relay`]: how the HTTP proxy knows which call a progress notification or a request
+    /// belongs to.
+    pub async fn call_relayed(
+        &self,
+        params: CallToolRequestParams,
+        sent: OnSent<'_>,
+    ) -> Result<CallToolResult, ToolError> {
+        self.call(params, Some(sent)).await
+    }
+
+    /// [`McpServer::call_raw`], with `sent` if given.
+    async fn call(
+        &self,
+        params: CallToolRequestParams,
+        sent: Option<OnSent<'_>>,
+    ) -> Result<CallToolResult, ToolError> {
         let alias = &self.spec.alias;
         let outcome = self
             .authorized(|peer| {
                 let params = params.clone();
-                async move { self.handler.call_tool(&peer, params).await }
+                async move { self.handler.call_tool(&peer, params, sent).await }
             })
             .await?;
         match outcome {
@@ -857,6 +1014,8 @@ async fn handshake(
         (None, _) => {
             let mut cmd = tokio::process::Command::new(&spec.command[0]);
             cmd.args(&spec.command[1..]);
+            // Only what it needs of agentry's environment: no API keys, no secrets.
+            child_env::apply(&mut cmd, &spec.env);
             // The server's log lines are not ours to print.
             let (transport, _) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::null())

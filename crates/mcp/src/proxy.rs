@@ -9,6 +9,7 @@
 //! the same bytes.
 
 use std::{
+    collections::BTreeMap,
     io,
     process::Stdio,
     sync::Arc,
@@ -45,6 +46,9 @@ pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 pub struct Proxy {
     /// The server's command line.
     pub command: Vec<String>,
+    /// Variables the server gets beyond [`INHERITED_ENV`](crate::INHERITED_ENV), all it
+    /// gets of the proxy's own environment.
+    pub env: BTreeMap<String, String>,
     /// The gate for `tools/call`.
     pub gate: Arc<dyn CallGate>,
     /// Where every message and decision is written, one JSON object per line (by a thread
@@ -223,13 +227,15 @@ impl Proxy {
                 "no server command",
             ));
         };
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        crate::child_env::apply(&mut command, &self.env);
+        let mut child = command.spawn()?;
         let (Some(server_in), Some(server_out)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(io::Error::other("the server's pipes are missing"));
         };

@@ -3,75 +3,156 @@
 //! through a [`CallGate`]. It works at the level of MCP requests, not bytes: it offers
 //! what the upstream offers (tools, resources, prompts, completions), forwards
 //! `tools/call` through the gate and the rest as it is; calls, reads, decisions and results
-//! go to the audit trail. What the upstream sends on its own goes to the client it
-//! concerns ([`Downstream`]): progress and log messages and requests for a model or for
-//! user input to the client whose call is running, resource updates to the clients that
-//! subscribed. List changes are not passed on: a client sees the lists as they are when it
-//! asks.
+//! go to the audit trail.
+//!
+//! Each client session has an upstream session of its own: when a client initializes, the
+//! proxy connects to the upstream for that client alone (for a command, a server process of
+//! its own), and stops that connection when the session ends (the client deletes it, it
+//! idles out, the proxy stops). So what the upstream sends on its own belongs to one client
+//! with nothing to guess ([`Downstream`]): its log messages and its requests for a model
+//! or for user input go to that client (a request on the stream of the call it came with,
+//! when that is known), progress to the call whose progress token it carries, under the
+//! client's own token, resource updates to the client that subscribed. One connection for
+//! all clients cannot do this: in the 2025 revisions a log message or a request is tied to
+//! no call, except by the HTTP stream it comes on (and over stdio not at all), so it could
+//! only go to a guessed client. Requests outside a session (2026-07-28 clients, served
+//! statelessly) share the connection made at start: there progress still goes to its call,
+//! but log messages are dropped and requests for a model or for user input refused, as
+//! they could be any client's. List changes are not passed on: a client sees the lists as
+//! they are when it asks.
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, PoisonError, atomic::AtomicU64},
+    time::Duration,
+};
 
+use agentry_core::ToolError;
 use futures::future::BoxFuture;
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ClientResult,
-        CompleteRequestParams, CompleteResult, ContentBlock, GetPromptRequestParams,
-        GetPromptResponse, Implementation, InitializeResult, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ProgressToken, PromptsCapability, ReadResourceRequestParams, ReadResourceResponse,
-        ResourcesCapability, ServerCapabilities, ServerNotification, ServerRequest,
-        SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+        CompleteRequestParams, CompleteResult, ContentBlock, GetExtensions, GetPromptRequestParams,
+        GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ProgressToken, PromptsCapability, ReadResourceRequestParams,
+        ReadResourceResponse, RequestId, ResourcesCapability, ServerCapabilities,
+        ServerNotification, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
+        UnsubscribeRequestParams,
     },
-    service::{Peer, RequestContext},
+    service::{InboundStreamOrigin, OriginatingRequestId, Peer, RequestContext, ServiceError},
 };
 use serde_json::{Value, json};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
     McpServer,
     proxy::{Audit, CallGate, Gate},
 };
 
-/// A call running through the proxy: its number, its client, the client's progress token.
-type Running = (u64, Peer<RoleServer>, Option<ProgressToken>);
+/// A call running through the proxy.
+struct Running {
+    /// Its number among the connection's calls.
+    n: u64,
+    /// Its client.
+    peer: Peer<RoleServer>,
+    /// The client's id for the call.
+    request: RequestId,
+    /// The client's progress token, if it asked for progress.
+    token: Option<ProgressToken>,
+    /// The requests agentry sent upstream for it: id and progress token.
+    sent: Vec<(RequestId, ProgressToken)>,
+}
 
-/// The proxy's clients, as the upstream's messages need them: whose calls are running, who
-/// subscribed to what. Give it to the upstream's connection as its
-/// [`Relay`](crate::Relay) and to [`serve`].
+/// Where one upstream connection's own messages go, as the upstream's messages need the
+/// clients: the calls running through the connection, who subscribed to what, and, for the
+/// connection of one client's session, that client. [`Downstream::new`] is the relay of
+/// the connection made at start, shared by requests outside a session: give it to that
+/// connection as its [`Relay`](crate::Relay) and to [`serve`]. The proxy makes a relay for
+/// each session's connection itself.
 #[derive(Default)]
 pub struct Downstream {
+    /// The one client whose session the connection is, if it is one's.
+    client: Option<Peer<RoleServer>>,
     calls: std::sync::Mutex<Vec<Running>>,
     subscribers: std::sync::Mutex<Vec<(String, Peer<RoleServer>)>>,
-    seq: std::sync::atomic::AtomicU64,
+    seq: AtomicU64,
 }
 
 impl Downstream {
-    /// No clients yet.
+    /// The relay of a connection that no one client owns.
     pub fn new() -> Arc<Self> {
         Arc::default()
     }
 
-    /// The client whose call started last and is still running, with its progress token.
-    fn current(&self) -> Option<(Peer<RoleServer>, Option<ProgressToken>)> {
-        self.calls
-            .lock()
-            .ok()?
-            .last()
-            .map(|(_, p, t)| (p.clone(), t.clone()))
+    /// The relay of `client`'s own connection.
+    fn for_client(client: Peer<RoleServer>) -> Arc<Self> {
+        Arc::new(Self {
+            client: Some(client),
+            ..Self::default()
+        })
     }
 
-    fn started(&self, peer: Peer<RoleServer>, token: Option<ProgressToken>) -> u64 {
+    fn started(
+        &self,
+        peer: Peer<RoleServer>,
+        request: RequestId,
+        token: Option<ProgressToken>,
+    ) -> u64 {
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut calls) = self.calls.lock() {
-            calls.push((n, peer, token));
+            calls.push(Running {
+                n,
+                peer,
+                request,
+                token,
+                sent: Vec::new(),
+            });
         }
         n
     }
 
+    /// Call `n` sent upstream the request `id` with progress token `token`.
+    fn sent(&self, n: u64, id: &RequestId, token: &ProgressToken) {
+        if let Ok(mut calls) = self.calls.lock()
+            && let Some(call) = calls.iter_mut().find(|c| c.n == n)
+        {
+            call.sent.push((id.clone(), token.clone()));
+        }
+    }
+
     fn ended(&self, n: u64) {
         if let Ok(mut calls) = self.calls.lock() {
-            calls.retain(|(m, _, _)| *m != n);
+            calls.retain(|c| c.n != n);
+        }
+    }
+
+    /// The client, and its own token, of the call that sent the upstream request whose
+    /// progress token is `token`.
+    fn progress_to(&self, token: &ProgressToken) -> Option<(Peer<RoleServer>, ProgressToken)> {
+        let calls = self.calls.lock().ok()?;
+        let call = calls
+            .iter()
+            .find(|c| c.sent.iter().any(|(_, t)| t == token))?;
+        Some((call.peer.clone(), call.token.clone()?))
+    }
+
+    /// The client's id for the call an upstream request belongs to: the call that sent
+    /// the request on whose stream it came (Streamable HTTP says which), or, when the
+    /// transport cannot say (stdio), the call running if it is the only one.
+    fn call_of(&self, origin: Option<&InboundStreamOrigin>) -> Option<RequestId> {
+        let calls = self.calls.lock().ok()?;
+        match origin {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => calls
+                .iter()
+                .find(|c| c.sent.iter().any(|(s, _)| s == id))
+                .map(|c| c.request.clone()),
+            Some(InboundStreamOrigin::Unassociated) => None,
+            None => match calls.as_slice() {
+                [only] => Some(only.request.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -94,15 +175,19 @@ impl crate::Relay for Downstream {
                     (to, ServerNotification::ResourceUpdatedNotification(n))
                 }
                 // The upstream's progress carries the token agentry's call sent; the client
-                // knows its own.
-                ServerNotification::ProgressNotification(mut n) => match self.current() {
-                    Some((peer, Some(token))) => {
-                        n.params.progress_token = token;
-                        (vec![peer], ServerNotification::ProgressNotification(n))
+                // knows its own. Progress no running call asked for goes nowhere.
+                ServerNotification::ProgressNotification(mut n) => {
+                    match self.progress_to(&n.params.progress_token) {
+                        Some((peer, token)) => {
+                            n.params.progress_token = token;
+                            (vec![peer], ServerNotification::ProgressNotification(n))
+                        }
+                        None => return,
                     }
-                    _ => return,
-                },
-                other => (self.current().map(|(p, _)| p).into_iter().collect(), other),
+                }
+                // Log messages: the session's client's; on a shared connection, anyone's,
+                // so no one's.
+                other => (self.client.iter().cloned().collect(), other),
             };
             for peer in to {
                 let _ = peer.send_notification(notification.clone()).await;
@@ -112,14 +197,42 @@ impl crate::Relay for Downstream {
 
     fn ask(&self, request: ServerRequest) -> BoxFuture<'_, Result<ClientResult, ErrorData>> {
         Box::pin(async move {
-            let (peer, _) = self.current().ok_or_else(|| {
-                ErrorData::invalid_request("no client call is running to ask", None)
-            })?;
-            peer.send_request(request).await.map_err(|e| match e {
-                rmcp::service::ServiceError::McpError(e) => e,
-                other => ErrorData::internal_error(other.to_string(), None),
-            })
+            let Some(client) = self.client.clone() else {
+                return Err(ErrorData::invalid_request(
+                    "the proxy passes a request for a model or for user input only to a client \
+                     with a session of its own (one that sent `initialize`)",
+                    None,
+                ));
+            };
+            let mut request = request;
+            let origin = request.extensions_mut().remove::<InboundStreamOrigin>();
+            if let Some(call) = self.call_of(origin.as_ref()) {
+                // On the response stream of the client's call it belongs to.
+                request.extensions_mut().insert(OriginatingRequestId(call));
+            }
+            // Sent from a task of its own: the task this runs in serves the upstream's
+            // request, whose id rmcp would take for the client's call it comes from.
+            let asked = tokio::spawn(async move { client.send_request(request).await });
+            match asked.await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(ServiceError::McpError(e))) => Err(e),
+                Ok(Err(other)) => Err(ErrorData::internal_error(other.to_string(), None)),
+                Err(e) => Err(ErrorData::internal_error(e.to_string(), None)),
+            }
         })
+    }
+}
+
+/// `work`, unless the client cancels the request first (or its session ends).
+async fn cancellable<T>(
+    context: &RequestContext<RoleServer>,
+    work: impl Future<Output = Result<T, ErrorData>>,
+) -> Result<T, ErrorData> {
+    tokio::select! {
+        answer = work => answer,
+        () = context.ct.cancelled() => {
+            Err(ErrorData::internal_error("the request was cancelled", None))
+        }
     }
 }
 
@@ -129,29 +242,127 @@ macro_rules! forward {
         async fn $method(
             &self,
             request: $params,
-            _context: RequestContext<RoleServer>,
+            context: RequestContext<RoleServer>,
         ) -> Result<$answer, ErrorData> {
-            self.upstream
-                .forward(|peer| {
-                    let request = request.clone();
-                    async move { peer.$upstream(request).await }
-                })
-                .await
+            let forwarded = self.upstream().forward(|peer| {
+                let request = request.clone();
+                async move { peer.$upstream(request).await }
+            });
+            cancellable(&context, forwarded).await
         }
     };
 }
 
-#[derive(Clone)]
-struct Front {
+/// The sessions' own upstream connections: each is stopped when its session ends, and all
+/// are when the proxy stops.
+struct Upstreams {
+    stop: CancellationToken,
+    watchers: std::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl Upstreams {
+    /// Stops `upstream` once the guard returned is dropped (its session ended) or the
+    /// proxy stops.
+    fn watch(&self, upstream: Arc<McpServer>) -> DropGuard {
+        let ended = CancellationToken::new();
+        let until = ended.clone();
+        let stop = self.stop.clone();
+        let watcher = async move {
+            tokio::select! {
+                () = until.cancelled() => {}
+                () = stop.cancelled() => {}
+            }
+            upstream.close().await;
+        };
+        let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Watchers whose connection is stopped leave the set here.
+        while watchers.try_join_next().is_some() {}
+        watchers.spawn(watcher);
+        ended.drop_guard()
+    }
+
+    /// Stops every session's connection still open; waits a few seconds at most.
+    async fn stop_all(&self) {
+        self.stop.cancel();
+        let mut watchers =
+            std::mem::take(&mut *self.watchers.lock().unwrap_or_else(PoisonError::into_inner));
+        let stopped = async { while watchers.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(5), stopped).await;
+    }
+}
+
+/// A client session's own upstream connection and its relay; dropping it (the session
+/// ended) stops the connection.
+struct Link {
     upstream: Arc<McpServer>,
+    relay: Arc<Downstream>,
+    _stops: DropGuard,
+}
+
+/// The proxy as one client sees it.
+struct Front {
+    /// The connection made at start: what the upstream offers, and requests outside a
+    /// session.
+    shared: Arc<McpServer>,
+    /// Its relay.
     downstream: Arc<Downstream>,
     gate: Arc<dyn CallGate>,
     audit: Audit,
+    upstreams: Arc<Upstreams>,
+    /// The session's own connection, from its `initialize` on.
+    session: tokio::sync::OnceCell<Link>,
+}
+
+/// rmcp's HTTP service makes the front of each session (and of each request outside one)
+/// by cloning: a clone shares the connection made at start, the gate and the audit trail,
+/// and has no session connection yet.
+impl Clone for Front {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            downstream: Arc::clone(&self.downstream),
+            gate: Arc::clone(&self.gate),
+            audit: self.audit.clone(),
+            upstreams: Arc::clone(&self.upstreams),
+            session: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl Front {
+    /// The upstream connection this client's requests go to: its session's own, or
+    /// outside a session the shared one; and that connection's relay.
+    fn link(&self) -> (&Arc<McpServer>, &Arc<Downstream>) {
+        match self.session.get() {
+            Some(link) => (&link.upstream, &link.relay),
+            None => (&self.shared, &self.downstream),
+        }
+    }
+
+    fn upstream(&self) -> &Arc<McpServer> {
+        self.link().0
+    }
+
+    /// Connects to the upstream for `client` alone.
+    async fn open(&self, client: Peer<RoleServer>) -> Result<Link, ErrorData> {
+        let relay = Downstream::for_client(client);
+        let upstream = self
+            .shared
+            .connect_again(relay.clone())
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let stops = self.upstreams.watch(Arc::clone(&upstream));
+        Ok(Link {
+            upstream,
+            relay,
+            _stops: stops,
+        })
+    }
 }
 
 impl ServerHandler for Front {
     fn get_info(&self) -> InitializeResult {
-        let upstream = self.upstream.capabilities();
+        let upstream = self.shared.capabilities();
         let mut capabilities = ServerCapabilities::builder().enable_tools().build();
         // What the upstream offers, minus list changes (not passed on).
         capabilities.prompts = upstream.prompts.map(|_| PromptsCapability::default());
@@ -163,9 +374,23 @@ impl ServerHandler for Front {
         capabilities.completions = upstream.completions;
         capabilities.logging = upstream.logging;
         InitializeResult::new(capabilities).with_server_info(Implementation::new(
-            format!("agentry proxy for {}", self.upstream.alias()),
+            format!("agentry proxy for {}", self.shared.alias()),
             env!("CARGO_PKG_VERSION"),
         ))
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let answer = self.negotiate_initialize(&request)?;
+        // The session's own upstream connection, before the client can send anything.
+        self.session
+            .get_or_try_init(|| self.open(context.peer.clone()))
+            .await?;
+        Ok(answer)
     }
 
     async fn list_tools(
@@ -174,7 +399,7 @@ impl ServerHandler for Front {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult {
-            tools: self.upstream.listed_tools().await,
+            tools: self.upstream().listed_tools().await,
             ..Default::default()
         })
     }
@@ -199,12 +424,18 @@ impl ServerHandler for Front {
             Gate::Forward(Some(Value::Object(rewritten))) => request.arguments = Some(rewritten),
             Gate::Forward(_) => {}
         }
-        // What the upstream sends during the call comes back to this client, progress
-        // under the client's own token.
+        // What the upstream sends about the call comes back to this client: progress
+        // under the client's own token, requests on the call's stream.
+        let (upstream, relay) = self.link();
         let token = context.meta.get_progress_token();
-        let n = self.downstream.started(context.peer.clone(), token);
-        let result = self.upstream.call_raw(request).await;
-        self.downstream.ended(n);
+        let n = relay.started(context.peer.clone(), context.id.clone(), token);
+        let sent = |id: &RequestId, token: &ProgressToken| relay.sent(n, id, token);
+        let cancelled = context.ct.cancelled();
+        let result = tokio::select! {
+            result = upstream.call_relayed(request, &sent) => result,
+            () = cancelled => Err(ToolError::unavailable("the client cancelled the call")),
+        };
+        relay.ended(n);
         let result = match result {
             Ok(r) => r,
             Err(e) => CallToolResult::error(vec![ContentBlock::text(e.for_model())]),
@@ -240,16 +471,15 @@ impl ServerHandler for Front {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         self.audit
             .json("client_to_server", json!({"prompt": request.name}));
-        self.upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.get_prompt_once(request).await }
-            })
-            .await
+        let got = self.upstream().forward(|peer| {
+            let request = request.clone();
+            async move { peer.get_prompt_once(request).await }
+        });
+        cancellable(&context, got).await
     }
 
     async fn subscribe(
@@ -258,13 +488,13 @@ impl ServerHandler for Front {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let uri = request.uri.clone();
-        self.upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.subscribe(request).await }
-            })
-            .await?;
-        if let Ok(mut s) = self.downstream.subscribers.lock() {
+        let (upstream, relay) = self.link();
+        let subscribed = upstream.forward(|peer| {
+            let request = request.clone();
+            async move { peer.subscribe(request).await }
+        });
+        cancellable(&context, subscribed).await?;
+        if let Ok(mut s) = relay.subscribers.lock() {
             s.push((uri, context.peer));
         }
         Ok(())
@@ -275,34 +505,31 @@ impl ServerHandler for Front {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        if let Ok(mut s) = self.downstream.subscribers.lock() {
-            // Peers have no identity to compare; a client's own subscriptions go with the
-            // uri once it unsubscribes.
-            let _ = &context;
+        let (upstream, relay) = self.link();
+        if let Ok(mut s) = relay.subscribers.lock() {
+            // Peers have no identity to compare; on a session's own connection every
+            // subscriber is its client, and on the shared one the uri goes for all.
             s.retain(|(uri, _)| *uri != request.uri);
         }
-        self.upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.unsubscribe(request).await }
-            })
-            .await
+        let unsubscribed = upstream.forward(|peer| {
+            let request = request.clone();
+            async move { peer.unsubscribe(request).await }
+        });
+        cancellable(&context, unsubscribed).await
     }
 
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         self.audit
             .json("client_to_server", json!({"read": request.uri}));
-        let read = self
-            .upstream
-            .forward(|peer| {
-                let request = request.clone();
-                async move { peer.read_resource(request).await }
-            })
-            .await?;
+        let read = self.upstream().forward(|peer| {
+            let request = request.clone();
+            async move { peer.read_resource(request).await }
+        });
+        let read = cancellable(&context, read).await?;
         self.audit.json(
             "server_to_client",
             json!({"read": request.uri, "result": serde_json::to_value(&read).unwrap_or_default()}),
@@ -312,7 +539,9 @@ impl ServerHandler for Front {
 }
 
 /// Serves the proxy at `http://ADDR/mcp` until `stop`; `ready` gets the address bound.
-/// `downstream` must be the relay the upstream was connected with.
+/// `upstream` is the connection made at start, and `downstream` the relay it was connected
+/// with; each client session gets a connection of its own, stopped when the session ends
+/// or the proxy stops.
 pub async fn serve(
     upstream: Arc<McpServer>,
     downstream: Arc<Downstream>,
@@ -323,18 +552,25 @@ pub async fn serve(
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), String> {
     let (audit, audit_thread) = Audit::start(audit);
+    let upstreams = Arc::new(Upstreams {
+        stop: stop.child_token(),
+        watchers: std::sync::Mutex::default(),
+    });
     let front = Front {
-        upstream,
+        shared: upstream,
         downstream,
         gate,
         audit: audit.clone(),
+        upstreams: Arc::clone(&upstreams),
+        session: tokio::sync::OnceCell::new(),
     };
     let served = crate::serve::serve_streamable(front, addr, stop, ready).await;
+    upstreams.stop_all().await;
     drop(audit);
     if let Some(t) = audit_thread {
         // Sessions may still hold the trail for a moment; do not wait on them for long.
         let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(2),
+            Duration::from_secs(2),
             tokio::task::spawn_blocking(move || t.join()),
         )
         .await;

@@ -49,6 +49,7 @@ async fn everything_server_tools_are_agentry_tools() {
     let server = McpServer::connect(ServerSpec {
         alias: "ev".into(),
         command: vec![everything],
+        env: Default::default(),
     })
     .await
     .unwrap();
@@ -99,6 +100,7 @@ async fn a_server_that_dies_is_restarted_and_calls_go_on() {
     let server = McpServer::connect(ServerSpec {
         alias: "ev".into(),
         command: vec!["sh".into(), "-c".into(), script],
+        env: Default::default(),
     })
     .await
     .unwrap();
@@ -141,6 +143,7 @@ async fn a_server_that_cannot_start_says_so() {
     let e = McpServer::connect(ServerSpec {
         alias: "x".into(),
         command: vec!["/nonexistent/mcp-server".into()],
+        env: Default::default(),
     })
     .await
     .unwrap_err()
@@ -153,6 +156,7 @@ async fn a_server_that_cannot_start_says_so() {
     let e = McpServer::connect(ServerSpec {
         alias: "t".into(),
         command: vec!["true".into()],
+        env: Default::default(),
     })
     .await
     .unwrap_err();
@@ -171,6 +175,7 @@ fn bad_server(mode: &str) -> Option<ServerSpec> {
             script.to_string_lossy().into_owned(),
             mode.into(),
         ],
+        env: Default::default(),
     })
 }
 

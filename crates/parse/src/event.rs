@@ -180,12 +180,7 @@ impl Malformed {
     pub const MAX_EXCERPT: usize = 400;
 
     /// Offending `text` at `span`, unreadable because of `reason`.
-    pub fn new(
-        span: Range<usize>,
-        text: &str,
-        reason: impl Into<String>,
-        format: Format,
-    ) -> Self {
+    pub fn new(span: Range<usize>, text: &str, reason: impl Into<String>, format: Format) -> Self {
         Self {
             span,
             excerpt: excerpt(text),

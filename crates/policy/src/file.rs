@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     Action, Capabilities, Policy, PolicyError,
-    rule::{Condition, Rule, Test},
+    rule::{Condition, Paths, Rule, Test},
 };
 
 #[derive(Deserialize)]
@@ -16,10 +16,33 @@ use crate::{
 struct File<R> {
     #[serde(default)]
     default: Option<String>,
+    #[serde(default)]
+    paths: Option<PathsFile>,
     #[serde(default, alias = "rules")]
     rule: Vec<R>,
     #[serde(default, alias = "agents")]
     agent: BTreeMap<String, AgentFile>,
+}
+
+/// The top-level `paths`: how `inside` tests read paths. Checked while the file is read, so
+/// a bad value is refused with its line.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct PathsFile(Paths);
+
+impl TryFrom<String> for PathsFile {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "local" => Ok(Self(Paths::Local)),
+            "lexical" => Ok(Self(Paths::Lexical)),
+            _ => Err(format!(
+                "`paths = \"{value}\"`: expected \"local\" (the tool opens paths on this machine) \
+                 or \"lexical\" (its files are elsewhere; paths are checked as strings)"
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -63,6 +86,7 @@ struct CondFile {
     ge: Option<f64>,
     inside: Option<String>,
     not_inside: Option<String>,
+    relative_to: Option<String>,
     exists: Option<bool>,
 }
 
@@ -100,7 +124,7 @@ pub(crate) fn from_toml(text: &str) -> Result<Policy, PolicyError> {
         .into_iter()
         .map(|r| (Some(line_of(text, r.span().start)), r.into_inner()))
         .collect();
-    build(file.default, rules, file.agent)
+    build(file.default, file.paths, rules, file.agent)
 }
 
 pub(crate) fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
@@ -115,6 +139,7 @@ pub(crate) fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
     })?;
     build(
         file.default,
+        file.paths,
         file.rule.into_iter().map(|r| (None, r)).collect(),
         file.agent,
     )
@@ -140,6 +165,7 @@ fn glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
 
 fn build(
     default: Option<String>,
+    paths: Option<PathsFile>,
     rules: Vec<(Option<usize>, RuleFile)>,
     agents: BTreeMap<String, AgentFile>,
 ) -> Result<Policy, PolicyError> {
@@ -155,6 +181,7 @@ fn build(
             Some(a) => a,
         },
     };
+    let paths = paths.map_or(Paths::Local, |p| p.0);
     let mut out = Vec::with_capacity(rules.len());
     for (i, (line, r)) in rules.into_iter().enumerate() {
         let label = r
@@ -181,7 +208,7 @@ fn build(
         }
         let mut when = Vec::with_capacity(r.when.len());
         for c in r.when {
-            when.push(condition(c).map_err(&fail)?);
+            when.push(condition(c, paths).map_err(&fail)?);
         }
         let mut set = Vec::new();
         for (path, value) in r.set {
@@ -304,7 +331,7 @@ fn pointer(path: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn condition(c: CondFile) -> Result<Condition, String> {
+fn condition(c: CondFile, paths: Paths) -> Result<Condition, String> {
     let path = pointer(&c.path)?;
     let mut tests: Vec<(Test, bool)> = Vec::new();
     let regex = |r: &str| {
@@ -344,14 +371,37 @@ fn condition(c: CondFile) -> Result<Condition, String> {
             tests.push((make(v), false));
         }
     }
-    for (v, negated) in [(c.inside, false), (c.not_inside, true)] {
+    if let Some(base) = &c.relative_to {
+        if !base.starts_with('/') {
+            return Err(format!(
+                "`relative_to = \"{base}\"` must be an absolute directory"
+            ));
+        }
+        if c.inside.is_none() && c.not_inside.is_none() {
+            return Err(format!(
+                "the condition on `{}`: `relative_to` only goes with inside or not_inside",
+                c.path
+            ));
+        }
+    }
+    for (name, v, negated) in [
+        ("inside", c.inside, false),
+        ("not_inside", c.not_inside, true),
+    ] {
         if let Some(dir) = v {
             if !dir.starts_with('/') {
                 return Err(format!(
-                    "`inside = \"{dir}\"` must be an absolute directory"
+                    "`{name} = \"{dir}\"` must be an absolute directory"
                 ));
             }
-            tests.push((Test::Inside(dir), negated));
+            tests.push((
+                Test::Inside {
+                    dir,
+                    relative_to: c.relative_to.clone(),
+                    paths,
+                },
+                negated,
+            ));
         }
     }
     if let Some(e) = c.exists {

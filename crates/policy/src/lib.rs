@@ -1,9 +1,21 @@
 //! Declarative policy for tool calls: [`Policy`] sees every call before it runs and decides
 //! to allow it, deny it (with a reason the model reads), rewrite its arguments, or ask a
-//! human ([`Approver`]); per-agent capabilities hide tools and limit call rates.
+//! human ([`Approver`], such as the [`ApprovalQueue`]); per-agent capabilities hide tools and
+//! limit call rates.
 //!
 //! A policy is a TOML (or YAML) file. Rules are tried in order and the first that matches
-//! decides; a call no rule matches gets the default action.
+//! decides; a call no rule matches gets the default action. A rule whose tool and server
+//! match but whose conditions the policy cannot decide (an `inside` test on a relative or
+//! `~` path, on a symbolic link it may not read…) denies the call, whatever its action, with
+//! a reason the model can act on ([`Truth`]).
+//!
+//! `inside` and `not_inside` decide on the place a path leads to on this machine: the
+//! symbolic links of its existing parts followed, `.` and `..` resolved, names compared as
+//! written and in Unicode NFC; a relative path needs `relative_to` on the condition. A policy
+//! in front of a server whose files are on another machine says `paths = "lexical"`: then
+//! only `.` and `..` are resolved and the test checks the string alone. Neither can see a
+//! file swapped for a symbolic link between the check and the open, nor two spellings a
+//! case-insensitive filesystem takes for one name.
 //!
 //! ```toml
 //! default = "allow"
@@ -48,6 +60,7 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod approve;
 mod file;
 mod rule;
 
@@ -58,12 +71,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agentry_core::ToolCall;
-use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use rule::{Condition, Rule, Test};
+pub use approve::{
+    Approval, ApprovalQueue, Approver, Pending, QueueError, QueueNotice, arguments_hash,
+    is_approval_id,
+};
+pub use rule::{Condition, Paths, Rule, Test, Truth};
 
 /// What the policy does with a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -213,7 +228,8 @@ impl Policy {
     }
 
     /// Decides on a call of `tool` (from `server`, by `agent`) with `args`: the first
-    /// matching rule, else the default; an invisible tool or an exceeded rate is denied.
+    /// matching rule, else the default; an invisible tool or an exceeded rate is denied, and
+    /// so is a call the first rule it may match cannot be decided for ([`Truth::Undecidable`]).
     /// Counts the call against its rate limit when it is not denied.
     pub fn decide(
         &self,
@@ -241,9 +257,24 @@ impl Policy {
             rewritten: None,
         };
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.matches(server, tool, args) {
-                verdict = rule.verdict(i, tool, args);
-                break;
+            match rule.matches(server, tool, args) {
+                Truth::Holds => {
+                    verdict = rule.verdict(i, tool, args);
+                    break;
+                }
+                Truth::Fails => {}
+                // Refusing is the safe answer whatever the rule would do: an allow rule
+                // cannot be proved to apply, a deny rule cannot be proved not to.
+                Truth::Undecidable(why) => {
+                    let label = rule.label(i);
+                    verdict = Verdict {
+                        action: Action::Deny,
+                        reason: Some(format!("{why} ({label})")),
+                        rule: Some(label),
+                        rewritten: None,
+                    };
+                    break;
+                }
             }
         }
         if verdict.action != Action::Deny
@@ -283,24 +314,6 @@ impl Policy {
         seen.push_back(now);
         None
     }
-}
-
-/// A call waiting for a human's decision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Approval {
-    /// The call, with the arguments it would run with.
-    pub call: ToolCall,
-    /// The rule that asked, if one did.
-    pub rule: Option<String>,
-    /// Why it needs approval.
-    pub reason: String,
-}
-
-/// Someone who approves or refuses calls the policy marks `ask` (a person at a terminal,
-/// an approval queue).
-pub trait Approver: Send + Sync + fmt::Debug {
-    /// `true` to let the call run.
-    fn approve<'a>(&'a self, request: &'a Approval) -> BoxFuture<'a, bool>;
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
+use std::path::{Path, PathBuf};
+
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
-use crate::{Action, Policy};
+use crate::{Action, Policy, Truth, Verdict};
 
 const POLICY: &str = r#"
 default = "allow"
@@ -58,12 +60,7 @@ fn first_matching_rule_decides() {
         deny.reason.as_deref(),
         Some("files may only be written under /tmp/sandbox")
     );
-    for ok in [
-        "/tmp/sandbox/a.txt",
-        "/tmp/sandbox/x/../b",
-        "notes/c.txt",
-        "/tmp/sandbox",
-    ] {
+    for ok in ["/tmp/sandbox/a.txt", "/tmp/sandbox/x/../b", "/tmp/sandbox"] {
         assert_eq!(
             p.decide(None, None, "write_file", &json!({"path": ok}))
                 .action,
@@ -71,17 +68,30 @@ fn first_matching_rule_decides() {
             "{ok}"
         );
     }
-    for bad in [
-        "/tmp/sandbox2/a",
-        "../x",
-        "/etc/passwd",
-        "/tmp/sandbox/../../etc",
-    ] {
+    for bad in ["/tmp/sandbox2/a", "/etc/passwd", "/tmp/sandbox/../../etc"] {
         assert_eq!(
             p.decide(None, None, "write_file", &json!({"path": bad}))
                 .action,
             Action::Deny,
             "{bad}"
+        );
+    }
+    // A relative path may be relative to anything: the rule cannot be decided, and the call
+    // is denied with why (it was allowed, taken as relative to the sandbox).
+    for relative in ["notes/c.txt", "../x"] {
+        let v = p.decide(None, None, "write_file", &json!({"path": relative}));
+        assert_eq!(
+            v,
+            Verdict {
+                action: Action::Deny,
+                rule: Some("sandbox".into()),
+                reason: Some(format!(
+                    "cannot tell whether `/path` (\"{relative}\") is inside /tmp/sandbox: a relative \
+                     path, which the tool resolves against a directory of its own; give an \
+                     absolute path (sandbox)"
+                )),
+                rewritten: None,
+            }
         );
     }
     // A missing path argument does not satisfy `not_inside`'s test, so the rule matches.
@@ -223,6 +233,22 @@ fn a_bad_policy_is_refused_with_its_line_and_reason() {
         ),
         ("[[rule]\n", "line 1"),
         (
+            "default = \"deny\"\npaths = \"remote\"\n",
+            "line 2: `paths = \"remote\"`: expected \"local\"",
+        ),
+        (
+            "[[rule]]\naction = \"deny\"\nwhen = [{ path = \"/p\", inside = \"/srv\", relative_to = \"srv\" }]\n",
+            "line 1: rule 1: `relative_to = \"srv\"` must be an absolute directory",
+        ),
+        (
+            "[[rule]]\naction = \"deny\"\nwhen = [{ path = \"/p\", prefix = \"/srv\", relative_to = \"/srv\" }]\n",
+            "`relative_to` only goes with inside or not_inside",
+        ),
+        (
+            "[[rule]]\naction = \"deny\"\nwhen = [{ path = \"/p\", not_inside = \"tmp\" }]\n",
+            "`not_inside = \"tmp\"` must be an absolute directory",
+        ),
+        (
             "[[rule]]\naction = \"deny\"\nwhen = [{ path = \"/p\", inside = \"tmp\" }]\n",
             "must be an absolute directory",
         ),
@@ -256,4 +282,332 @@ fn yaml_reads_the_same_policy() {
     assert!(e.contains("rule 1: unknown action `nope`"), "{e}");
     let e = Policy::from_yaml("rules:\n  - action: deny\n    bogus: 1\n").unwrap_err();
     assert_eq!(e.line, Some(3), "{e}");
+}
+
+/// A fresh directory `agentry-policy-NAME-PID` under the temporary directory, removed when
+/// dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("agentry-policy-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.0.display())
+    }
+
+    /// `text` with every `ROOT` replaced by this directory.
+    fn policy(&self, text: &str) -> Policy {
+        Policy::from_toml(&text.replace("ROOT", &self.0.display().to_string())).unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn action(p: &Policy, tool: &str, path: &str) -> Action {
+    p.decide(None, None, tool, &json!({ "path": path })).action
+}
+
+#[test]
+fn a_relative_or_home_path_is_refused_unless_the_rule_says_what_it_is_relative_to() {
+    let p = Policy::from_toml(
+        r#"
+default = "deny"
+
+[[rule]]
+tool = "read_*"
+when = [{ path = "/path", inside = "/srv/notes" }]
+action = "allow"
+"#,
+    )
+    .unwrap();
+    // The server resolves `outside/secret.txt` against its own roots, not /srv/notes.
+    let v = p.decide(
+        None,
+        None,
+        "read_file",
+        &json!({"path": "outside/secret.txt"}),
+    );
+    assert_eq!(
+        v,
+        Verdict {
+            action: Action::Deny,
+            rule: Some("rule 1".into()),
+            reason: Some(
+                "cannot tell whether `/path` (\"outside/secret.txt\") is inside /srv/notes: a \
+                 relative path, which the tool resolves against a directory of its own; give an \
+                 absolute path (rule 1)"
+                    .into()
+            ),
+            rewritten: None,
+        }
+    );
+    assert!(matches!(
+        p.rules()[0].matches(None, "read_file", &json!({"path": "x.txt"})),
+        Truth::Undecidable(_)
+    ));
+    // The condition alone does not hold, and does not fail either.
+    assert!(!p.rules()[0].when[0].holds(&json!({"path": "x.txt"})));
+    let home = p.decide(None, None, "read_file", &json!({"path": "~/notes/a.txt"}));
+    assert_eq!(home.action, Action::Deny);
+    assert!(
+        home.reason
+            .as_deref()
+            .unwrap()
+            .contains("a `~` path is expanded by the tool, not by the policy"),
+        "{home:?}"
+    );
+    for odd in ["", "~", "/srv/notes/a\u{0}b", "notes/a.txt"] {
+        let v = p.decide(None, None, "read_file", &json!({ "path": odd }));
+        assert_eq!(
+            (v.action, v.rule.as_deref()),
+            (Action::Deny, Some("rule 1")),
+            "{odd:?}"
+        );
+    }
+    assert_eq!(action(&p, "read_file", "/srv/notes/a.txt"), Action::Allow);
+    // A glob that does not match leaves the path unexamined: the default decides.
+    let other = p.decide(None, None, "list", &json!({"path": "x"}));
+    assert_eq!((other.action, other.rule), (Action::Deny, None));
+
+    // With `relative_to`, a relative path is decided; `~` still is not.
+    let p = Policy::from_toml(
+        r#"
+default = "deny"
+
+[[rule]]
+tool = "read_*"
+when = [{ path = "/path", inside = "/srv/notes", relative_to = "/srv/notes" }]
+action = "allow"
+"#,
+    )
+    .unwrap();
+    assert_eq!(action(&p, "read_file", "a.txt"), Action::Allow);
+    assert_eq!(action(&p, "read_file", "./sub/../a.txt"), Action::Allow);
+    let up = p.decide(None, None, "read_file", &json!({"path": "../secret.txt"}));
+    assert_eq!((up.action, up.rule), (Action::Deny, None));
+    assert_eq!(action(&p, "read_file", "~/a.txt"), Action::Deny);
+
+    // A relative write under a `not_inside` deny rule is refused too (it was allowed).
+    let p = Policy::from_toml(
+        r#"
+[[rule]]
+tool = "write_*"
+when = [{ path = "/path", not_inside = "/srv/notes" }]
+action = "deny"
+"#,
+    )
+    .unwrap();
+    assert_eq!(action(&p, "write_file", "outside/x.txt"), Action::Deny);
+    assert_eq!(action(&p, "write_file", "~/x.txt"), Action::Deny);
+    assert_eq!(action(&p, "write_file", "/srv/notes/x.txt"), Action::Allow);
+}
+
+#[cfg(unix)]
+#[test]
+fn symbolic_links_are_followed_to_where_they_lead() {
+    use std::os::unix::fs::symlink;
+    let s = Scratch::new("links");
+    write(&s.0.join("allowed/ok.txt"), "fine");
+    write(&s.0.join("outside/secret.txt"), "secret");
+    std::fs::create_dir_all(s.0.join("outside/sub")).unwrap();
+    symlink(s.0.join("outside"), s.0.join("allowed/link")).unwrap();
+    symlink("../outside", s.0.join("allowed/up")).unwrap();
+    symlink(s.0.join("outside/sub"), s.0.join("allowed/deep")).unwrap();
+    symlink("loop", s.0.join("allowed/loop")).unwrap();
+    symlink(s.0.join("allowed"), s.0.join("alias")).unwrap();
+    let p = s.policy(
+        r#"
+default = "deny"
+
+[[rule]]
+tool = "read_*"
+when = [{ path = "/path", inside = "ROOT/allowed" }]
+action = "allow"
+
+[[rule]]
+name = "writes stay in allowed"
+tool = "write_*"
+when = [{ path = "/path", not_inside = "ROOT/allowed" }]
+action = "deny"
+
+[[rule]]
+tool = "write_*"
+action = "allow"
+
+[[rule]]
+tool = "list"
+when = [{ path = "/path", inside = "ROOT/alias" }]
+action = "allow"
+"#,
+    );
+    assert_eq!(
+        action(&p, "read_file", &s.path("allowed/ok.txt")),
+        Action::Allow
+    );
+    // A link inside that points outside, absolute or relative.
+    for through in [
+        "allowed/link/secret.txt",
+        "allowed/up/secret.txt",
+        "allowed/link",
+    ] {
+        let v = p.decide(None, None, "read_file", &json!({ "path": s.path(through) }));
+        assert_eq!((v.action, v.rule), (Action::Deny, None), "{through}");
+    }
+    // A file that does not exist yet, below a linked directory: where it would be written.
+    let v = p.decide(
+        None,
+        None,
+        "write_file",
+        &json!({ "path": s.path("allowed/link/new.txt") }),
+    );
+    assert_eq!(
+        (v.action, v.rule.as_deref()),
+        (Action::Deny, Some("writes stay in allowed"))
+    );
+    assert_eq!(
+        action(&p, "write_file", &s.path("allowed/new/dir/x.txt")),
+        Action::Allow
+    );
+    // `..` after a link is the target's parent to the kernel, the link's to Node: refused.
+    let v = p.decide(
+        None,
+        None,
+        "read_file",
+        &json!({ "path": s.path("allowed/deep/../ok.txt") }),
+    );
+    assert_eq!(v.action, Action::Deny);
+    assert!(
+        v.reason.as_deref().unwrap().contains("more than one place"),
+        "{v:?}"
+    );
+    // A loop cannot be resolved.
+    let v = p.decide(
+        None,
+        None,
+        "read_file",
+        &json!({ "path": s.path("allowed/loop/x") }),
+    );
+    assert_eq!(v.action, Action::Deny);
+    assert!(
+        v.reason
+            .as_deref()
+            .unwrap()
+            .contains("symbolic links to follow"),
+        "{v:?}"
+    );
+    // The rule's directory is resolved too: a link to it names the same place.
+    assert_eq!(action(&p, "list", &s.path("allowed/ok.txt")), Action::Allow);
+    assert_eq!(action(&p, "list", &s.path("alias/ok.txt")), Action::Allow);
+    assert_eq!(
+        action(&p, "list", &s.path("outside/secret.txt")),
+        Action::Deny
+    );
+}
+
+#[test]
+fn an_nfd_spelling_of_a_denied_nfc_directory_is_denied() {
+    let s = Scratch::new("nfc");
+    write(&s.0.join("allowed/priv\u{e9}/x.txt"), "private");
+    write(&s.0.join("allowed/caf\u{e9}/menu.txt"), "menu");
+    let text = r#"
+default = "deny"
+
+[[rule]]
+name = "private"
+tool = "read_*"
+when = [{ path = "/path", inside = "ROOT/allowed/priv\u00e9" }]
+action = "deny"
+reason = "that directory is private"
+
+[[rule]]
+tool = "read_*"
+when = [{ path = "/path", inside = "ROOT/allowed" }]
+action = "allow"
+"#;
+    for p in [
+        s.policy(text),
+        s.policy(&format!("paths = \"lexical\"\n{text}")),
+    ] {
+        // NFD: `e` and a combining acute accent. The server opens the NFC directory.
+        let v = p.decide(
+            None,
+            None,
+            "read_file",
+            &json!({ "path": s.path("allowed/prive\u{301}/x.txt") }),
+        );
+        assert_eq!(
+            (v.action, v.rule.as_deref()),
+            (Action::Deny, Some("private")),
+            "{v:?}"
+        );
+        let v = p.decide(
+            None,
+            None,
+            "read_file",
+            &json!({ "path": s.path("allowed/priv\u{e9}/x.txt") }),
+        );
+        assert_eq!(
+            (v.action, v.reason.as_deref()),
+            (Action::Deny, Some("that directory is private"))
+        );
+        // Another directory's name in NFD, away from the private one, is still allowed.
+        assert_eq!(
+            action(&p, "read_file", &s.path("allowed/cafe\u{301}/menu.txt")),
+            Action::Allow
+        );
+        assert_eq!(
+            action(&p, "read_file", &s.path("allowed/caf\u{e9}/menu.txt")),
+            Action::Allow
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn lexical_paths_check_the_string_and_leave_the_disk_alone() {
+    use std::os::unix::fs::symlink;
+    let s = Scratch::new("lexical");
+    write(&s.0.join("outside/secret.txt"), "secret");
+    std::fs::create_dir_all(s.0.join("allowed")).unwrap();
+    symlink(s.0.join("outside"), s.0.join("allowed/link")).unwrap();
+    let text = r#"
+default = "deny"
+
+[[rule]]
+tool = "read_*"
+when = [{ path = "/path", inside = "ROOT/allowed" }]
+action = "allow"
+"#;
+    let through = s.path("allowed/link/secret.txt");
+    assert_eq!(action(&s.policy(text), "read_file", &through), Action::Deny);
+    let lexical = s.policy(&format!("paths = \"lexical\"\n{text}"));
+    // The link is not looked at: the string is inside.
+    assert_eq!(action(&lexical, "read_file", &through), Action::Allow);
+    assert_eq!(
+        action(
+            &lexical,
+            "read_file",
+            &s.path("allowed/../outside/secret.txt")
+        ),
+        Action::Deny
+    );
+    assert_eq!(action(&lexical, "read_file", "allowed/x"), Action::Deny);
+    assert_eq!(action(&lexical, "read_file", "~/x"), Action::Deny);
+    let local = s.policy(&format!("paths = \"local\"\n{text}"));
+    assert_eq!(action(&local, "read_file", &through), Action::Deny);
 }

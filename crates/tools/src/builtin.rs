@@ -524,9 +524,15 @@ mod tests {
             json!(80)
         );
         // Integers stay integers; anything else stays a float.
-        for (expression, want) in [("17*23", json!(391)), ("7/2", json!(3.5)), ("2^60", json!(2f64.powi(60)))] {
+        for (expression, want) in [
+            ("17*23", json!(391)),
+            ("7/2", json!(3.5)),
+            ("2^60", json!(2f64.powi(60))),
+        ] {
             assert_eq!(
-                call(&set, "calculator", json!({"expression": expression})).await.unwrap(),
+                call(&set, "calculator", json!({"expression": expression}))
+                    .await
+                    .unwrap(),
                 want,
                 "{expression}"
             );

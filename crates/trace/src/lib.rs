@@ -33,6 +33,7 @@ use agentry_core::TraceEvent;
 
 pub use store::{
     Cursor, RunFilter, RunPage, RunSummary, SCHEMA_VERSION, TraceError, TraceStore, TraceWriter,
+    create_private_dir,
 };
 pub use timeline::{Step, StepKind, Timeline, render, timeline};
 

@@ -67,13 +67,20 @@ mod tests {
         assert!(!has_ended(&me));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
-        let child_id = format!("{}:{pid}:{}", boot_id().unwrap(), start_ticks(pid).unwrap_or(0));
+        let child_id = format!(
+            "{}:{pid}:{}",
+            boot_id().unwrap(),
+            start_ticks(pid).unwrap_or(0)
+        );
         child.wait().unwrap();
         assert!(has_ended(&child_id));
         // The same pid with another start time is another process.
         let parts: Vec<&str> = me.split(':').collect();
         assert!(has_ended(&format!("{}:{}:1", parts[0], parts[1])));
-        assert!(has_ended(&format!("another-boot:{}:{}", parts[1], parts[2])));
+        assert!(has_ended(&format!(
+            "another-boot:{}:{}",
+            parts[1], parts[2]
+        )));
         assert!(!has_ended("garbage"));
     }
 }

@@ -111,11 +111,49 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> TraceError + '_ {
     }
 }
 
+/// Creates `dir` and whichever of its parents are missing, each 0700 (records of runs are
+/// for their owner only); leaves a directory that exists as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_private_dir(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `path` empty and 0600 unless it exists (an existing file keeps its mode). SQLite
+/// then opens it as a new database and gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens (creating if needed) the database at `path` and checks its schema version.
 fn connect(path: &Path, create: bool) -> Result<Connection, TraceError> {
-    if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| TraceError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    // Traces hold what tools returned, secrets included: a new store is its owner's only.
+    if create {
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir)
+                .map_err(|e| TraceError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        create_private_file(path)
+            .map_err(|e| TraceError::Io(format!("cannot create {}: {e}", path.display())))?;
     }
     if !create && !path.exists() {
         return Err(TraceError::Io(format!(

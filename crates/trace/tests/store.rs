@@ -204,7 +204,11 @@ fn a_run_whose_process_died_is_settled_as_interrupted_with_its_calls_unfinished(
             _ => None,
         })
         .unwrap();
-    assert!(unfinished.0.for_model().contains("not finished"), "{:?}", unfinished.0);
+    assert!(
+        unfinished.0.for_model().contains("not finished"),
+        "{:?}",
+        unfinished.0
+    );
     assert_eq!(unfinished.1, Some(3));
     assert!(matches!(
         events.last().unwrap().kind,

@@ -34,7 +34,7 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; i
 
 type Shared = Arc<Ui>;
 
-pub(crate) fn router(ui: Ui) -> Router {
+pub(crate) fn router(ui: Ui, hosts: agentry_core::AllowedHosts) -> Router {
     let ui = Arc::new(ui);
     Router::new()
         .route(
@@ -60,7 +60,30 @@ pub(crate) fn router(ui: Ui) -> Router {
         .route("/api/evals", get(evals))
         .route("/api/evals/{n}", get(eval))
         .layer(middleware::from_fn_with_state(Arc::clone(&ui), guard))
+        // Outermost: a request by a name the viewer is not reached by gets nothing.
+        .layer(middleware::from_fn_with_state(Arc::new(hosts), host_guard))
         .with_state(ui)
+}
+
+/// Answers only requests whose `Host` the viewer is reached by (against DNS rebinding).
+async fn host_guard(
+    State(hosts): State<Arc<agentry_core::AllowedHosts>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    if host.is_some_and(|h| hosts.allows(h)) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        "this agentry viewer answers only the names it is reached by (Host is not allowed; see --allowed-host)",
+    )
+        .into_response()
 }
 
 fn asset(body: &'static str, kind: &'static str) -> Response {

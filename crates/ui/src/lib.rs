@@ -6,7 +6,10 @@
 //! Everything shown comes from models and tools and is untrusted: the page builds its
 //! DOM with text nodes only, the server sends a content security policy that forbids
 //! inline script, and big results are cut with a link to the whole text as a download.
-//! The page's files are compiled into the binary; nothing is fetched from elsewhere.
+//! The page's files are compiled into the binary; nothing is fetched from elsewhere. A
+//! request whose `Host` is not one the viewer is reached by gets 403
+//! ([`agentry_core::AllowedHosts`]), so a page that re-points its own name at this machine
+//! (DNS rebinding) reads nothing.
 
 mod api;
 mod picture;
@@ -26,6 +29,9 @@ pub struct Ui {
     pub reports: Vec<PathBuf>,
     /// A token every request must carry (required when listening beyond loopback).
     pub token: Option<String>,
+    /// Names the viewer answers besides loopback ones and the address it listens on
+    /// (`name` or `name:port`, e.g. the machine's name on the network).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Serves the viewer at `http://ADDR/` until `stop`; `ready` gets the address bound.
@@ -46,7 +52,11 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let app = api::router(ui);
+    let mut hosts = agentry_core::AllowedHosts::for_bind(addr.ip());
+    for name in &ui.allowed_hosts {
+        hosts = hosts.allow(name);
+    }
+    let app = api::router(ui, hosts);
     ready(bound);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -1,7 +1,8 @@
 //! The simulated model as an OpenAI-compatible HTTP server: [`SimServer`].
 //!
 //! `POST /v1/chat/completions` (streamed or not), `GET /v1/models`, `GET /health`, on the
-//! address it is given (loopback in tests and benchmarks). Faults from the script
+//! address it is given (loopback in tests and benchmarks), to requests whose `Host` it is
+//! reached by ([`AllowedHosts`]; others get 403, against DNS rebinding). Faults from the script
 //! (`fail_first`, `hang_after_chunks`, `close_after_chunks`, `chunk_bytes`, `garbage`) let
 //! client tests exercise retries, hangs, cut connections and awkward chunk boundaries.
 
@@ -14,12 +15,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agentry_core::{Message, ToolSpec};
+use agentry_core::{AllowedHosts, Message, ToolSpec};
 use axum::{
     Router,
     body::{Body, Bytes},
-    extract::State,
+    extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -55,8 +57,18 @@ pub struct SimServer {
 }
 
 impl SimServer {
-    /// Serves `script` on `addr` (port 0 picks a free port).
+    /// Serves `script` on `addr` (port 0 picks a free port), to the hosts
+    /// [`AllowedHosts::for_bind`] names.
     pub async fn bind(script: Script, addr: SocketAddr) -> std::io::Result<Self> {
+        Self::bind_allowing(script, addr, AllowedHosts::for_bind(addr.ip())).await
+    }
+
+    /// Serves `script` on `addr` to requests whose `Host` is one of `hosts`.
+    pub async fn bind_allowing(
+        script: Script,
+        addr: SocketAddr,
+        hosts: AllowedHosts,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -70,6 +82,7 @@ impl SimServer {
             .route("/v1/models", get(models))
             .route("/health", get(|| async { "ok" }))
             .fallback(no_route)
+            .layer(middleware::from_fn_with_state(Arc::new(hosts), host_guard))
             .with_state(Arc::clone(&shared));
         let stop = CancellationToken::new();
         let signal = stop.clone();
@@ -129,6 +142,26 @@ impl SimServer {
             let _ = task.await;
         }
     }
+}
+
+/// Answers only requests whose `Host` the server is reached by.
+async fn host_guard(
+    State(hosts): State<Arc<AllowedHosts>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    if host.is_some_and(|h| hosts.allows(h)) {
+        return next.run(request).await;
+    }
+    error(
+        StatusCode::FORBIDDEN,
+        "this server answers only the names it is reached by (the Host is not allowed)",
+    )
 }
 
 impl Drop for SimServer {
