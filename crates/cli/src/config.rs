@@ -1,25 +1,65 @@
-//! `agentry.toml`: what a run uses when the command line does not say (MCP servers so far).
+//! `agentry.toml`: what `agentry run` uses when the command line does not say. Every key is
+//! optional; a flag given on the command line wins over the file.
 //!
 //! ```toml
+//! model = "openai:gpt-4o-mini"          # as --model
+//! base_url = "http://127.0.0.1:8000/v1" # as --base-url
+//! api_key_env = "MY_SERVER_KEY"         # the variable holding the key (no keys in files)
+//! mode = "sequential"                   # as --mode
+//! policy = "policy.toml"                # as --policy (relative to this file)
+//! agent = "reader"                      # as --agent
+//! approve = "queue"                     # as --approve
+//!
+//! [budget]
+//! timeout = 120                         # seconds, as --timeout
+//! max_calls = 200                       # as --max-calls
+//! max_tokens = 100000                   # as --max-tokens
+//! call_timeout = 30                     # seconds, as --call-timeout
+//!
 //! [mcp.fs]
 //! command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/tmp/x"]
 //! env = { NOTES_READONLY = "1" }       # beyond HOME, PATH… (agentry's secrets stay out)
 //!
 //! [mcp.remote]
-//! url = "http://127.0.0.1:8000/mcp"
+//! url = "https://example.com/mcp"
+//! oauth = { client_id = "agentry", client_secret_env = "REMOTE_SECRET", grant = "client_credentials" }
 //! ```
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
-use agentry_mcp::ServerSpec;
+use agentry_mcp::{OAuthOptions, ServerSpec};
 use anyhow::{Result, bail};
+use clap::ValueEnum;
 use serde::Deserialize;
+
+use crate::policy::ApproveMode;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
+struct File {
+    model: Option<String>,
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+    mode: Option<String>,
+    policy: Option<PathBuf>,
+    agent: Option<String>,
+    approve: Option<String>,
+    #[serde(default)]
+    budget: BudgetEntry,
     #[serde(default)]
     mcp: BTreeMap<String, McpEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetEntry {
+    timeout: Option<f64>,
+    max_calls: Option<u64>,
+    max_tokens: Option<u64>,
+    call_timeout: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -30,49 +70,257 @@ struct McpEntry {
     /// Variables the command gets beyond the few it inherits.
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// How to authorize to a server reached by URL.
+    oauth: Option<OAuthEntry>,
 }
 
-/// The MCP servers `path` names, in alias order; a missing default file is no servers.
-pub(crate) fn mcp_servers(path: &Path, explicit: bool) -> Result<Vec<ServerSpec>> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OAuthEntry {
+    client_id: Option<String>,
+    /// The variable holding the client's secret.
+    client_secret_env: Option<String>,
+    client_metadata_url: Option<String>,
+    /// `client_credentials` (unattended) or `authorization_code` (a browser; the default).
+    grant: Option<String>,
+    /// Where tokens are kept between runs (`""`: not kept).
+    token_dir: Option<PathBuf>,
+}
+
+/// What the file sets for a run; `None` where it says nothing.
+#[derive(Debug, Default)]
+pub(crate) struct RunConfig {
+    pub(crate) model: Option<String>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) mode: Option<agentry_exec::Mode>,
+    pub(crate) policy: Option<PathBuf>,
+    pub(crate) agent: Option<String>,
+    pub(crate) approve: Option<ApproveMode>,
+    pub(crate) timeout: Option<f64>,
+    pub(crate) max_calls: Option<u64>,
+    pub(crate) max_tokens: Option<u64>,
+    pub(crate) call_timeout: Option<f64>,
+    /// The MCP servers, in alias order.
+    pub(crate) servers: Vec<ServerSpec>,
+    /// Authorization settings of the servers that have their own, by alias.
+    pub(crate) oauth: BTreeMap<String, OAuthOptions>,
+}
+
+/// Reads `path`; a missing default file (not `explicit`) sets nothing.
+pub(crate) fn load(path: &Path, explicit: bool) -> Result<RunConfig> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(_) if !explicit => return Ok(Vec::new()),
+        Err(_) if !explicit => return Ok(RunConfig::default()),
         Err(e) => bail!("cannot read the config {}: {e}", path.display()),
     };
-    let config: Config = toml::from_str(&text).map_err(|e| {
+    let refused =
+        |what: String| anyhow::anyhow!("the config {} is refused: {what}", path.display());
+    let file: File = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
             .map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1))
             .unwrap_or_default();
-        anyhow::anyhow!(
-            "the config {} is refused: {line}{}",
-            path.display(),
-            e.message().trim()
-        )
+        refused(format!("{line}{}", e.message().trim()))
     })?;
-    let mut out = Vec::new();
-    for (alias, entry) in config.mcp {
+    let here = path.parent().unwrap_or(Path::new(""));
+    let mut out =
+        RunConfig {
+            model: file.model,
+            base_url: file.base_url,
+            api_key: match file.api_key_env {
+                None => None,
+                Some(name) => Some(std::env::var(&name).map_err(|_| {
+                    refused(format!("api_key_env names `{name}`, which is not set"))
+                })?),
+            },
+            mode: match file.mode {
+                None => None,
+                Some(m) => Some(
+                    m.parse()
+                        .map_err(|e: String| refused(format!("mode: {e}")))?,
+                ),
+            },
+            policy: file.policy.map(|p| here.join(p)),
+            agent: file.agent,
+            approve: match file.approve {
+                None => None,
+                Some(a) => Some(ApproveMode::from_str(&a, true).map_err(|_| {
+                    refused(format!(
+                        "approve = \"{a}\": expected \"terminal\", \"queue\" or \"never\""
+                    ))
+                })?),
+            },
+            timeout: file.budget.timeout,
+            max_calls: file.budget.max_calls,
+            max_tokens: file.budget.max_tokens,
+            call_timeout: file.budget.call_timeout,
+            servers: Vec::new(),
+            oauth: BTreeMap::new(),
+        };
+    for (name, seconds) in [("timeout", out.timeout), ("call_timeout", out.call_timeout)] {
+        if seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+            return Err(refused(format!(
+                "budget.{name} must be a positive number of seconds"
+            )));
+        }
+    }
+    for (alias, entry) in file.mcp {
         let command = match (entry.command, entry.url) {
-            (Some(c), None) if !c.is_empty() => c,
+            (Some(c), None) if !c.is_empty() && entry.oauth.is_none() => c,
+            (Some(_), None) if entry.oauth.is_some() => {
+                return Err(refused(format!(
+                    "[mcp.{alias}] is a command; oauth = {{…}} is for a server reached by url"
+                )));
+            }
             (None, Some(url))
                 if entry.env.is_empty()
                     && (url.starts_with("http://") || url.starts_with("https://")) =>
             {
                 vec![url]
             }
-            (None, Some(_)) if !entry.env.is_empty() => bail!(
-                "the config {}: [mcp.{alias}] is reached by url; env = {{…}} is for a command",
-                path.display()
-            ),
-            _ => bail!(
-                "the config {}: [mcp.{alias}] needs either command = [\"program\", \"arg\"…] or url = \"http://…\"",
-                path.display()
-            ),
+            (None, Some(_)) if !entry.env.is_empty() => {
+                return Err(refused(format!(
+                    "[mcp.{alias}] is reached by url; env = {{…}} is for a command"
+                )));
+            }
+            _ => {
+                return Err(refused(format!(
+                    "[mcp.{alias}] needs either command = [\"program\", \"arg\"…] or url = \"http://…\""
+                )));
+            }
         };
-        let mut spec = ServerSpec::new(&alias, command)
-            .map_err(|e| anyhow::anyhow!("the config {}: {e}", path.display()))?;
+        let mut spec = ServerSpec::new(&alias, command).map_err(|e| refused(e.to_string()))?;
         spec.env = entry.env;
-        out.push(spec);
+        if let Some(oauth) = entry.oauth {
+            let options =
+                oauth_options(oauth).map_err(|e| refused(format!("[mcp.{alias}] {e}")))?;
+            out.oauth.insert(alias.clone(), options);
+        }
+        out.servers.push(spec);
     }
     Ok(out)
+}
+
+/// The environment's authorization settings with what `entry` says instead.
+fn oauth_options(entry: OAuthEntry) -> Result<OAuthOptions, String> {
+    let mut options = OAuthOptions::from_env();
+    if let Some(id) = entry.client_id {
+        options.client_id = Some(id);
+    }
+    if let Some(name) = entry.client_secret_env {
+        options.client_secret =
+            Some(std::env::var(&name).map_err(|_| {
+                format!("oauth.client_secret_env names `{name}`, which is not set")
+            })?);
+    }
+    if let Some(url) = entry.client_metadata_url {
+        options.client_metadata_url = Some(url);
+    }
+    match entry.grant.as_deref() {
+        None => {}
+        Some("client_credentials") => options.client_credentials = true,
+        Some("authorization_code") => options.client_credentials = false,
+        Some(other) => {
+            return Err(format!(
+                "oauth.grant = \"{other}\": expected \"client_credentials\" or \"authorization_code\""
+            ));
+        }
+    }
+    if let Some(dir) = entry.token_dir {
+        options.store = (!dir.as_os_str().is_empty()).then_some(dir);
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("agentry-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agentry.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_config_sets_model_mode_policy_budgets_and_each_servers_oauth() {
+        let path = write(
+            "full",
+            r#"
+model = "openai:gpt-4o-mini"
+base_url = "http://127.0.0.1:9/v1"
+mode = "sequential"
+policy = "rules.toml"
+agent = "reader"
+approve = "queue"
+
+[budget]
+timeout = 12.5
+max_calls = 7
+call_timeout = 3
+
+[mcp.fs]
+command = ["mcp-server-filesystem", "/tmp"]
+env = { A = "1" }
+
+[mcp.remote]
+url = "https://example.com/mcp"
+oauth = { client_id = "me", grant = "client_credentials", token_dir = "" }
+"#,
+        );
+        let c = load(&path, true).unwrap();
+        assert_eq!(c.model.as_deref(), Some("openai:gpt-4o-mini"));
+        assert_eq!(c.base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+        assert_eq!(c.mode, Some(agentry_exec::Mode::Sequential));
+        assert_eq!(c.policy, Some(path.parent().unwrap().join("rules.toml")));
+        assert_eq!(c.agent.as_deref(), Some("reader"));
+        assert_eq!(c.approve, Some(ApproveMode::Queue));
+        assert_eq!(
+            (c.timeout, c.max_calls, c.max_tokens, c.call_timeout),
+            (Some(12.5), Some(7), None, Some(3.0))
+        );
+        assert_eq!(c.servers.len(), 2);
+        assert_eq!(c.servers[0].env.get("A").map(String::as_str), Some("1"));
+        let oauth = &c.oauth["remote"];
+        assert_eq!(oauth.client_id.as_deref(), Some("me"));
+        assert!(oauth.client_credentials);
+        assert_eq!(oauth.store, None);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_bad_config_is_refused_with_its_line_and_reason() {
+        for (text, want) in [
+            ("modle = \"x\"\n", "line 1: unknown field `modle`"),
+            ("mode = \"fast\"\n", "mode:"),
+            (
+                "approve = \"maybe\"\n",
+                "expected \"terminal\", \"queue\" or \"never\"",
+            ),
+            (
+                "[budget]\ntimeout = -1\n",
+                "budget.timeout must be a positive number",
+            ),
+            (
+                "api_key_env = \"AGENTRY_SURELY_UNSET_VAR\"\n",
+                "`AGENTRY_SURELY_UNSET_VAR`, which is not set",
+            ),
+            (
+                "[mcp.x]\ncommand = [\"a\"]\noauth = { client_id = \"me\" }\n",
+                "oauth = {…} is for a server reached by url",
+            ),
+            (
+                "[mcp.x]\nurl = \"https://e/mcp\"\noauth = { grant = \"implicit\" }\n",
+                "oauth.grant = \"implicit\"",
+            ),
+        ] {
+            let path = write("bad", text);
+            let err = load(&path, true).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
 }

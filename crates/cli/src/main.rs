@@ -49,12 +49,12 @@ struct PolicyArgs {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// The agent's name in the policy (its visible tools and rate limits).
-    #[arg(long, value_name = "NAME", requires = "policy")]
+    #[arg(long, value_name = "NAME")]
     agent: Option<String>,
-    /// Who approves calls the policy marks `ask`: a prompt on this terminal, the approval
-    /// queue (`agentry approve ID`), or no one (refused).
-    #[arg(long, value_enum, default_value = "terminal")]
-    approve: policy::ApproveMode,
+    /// Who approves calls the policy marks `ask`: a prompt on this terminal (the default),
+    /// the approval queue (`agentry approve ID`), or no one (refused).
+    #[arg(long, value_enum)]
+    approve: Option<policy::ApproveMode>,
     /// The approval queue's directory.
     #[arg(long, value_name = "DIR", default_value = ".agentry/approvals")]
     approvals: PathBuf,
@@ -112,9 +112,9 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         /// The task.
         task: String,
         /// How to drive the model: a streamed plan whose tasks run as they are written
-        /// (compiled), or ReAct-style turns (sequential).
-        #[arg(long, value_enum, default_value = "compiled")]
-        mode: ModeArg,
+        /// (compiled, the default), or ReAct-style turns (sequential).
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
         /// The model: local, local:PATH (a GGUF file), sim:NAME, sim:PATH or openai:MODEL
         /// (default: local once set up, else a bundled simulated model).
         #[arg(long)]
@@ -136,18 +136,18 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         /// Keep no trace.
         #[arg(long)]
         no_trace: bool,
-        /// Wall-time budget of the run, in seconds.
-        #[arg(long, default_value_t = 300.0)]
-        timeout: f64,
-        /// Most tool calls the run may make.
-        #[arg(long, default_value_t = 1000)]
-        max_calls: u64,
+        /// Wall-time budget of the run, in seconds (default 300).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Most tool calls the run may make (default 1000).
+        #[arg(long)]
+        max_calls: Option<u64>,
         /// Most tokens the run may use.
         #[arg(long)]
         max_tokens: Option<u64>,
-        /// Deadline of each tool call, in seconds.
-        #[arg(long, default_value_t = 60.0)]
-        call_timeout: f64,
+        /// Deadline of each tool call, in seconds (default 60).
+        #[arg(long)]
+        call_timeout: Option<f64>,
         /// Simulated latency of the demo lookup tools (get_weather, search), in milliseconds.
         #[arg(long, default_value_t = 500)]
         tool_latency_ms: u64,
@@ -172,9 +172,10 @@ demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep)."
         /// Offer only the MCP servers' tools, not the demo tools.
         #[arg(long)]
         no_demo_tools: bool,
-        /// A config file whose [mcp.ALIAS] sections (command = [...] or url = "...", and
-        /// env = { KEY = "value" }) add MCP servers (default: agentry.toml here, if there is
-        /// one).
+        /// A config file (default: agentry.toml here, if there is one): model, base_url,
+        /// api_key_env, mode, policy, agent, approve, [budget] (timeout, max_calls,
+        /// max_tokens, call_timeout) and [mcp.ALIAS] servers (command = [...] with env = {…},
+        /// or url = "..." with oauth = {…}); flags given here win over it.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -1092,38 +1093,61 @@ fn main() -> ExitCode {
             };
             let explicit = config.is_some();
             let path = config.unwrap_or_else(|| PathBuf::from("agentry.toml"));
-            match config::mcp_servers(&path, explicit) {
-                Ok(more) => mcp.extend(more),
+            let file = match config::load(&path, explicit) {
+                Ok(file) => file,
                 Err(e) => return finish(Err(e)),
-            }
+            };
+            mcp.extend(file.servers);
             if let Err(e) = give_env(&mut mcp, &mcp_env) {
                 return finish(Err(e));
             }
+            let policy_file = policy.policy.or(file.policy);
+            let agent = policy.agent.or(file.agent);
+            if agent.is_some() && policy_file.is_none() {
+                return finish(Err(anyhow::anyhow!(
+                    "--agent names an agent of a policy; give the policy with --policy (or policy = \"…\" in the config)"
+                )));
+            }
+            let model = model.or(file.model);
             let args = run::RunArgs {
-                mode: mode.into(),
+                mode: mode.map_or(
+                    file.mode.unwrap_or(agentry_exec::Mode::Compiled),
+                    Into::into,
+                ),
                 model: model.as_deref(),
-                options: local.options(tool_mode.into(), base_url, api_key),
+                options: local.options(
+                    tool_mode.into(),
+                    base_url.or(file.base_url),
+                    api_key.or(file.api_key),
+                ),
                 trace_db: (!no_trace).then_some(trace_db.as_path()),
                 budget: agentry_exec::Budget {
-                    wall: Some(seconds(timeout)),
-                    tokens: max_tokens,
-                    tool_calls: Some(max_calls),
+                    wall: Some(seconds(timeout.or(file.timeout).unwrap_or(300.0))),
+                    tokens: max_tokens.or(file.max_tokens),
+                    tool_calls: Some(max_calls.or(file.max_calls).unwrap_or(1000)),
                     ..agentry_exec::Budget::default()
                 },
-                call_timeout: seconds(call_timeout),
+                call_timeout: seconds(call_timeout.or(file.call_timeout).unwrap_or(60.0)),
                 tool_latency: std::time::Duration::from_millis(tool_latency_ms),
                 quiet,
                 json,
-                policy: match &policy.policy {
+                policy: match &policy_file {
                     Some(path) => match policy::load(path) {
                         Ok(p) => Some(p),
                         Err(e) => return finish(Err(e)),
                     },
                     None => None,
                 },
-                approver: policy::approver(policy.approve, &policy.approvals),
-                agent: policy.agent.clone(),
+                approver: policy::approver(
+                    policy
+                        .approve
+                        .or(file.approve)
+                        .unwrap_or(policy::ApproveMode::Terminal),
+                    &policy.approvals,
+                ),
+                agent,
                 mcp,
+                oauth: file.oauth,
                 demo_tools: !no_demo_tools,
             };
             runtime().and_then(|rt| rt.block_on(run::run(&task, args)))

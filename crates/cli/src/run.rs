@@ -28,6 +28,8 @@ pub(crate) struct RunArgs<'a> {
     pub(crate) approver: Option<Arc<dyn agentry_policy::Approver>>,
     pub(crate) agent: Option<String>,
     pub(crate) mcp: Vec<agentry_mcp::ServerSpec>,
+    /// Authorization settings of the servers that have their own (from the config), by alias.
+    pub(crate) oauth: std::collections::BTreeMap<String, agentry_mcp::OAuthOptions>,
     pub(crate) demo_tools: bool,
 }
 
@@ -226,7 +228,11 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
     };
     let mut servers = Vec::new();
     for spec in &args.mcp {
-        let server = agentry_mcp::McpServer::connect(spec.clone()).await?;
+        let mut options = agentry_mcp::ClientOptions::from_env();
+        if let Some(oauth) = args.oauth.get(&spec.alias) {
+            options.oauth = oauth.clone();
+        }
+        let server = agentry_mcp::McpServer::connect_with(spec.clone(), options).await?;
         if !args.quiet {
             let listed = server.listed_tools().await;
             eprintln!(
@@ -244,6 +250,19 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
         servers.push(server);
     }
     let tools = Arc::new(offer(&base, &servers).await?);
+    if let Some(policy) = &args.policy {
+        let offered: Vec<(&str, Option<&str>)> = tools
+            .specs()
+            .iter()
+            .map(|s| {
+                let server = tools.get(&s.name).and_then(|t| t.server());
+                (s.name.as_str(), server)
+            })
+            .collect();
+        for warning in policy.unmatched(&offered) {
+            eprintln!("warning: the policy's {warning}");
+        }
+    }
     let cfg = EngineConfig {
         budget: args.budget,
         call_timeout: args.call_timeout,

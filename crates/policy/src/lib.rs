@@ -213,6 +213,53 @@ impl Policy {
         self.agents.keys().map(String::as_str)
     }
 
+    /// What in the policy can never apply to these tools (each a name and the server it
+    /// comes from): a rule, an agent's visible-tool glob or a rate limit whose tool glob
+    /// matches none of them, a rule whose server glob matches none of their servers. Each
+    /// is a sentence naming the rule or agent, for a warning at load: a misspelt tool
+    /// name would otherwise be accepted silently and never match.
+    pub fn unmatched(&self, tools: &[(&str, Option<&str>)]) -> Vec<String> {
+        let any_tool = |g: &globset::GlobMatcher| tools.iter().any(|(t, _)| g.is_match(t));
+        let any_server =
+            |g: &globset::GlobMatcher| tools.iter().any(|(_, s)| s.is_some_and(|s| g.is_match(s)));
+        let mut out = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let at = rule
+                .line
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            if let Some(g) = &rule.tool
+                && !any_tool(g)
+            {
+                out.push(format!(
+                    "{}{at}: tool = \"{}\" matches none of the tools on offer",
+                    rule.label(i),
+                    g.glob()
+                ));
+            }
+            if let Some(g) = &rule.server
+                && !any_server(g)
+            {
+                out.push(format!(
+                    "{}{at}: server = \"{}\" matches none of the servers on offer",
+                    rule.label(i),
+                    g.glob()
+                ));
+            }
+        }
+        for (agent, caps) in &self.agents {
+            for g in caps.tools.iter().chain(caps.rates.iter().map(|r| &r.0)) {
+                if !any_tool(g) {
+                    out.push(format!(
+                        "agent `{agent}`: \"{}\" matches none of the tools on offer",
+                        g.glob()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Whether `agent` may see tool `tool` (of `server`) at all. An agent the policy does
     /// not name sees everything.
     pub fn visible(&self, agent: Option<&str>, server: Option<&str>, tool: &str) -> bool {

@@ -611,3 +611,48 @@ action = "allow"
     let local = s.policy(&format!("paths = \"local\"\n{text}"));
     assert_eq!(action(&local, "read_file", &through), Action::Deny);
 }
+
+#[test]
+fn rules_and_agents_naming_no_tool_on_offer_are_reported() {
+    let policy = Policy::from_toml(
+        r#"
+[[rule]]
+name = "typo"
+tool = "get_wether"
+action = "deny"
+
+[[rule]]
+tool = "get_*"
+server = "fs"
+action = "allow"
+
+[[rule]]
+tool = "search"
+action = "allow"
+
+[agent.reader]
+tools = ["search", "kv_*"]
+rate = { serch = "5/minute" }
+"#,
+    )
+    .unwrap();
+    let tools = [("get_weather", None), ("search", None)];
+    let found = policy.unmatched(&tools);
+    assert_eq!(
+        found,
+        vec![
+            "typo (line 2): tool = \"get_wether\" matches none of the tools on offer".to_owned(),
+            "rule 2 (line 7): server = \"fs\" matches none of the servers on offer".to_owned(),
+            "agent `reader`: \"kv_*\" matches none of the tools on offer".to_owned(),
+            "agent `reader`: \"serch\" matches none of the tools on offer".to_owned(),
+        ]
+    );
+    // Offer what each names, and nothing is reported.
+    let all = [
+        ("get_wether", Some("fs")),
+        ("search", None),
+        ("kv_get", None),
+        ("serch", None),
+    ];
+    assert_eq!(policy.unmatched(&all), Vec::<String>::new());
+}
