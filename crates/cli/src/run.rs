@@ -145,7 +145,22 @@ impl Observer for Progress {
                     short(&tools.join(", "), 120)
                 )
             }
-            TraceKind::RunStarted { .. } | TraceKind::RunFinished { .. } => return,
+            TraceKind::Replanning { reason } => {
+                format!("{secs:>7.3}s  ⟲ replan: {}", short(reason, 200))
+            }
+            TraceKind::ApprovalAsked { call_id, .. } => {
+                let id = self
+                    .calls
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(call_id).cloned())
+                    .unwrap_or_default();
+                format!("{secs:>7.3}s  ⚖ {id} waits for approval")
+            }
+            TraceKind::RunStarted { .. }
+            | TraceKind::RunFinished { .. }
+            | TraceKind::TextDelta { .. }
+            | TraceKind::TaskPlanned { .. } => return,
         };
         if let Ok(mut out) = self.out.lock() {
             let _ = writeln!(out, "{line}");

@@ -165,6 +165,20 @@ impl ToolError {
     }
 }
 
+/// A message becomes a [`ErrorKind::ToolFailed`] error, so a tool can write
+/// `Err(format!(…))?` or `Err("no such city")?`.
+impl From<String> for ToolError {
+    fn from(why: String) -> Self {
+        Self::failed(why)
+    }
+}
+
+impl From<&str> for ToolError {
+    fn from(why: &str) -> Self {
+        Self::failed(why)
+    }
+}
+
 impl Clone for ToolError {
     fn clone(&self) -> Self {
         Self {

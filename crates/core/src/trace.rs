@@ -100,6 +100,27 @@ pub enum TraceKind {
         /// Messages in the request.
         messages: usize,
     },
+    /// Text the model streamed, as it came (not kept in the trace store: the response's
+    /// whole text is in [`TraceKind::ModelResponse`]).
+    TextDelta {
+        /// Step id of the request.
+        step: String,
+        /// The new text.
+        text: String,
+    },
+    /// A compiled plan's line was read: the task, before its inputs are there and it runs.
+    TaskPlanned {
+        /// Step id of the planner's request.
+        step: String,
+        /// Task number.
+        task: u32,
+        /// The tool it calls.
+        name: String,
+        /// Its arguments as written (`$N` references unresolved).
+        arguments: serde_json::Value,
+        /// The tasks it uses.
+        deps: Vec<u32>,
+    },
     /// A model response ended.
     ModelResponse {
         /// Step id of the request.
@@ -160,6 +181,20 @@ pub enum TraceKind {
         /// For `ask`: whether a human approved.
         approved: Option<bool>,
     },
+    /// A call the policy marks `ask` waits for a human (before its `policy_decision`).
+    ApprovalAsked {
+        /// The call's id.
+        call_id: String,
+        /// The rule that asked, if one did.
+        rule: Option<String>,
+        /// Why it needs approval.
+        reason: String,
+    },
+    /// The joiner asked for another plan.
+    Replanning {
+        /// What it said is missing.
+        reason: String,
+    },
     /// The user answered the model's message (a run that is a conversation).
     UserReply {
         /// Step id of the model response answered.
@@ -203,6 +238,10 @@ impl TraceKind {
         match self {
             Self::RunStarted { .. } => "run_started",
             Self::ModelRequest { .. } => "model_request",
+            Self::TextDelta { .. } => "text_delta",
+            Self::TaskPlanned { .. } => "task_planned",
+            Self::ApprovalAsked { .. } => "approval_asked",
+            Self::Replanning { .. } => "replanning",
             Self::ModelResponse { .. } => "model_response",
             Self::ModelFailed { .. } => "model_failed",
             Self::CallStarted { .. } => "call_started",
@@ -213,6 +252,13 @@ impl TraceKind {
             Self::PlanRejected { .. } => "plan_rejected",
             Self::RunFinished { .. } => "run_finished",
         }
+    }
+
+    /// Whether the event is for live consumers only and not kept in the trace store: text
+    /// deltas (the whole text is in the response) and planned tasks (each that runs is in
+    /// its `call_started`).
+    pub fn is_ephemeral(&self) -> bool {
+        matches!(self, Self::TextDelta { .. } | Self::TaskPlanned { .. })
     }
 }
 

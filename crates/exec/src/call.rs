@@ -15,42 +15,40 @@ use futures::FutureExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::EngineConfig;
+use crate::{EngineConfig, record::Recorder};
 
-/// Runs `call` to an outcome; returns it with the number of attempts made and the policy's
-/// decision to record, if a policy decided.
+/// Runs `call` to an outcome; returns it with the number of attempts made. The policy's
+/// decision (and a request for approval) goes to `rec` as it happens.
 pub(crate) async fn invoke(
     tools: &ToolSet,
     cfg: &EngineConfig,
-    run_id: &str,
+    rec: &Recorder<'_>,
     call: &ToolCall,
     cancel: &CancellationToken,
-) -> (ToolResult, u32, Option<TraceKind>) {
+) -> (ToolResult, u32) {
     let mut checked = match tools.check(&call.name, call.arguments.clone()) {
         Ok(checked) => checked,
-        Err(e) => return (ToolResult::err(call, e), 0, None),
+        Err(e) => return (ToolResult::err(call, e), 0),
     };
-    let mut decision = None;
     if let Some(policy) = &cfg.policy {
         let (outcome, record) =
-            gate(policy, tools, cfg, run_id, call, checked.arguments, cancel).await;
-        decision = Some(record);
+            gate(policy, tools, cfg, rec, call, checked.arguments, cancel).await;
+        rec.emit(record);
         match outcome {
             Ok(arguments) => checked.arguments = arguments,
-            Err(e) => return (ToolResult::err(call, e), 0, decision),
+            Err(e) => return (ToolResult::err(call, e), 0),
         }
     }
-    let (result, attempts) = run(tools, cfg, call, checked.arguments, cancel).await;
-    (result, attempts, decision)
+    run(tools, cfg, call, checked.arguments, cancel).await
 }
 
-/// The policy's decision on a validated call of run `run_id`: the arguments to run with, or
+/// The policy's decision on a validated call of `rec`'s run: the arguments to run with, or
 /// why not; and the decision as a trace event.
 async fn gate(
     policy: &Policy,
     tools: &ToolSet,
     cfg: &EngineConfig,
-    run_id: &str,
+    rec: &Recorder<'_>,
     call: &ToolCall,
     arguments: Value,
     cancel: &CancellationToken,
@@ -86,8 +84,13 @@ async fn gate(
             let approved = match &cfg.approver {
                 None => None,
                 Some(approver) => {
+                    rec.emit(TraceKind::ApprovalAsked {
+                        call_id: call.id.clone(),
+                        rule: verdict.rule.clone(),
+                        reason: reason.clone(),
+                    });
                     let request = Approval {
-                        run_id: run_id.to_owned(),
+                        run_id: rec.run_id.clone(),
                         call: ToolCall::new(call.id.clone(), call.name.clone(), arguments.clone()),
                         rule: verdict.rule.clone(),
                         reason: reason.clone(),

@@ -48,6 +48,12 @@ pub struct RunOutcome {
     pub usage: Usage,
     /// Wall time of the run.
     pub wall: Duration,
+    /// Each call that ran, with its result, in the order they finished.
+    pub results: Vec<(ToolCall, ToolResult)>,
+    /// The conversation after the run, to continue it: the history it was given, the task
+    /// as a user message, then the model's turns (sequential mode: its calls and their
+    /// results too; compiled mode: its answer). The system prompt is not in it.
+    pub messages: Vec<Message>,
 }
 
 /// Runs agents: a model, a set of tools, and how to drive them.
@@ -129,6 +135,7 @@ struct RunState {
     completion: AtomicU64,
     steps: AtomicU32,
     inflight: Mutex<HashMap<String, InFlight>>,
+    finished: Mutex<Vec<(ToolCall, ToolResult)>>,
 }
 
 impl RunState {
@@ -229,7 +236,22 @@ impl Engine {
         cancel: CancellationToken,
         run_id: String,
     ) -> RunOutcome {
-        self.drive(task, None, observer, cancel, run_id).await
+        self.drive(&[], task, None, observer, cancel, run_id).await
+    }
+
+    /// Runs `task` as the next message of a conversation whose earlier messages are
+    /// `history` (a [`RunOutcome::messages`] of an earlier run, say); the outcome's
+    /// `messages` continue it.
+    pub async fn run_after(
+        &self,
+        history: &[Message],
+        task: &str,
+        observer: &dyn Observer,
+        cancel: CancellationToken,
+        run_id: String,
+    ) -> RunOutcome {
+        self.drive(history, task, None, observer, cancel, run_id)
+            .await
     }
 
     /// Runs a conversation: `opening` is the user's first message; each time the model
@@ -244,12 +266,13 @@ impl Engine {
         cancel: CancellationToken,
         run_id: String,
     ) -> RunOutcome {
-        self.drive(opening, Some(user), observer, cancel, run_id)
+        self.drive(&[], opening, Some(user), observer, cancel, run_id)
             .await
     }
 
-    async fn drive(
+    pub(crate) async fn drive(
         &self,
+        history: &[Message],
         task: &str,
         user: Option<&dyn Interlocutor>,
         observer: &dyn Observer,
@@ -274,10 +297,28 @@ impl Engine {
                 Mode::Compiled => None,
             },
         });
+        // A run dropped before it ends (its stream dropped, say) still ends in the trace.
+        let mut guard = EndGuard {
+            rec: &rec,
+            st: &st,
+            ended: false,
+        };
+        let mut messages: Vec<Message> = Vec::with_capacity(history.len() + 2);
+        if mode == Mode::Sequential
+            && let Some(system) = &self.cfg.system_prompt
+        {
+            messages.push(Message::system(system.clone()));
+        }
+        let system_len = messages.len();
+        messages.extend(history.iter().cloned());
+        messages.push(Message::user(task));
         let inner = async {
             match mode {
-                Mode::Sequential => self.sequential(task, user, &rec, &st, &cancel).await,
-                Mode::Compiled => self.compiled(task, &rec, &st, &cancel).await,
+                Mode::Sequential => {
+                    self.sequential(&mut messages, user, &rec, &st, &cancel)
+                        .await
+                }
+                Mode::Compiled => self.compiled(task, history, &rec, &st, &cancel).await,
             }
         };
         let ended = match self.cfg.budget.wall {
@@ -290,6 +331,7 @@ impl Engine {
             },
             None => inner.await,
         };
+        guard.ended = true;
         let why = if matches!(ended, Ended::Cancelled) {
             "cancelled: the run was cancelled while the call ran"
         } else {
@@ -297,20 +339,7 @@ impl Engine {
         };
         cancel.cancel();
         // Calls cut short by the end of the run still get a recorded outcome.
-        let cut: Vec<_> = st
-            .inflight
-            .lock()
-            .map(|mut m| m.drain().collect())
-            .unwrap_or_default();
-        for (_, (call, task, started)) in cut {
-            let error = ToolError::unavailable(why);
-            rec.emit(TraceKind::CallFinished {
-                result: ToolResult::err(&call, error),
-                task,
-                attempts: 1,
-                duration_us: micros(started.elapsed()),
-            });
-        }
+        cut_calls(&rec, &st, why);
         let (status, answer, reason) = match ended {
             Ended::Answer(a) => (RunStatus::Answered, Some(a), None),
             Ended::Stopped(r) => (RunStatus::Stopped, None, Some(r)),
@@ -333,6 +362,12 @@ impl Engine {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
         });
+        messages.drain(..system_len);
+        if let Some(a) = &answer
+            && !matches!(messages.last(), Some(Message::Assistant { tool_calls, .. }) if tool_calls.is_empty())
+        {
+            messages.push(Message::assistant(a.clone()));
+        }
         RunOutcome {
             run_id: rec.run_id.clone(),
             status,
@@ -341,6 +376,12 @@ impl Engine {
             calls,
             usage,
             wall: rec.started().elapsed(),
+            results: st
+                .finished
+                .lock()
+                .map(|mut f| std::mem::take(&mut *f))
+                .unwrap_or_default(),
+            messages,
         }
     }
 
@@ -365,11 +406,7 @@ impl Engine {
         if let Ok(mut m) = st.inflight.lock() {
             m.insert(call.id.clone(), (call.clone(), task, started));
         }
-        let (result, attempts, decision) =
-            invoke(&self.tools(), &self.cfg, &rec.run_id, &call, cancel).await;
-        if let Some(decision) = decision {
-            rec.emit(decision);
-        }
+        let (result, attempts) = invoke(&self.tools(), &self.cfg, rec, &call, cancel).await;
         if let Ok(mut m) = st.inflight.lock() {
             m.remove(&call.id);
         }
@@ -379,6 +416,9 @@ impl Engine {
             attempts,
             duration_us: micros(started.elapsed()),
         });
+        if let Ok(mut f) = st.finished.lock() {
+            f.push((call, result.clone()));
+        }
         (key, result)
     }
 
@@ -435,17 +475,12 @@ impl Engine {
 
     async fn sequential(
         &self,
-        task: &str,
+        messages: &mut Vec<Message>,
         user: Option<&dyn Interlocutor>,
         rec: &Recorder<'_>,
         st: &RunState,
         cancel: &CancellationToken,
     ) -> Ended {
-        let mut messages = Vec::new();
-        if let Some(system) = &self.cfg.system_prompt {
-            messages.push(Message::system(system.clone()));
-        }
-        messages.push(Message::user(task));
         let keep = self.cfg.calls_per_turn.unwrap_or(usize::MAX);
         let cap = self.cfg.budget.turn_calls.max(1);
         // How often each call (tool and arguments) was made in earlier turns.
@@ -501,7 +536,10 @@ impl Engine {
                 }
                 tokio::select! {
                     event = stream.next(), if open => match event {
-                        Some(Ok(ModelEvent::Text(t))) => text.push_str(&t),
+                        Some(Ok(ModelEvent::Text(t))) => {
+                            rec.live(|| TraceKind::TextDelta { step: step.clone(), text: t.clone() });
+                            text.push_str(&t);
+                        }
                         Some(Ok(ModelEvent::Call(c))) if calls.len() < keep.min(cap) => {
                             let i = calls.len();
                             results.push(None);
@@ -633,10 +671,12 @@ impl Engine {
     async fn compiled(
         &self,
         task: &str,
+        history: &[Message],
         rec: &Recorder<'_>,
         st: &RunState,
         cancel: &CancellationToken,
     ) -> Ended {
+        let task = &prompts::with_history(task, history);
         self.refresh_tools(rec).await;
         let tools = self.tools();
         let planner = prompts::planner(tools.specs());
@@ -706,6 +746,7 @@ impl Engine {
                         Some(Ok(ModelEvent::Text(t))) => {
                             plan.text.push_str(&t);
                             for e in parser.push(&t) {
+                                planned(rec, &step, &e);
                                 plan.event(e, &tools);
                             }
                         }
@@ -714,6 +755,7 @@ impl Engine {
                         Some(Ok(ModelEvent::Done(done))) => {
                             open = false;
                             for e in parser.finish() {
+                                planned(rec, &step, &e);
                                 plan.event(e, &tools);
                             }
                             plan.close();
@@ -773,25 +815,48 @@ impl Engine {
                 purpose: ModelPurpose::Join,
                 messages: messages.len(),
             });
-            let response = match agentry_llm::complete(
-                self.model.as_ref(),
-                ChatRequest::new(messages).shape(ReplyShape::StartsWith(vec![
-                    "Answer:".into(),
-                    "Replan:".into(),
-                ])),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    return model_failed(
-                        rec,
-                        &step,
-                        e.to_string(),
-                        format!("the joiner failed: {e}"),
-                    );
+            let mut stream = self.model.stream(ChatRequest::new(messages).shape(
+                ReplyShape::StartsWith(vec!["Answer:".into(), "Replan:".into()]),
+            ));
+            let mut response = agentry_llm::Response::default();
+            let mut shown = 0;
+            let done = loop {
+                let event = tokio::select! {
+                    event = stream.next() => event,
+                    () = cancel.cancelled() => return Ended::Cancelled,
+                };
+                match event {
+                    Some(Ok(ModelEvent::Text(t))) => {
+                        response.text.push_str(&t);
+                        if let Some(more) = answer_delta(&response.text, &mut shown) {
+                            rec.live(|| TraceKind::TextDelta {
+                                step: step.clone(),
+                                text: more.to_owned(),
+                            });
+                        }
+                    }
+                    Some(Ok(ModelEvent::Call(c))) => response.calls.push(c),
+                    Some(Ok(ModelEvent::Malformed(m))) => response.malformed.push(m),
+                    Some(Ok(ModelEvent::Done(done))) => break done,
+                    Some(Err(e)) => {
+                        return model_failed(
+                            rec,
+                            &step,
+                            e.to_string(),
+                            format!("the joiner failed: {e}"),
+                        );
+                    }
+                    None => {
+                        return model_failed(
+                            rec,
+                            &step,
+                            NO_FINAL_EVENT.into(),
+                            "the joiner's stream ended without a final event".into(),
+                        );
+                    }
                 }
             };
+            response.completion = done;
             let calls: Vec<ToolCall> = response.calls.iter().map(|c| c.call.clone()).collect();
             self.record_response(
                 rec,
@@ -811,6 +876,9 @@ impl Engine {
                     ));
                 }
                 replans_left -= 1;
+                rec.emit(TraceKind::Replanning {
+                    reason: missing.trim().to_owned(),
+                });
                 context.push(Message::assistant(plan.text.clone()));
                 context.push(Message::user(observations));
                 context.push(Message::assistant(text.to_owned()));
@@ -830,6 +898,94 @@ impl Engine {
             self.cfg.budget.turns
         ))
     }
+}
+
+/// Ends the run in the trace when its future is dropped before it ended: the calls in
+/// flight are recorded as cancelled and the run as `cancelled`.
+struct EndGuard<'r, 'o> {
+    rec: &'r Recorder<'o>,
+    st: &'r RunState,
+    ended: bool,
+}
+
+impl Drop for EndGuard<'_, '_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        cut_calls(
+            self.rec,
+            self.st,
+            "cancelled: the run was dropped while the call ran",
+        );
+        let usage = self.st.usage();
+        self.rec.emit(TraceKind::RunFinished {
+            status: RunStatus::Cancelled,
+            answer: None,
+            reason: Some("the run was dropped before it ended".to_owned()),
+            calls: self.st.calls.load(Ordering::Relaxed),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+        });
+    }
+}
+
+/// Records a result for each call still in flight, saying `why` it has none.
+fn cut_calls(rec: &Recorder<'_>, st: &RunState, why: &str) {
+    let cut: Vec<_> = st
+        .inflight
+        .lock()
+        .map(|mut m| m.drain().collect())
+        .unwrap_or_default();
+    for (_, (call, task, started)) in cut {
+        rec.emit(TraceKind::CallFinished {
+            result: ToolResult::err(&call, ToolError::unavailable(why)),
+            task,
+            attempts: 1,
+            duration_us: micros(started.elapsed()),
+        });
+    }
+}
+
+/// A plan line's task, for live consumers.
+fn planned(rec: &Recorder<'_>, step: &str, event: &PlanEvent) {
+    if let PlanEvent::Task(t) = event {
+        rec.live(|| TraceKind::TaskPlanned {
+            step: step.to_owned(),
+            task: t.index,
+            name: t.name.clone(),
+            arguments: t.arguments.clone(),
+            deps: t.deps.clone(),
+        });
+    }
+}
+
+/// The part of a joiner's reply `text` (so far) that is answer and not yet shown
+/// (`shown` bytes of it were): nothing while it may still become `Replan:`, the text after
+/// `Answer:` once it is one, all of it when it follows neither form.
+fn answer_delta<'t>(text: &'t str, shown: &mut usize) -> Option<&'t str> {
+    const FORMS: [&str; 3] = ["Answer:", "Final Answer:", "Replan:"];
+    let lead = text.len() - text.trim_start().len();
+    let body = &text[lead..];
+    if FORMS.iter().any(|f| f.starts_with(body)) {
+        return None; // not yet told apart
+    }
+    if body.starts_with("Replan:") {
+        return None;
+    }
+    let start = FORMS[..2]
+        .iter()
+        .find(|f| body.starts_with(**f))
+        .map_or(lead, |f| {
+            let after = lead + f.len();
+            after + (text[after..].len() - text[after..].trim_start().len())
+        });
+    if start >= text.len() {
+        return None; // only blank space after the form so far
+    }
+    let from = start.max(*shown);
+    *shown = text.len();
+    (from < text.len()).then(|| &text[from..])
 }
 
 /// Whether a call that failed this way would fail the same way if made again unchanged.

@@ -27,6 +27,7 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod agent;
 mod call;
 mod config;
 mod engine;
@@ -34,6 +35,10 @@ mod prompts;
 mod record;
 mod replay;
 
+pub use agent::{
+    Agent, AgentBuilder, BuildError, Conversation, Event, Input, IntoModel, Outcome, RunError,
+    RunStream,
+};
 pub use config::{Budget, EngineConfig, Mode};
 pub use engine::{Engine, Interlocutor, Reply, RunOutcome, ToolUpdates, new_run_id};
 pub use record::{Collect, Fanout, NoObserver, Observer};

@@ -1,6 +1,6 @@
 //! The planner and joiner prompts of compiled mode.
 
-use agentry_core::{ToolResult, ToolSpec};
+use agentry_core::{Message, ToolResult, ToolSpec};
 use serde_json::Value;
 
 /// The planner's system prompt: the plan format and the tools.
@@ -69,4 +69,27 @@ fn floor(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// `task` with the conversation before it, for a planner and joiner that see one message:
+/// the earlier user and assistant texts, then the task. Without history, the task alone.
+pub(crate) fn with_history(task: &str, history: &[Message]) -> String {
+    let lines: Vec<String> = history
+        .iter()
+        .filter_map(|m| match m {
+            Message::User { content } => Some(format!("User: {content}")),
+            Message::Assistant {
+                content: Some(text),
+                ..
+            } if !text.trim().is_empty() => Some(format!("Assistant: {}", text.trim())),
+            _ => None,
+        })
+        .collect();
+    if lines.is_empty() {
+        return task.to_owned();
+    }
+    format!(
+        "The conversation so far:\n{}\n\nThe user now says: {task}",
+        lines.join("\n")
+    )
 }

@@ -16,6 +16,13 @@ use agentry_core::{TraceEvent, TraceKind};
 pub trait Observer: Send + Sync {
     /// One step.
     fn event(&self, event: &TraceEvent);
+
+    /// Whether it wants the events only live consumers use ([`TraceKind::is_ephemeral`]:
+    /// text deltas, planned tasks). The engine does not make them for a run none of whose
+    /// observers want them.
+    fn live(&self) -> bool {
+        false
+    }
 }
 
 /// Discards events.
@@ -48,15 +55,25 @@ impl Observer for Collect {
             events.push(event.clone());
         }
     }
+
+    fn live(&self) -> bool {
+        true
+    }
 }
 
 /// Sends each event to several observers.
 pub struct Fanout(pub Vec<Arc<dyn Observer>>);
 
 impl Observer for Fanout {
+    fn live(&self) -> bool {
+        self.0.iter().any(|o| o.live())
+    }
+
     fn event(&self, event: &TraceEvent) {
         for o in &self.0 {
-            o.event(event);
+            if o.live() || !event.kind.is_ephemeral() {
+                o.event(event);
+            }
         }
     }
 }
@@ -67,6 +84,8 @@ pub(crate) struct Recorder<'a> {
     start: Instant,
     seq: AtomicU64,
     observer: &'a dyn Observer,
+    /// Whether ephemeral events are made at all.
+    live: bool,
 }
 
 impl<'a> Recorder<'a> {
@@ -76,6 +95,14 @@ impl<'a> Recorder<'a> {
             start: Instant::now(),
             seq: AtomicU64::new(0),
             observer,
+            live: observer.live(),
+        }
+    }
+
+    /// Emits an ephemeral event, made only when an observer wants it.
+    pub(crate) fn live(&self, kind: impl FnOnce() -> TraceKind) {
+        if self.live {
+            self.emit(kind());
         }
     }
 

@@ -356,7 +356,11 @@ fn signature(events: &[TraceEvent]) -> Vec<String> {
             TraceKind::CallStarted { .. }
             | TraceKind::CallFinished { .. }
             | TraceKind::PolicyDecision { .. }
-            | TraceKind::ToolsChanged { .. } => {}
+            | TraceKind::ToolsChanged { .. }
+            | TraceKind::TextDelta { .. }
+            | TraceKind::TaskPlanned { .. }
+            | TraceKind::ApprovalAsked { .. }
+            | TraceKind::Replanning { .. } => {}
             TraceKind::PlanRejected { reason } => out.push(format!("plan rejected: {reason}")),
             TraceKind::UserReply { text, ends, .. } => out.push(format!(
                 "user: {text:?}{}",

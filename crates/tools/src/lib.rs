@@ -47,4 +47,4 @@ pub use builtin::{
     Calculator, Clock, FakeClock, KvGet, KvSet, KvStore, Search, Sleep, Weather, demo_tools,
 };
 pub use set::ToolSet;
-pub use tool::{CallContext, DynTool, FnTool, Tool, schema_of};
+pub use tool::{CallContext, DynTool, FnTool, Tool, schema_of, tool_fn};

@@ -140,6 +140,58 @@ impl FnTool {
     }
 }
 
+/// A tool made from a closure with typed arguments: the JSON Schema comes from `A`
+/// (`schemars`, doc comments becoming descriptions), arguments are checked against it
+/// before the closure runs, and what it returns (any `Serialize`) becomes the result.
+///
+/// ```
+/// use agentry_tools::{ToolSet, tool_fn};
+/// use schemars::JsonSchema;
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize, JsonSchema)]
+/// struct City {
+///     /// The city's name.
+///     city: String,
+/// }
+///
+/// let weather = tool_fn("get_weather", "Current weather in a city.", |a: City| async move {
+///     Ok::<_, String>(format!("sunny in {}", a.city))
+/// });
+/// let mut tools = ToolSet::new();
+/// tools.add(weather)?;
+/// assert_eq!(tools.specs()[0].parameters["required"][0], "city");
+/// # Ok::<(), agentry_schema::SchemaError>(())
+/// ```
+pub fn tool_fn<A, F, Fut, T, E>(
+    name: impl Into<String>,
+    description: impl Into<String>,
+    f: F,
+) -> FnTool
+where
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    F: Fn(A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: serde::Serialize,
+    E: Into<ToolError>,
+{
+    let name = name.into();
+    let spec = ToolSpec::new(name.clone(), description, schema_of::<A>());
+    let f = Arc::new(f);
+    FnTool::new(spec, move |args, _cx| {
+        let decoded = serde_json::from_value::<A>(args).map_err(|e| {
+            ToolError::invalid_arguments(format!("the arguments of `{name}` do not fit: {e}"))
+        });
+        let f = Arc::clone(&f);
+        async move {
+            let value = f(decoded?).await.map_err(Into::into)?;
+            serde_json::to_value(value).map_err(|e| {
+                ToolError::failed(format!("the result cannot be written as JSON: {e}"))
+            })
+        }
+    })
+}
+
 impl DynTool for FnTool {
     fn spec(&self) -> ToolSpec {
         self.spec.clone()

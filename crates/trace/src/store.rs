@@ -645,8 +645,12 @@ impl TraceWriter {
         &self.path
     }
 
-    /// Queues one event. Blocks only if the writer is 65,536 events behind.
+    /// Queues one event (an ephemeral one, a text delta, is not kept). Blocks only if the
+    /// writer is 65,536 events behind.
     pub fn record(&self, event: &TraceEvent) {
+        if event.kind.is_ephemeral() {
+            return;
+        }
         if let Some(tx) = &self.tx {
             match tx.try_send(Msg::Event(Box::new(event.clone()))) {
                 Ok(()) => {}

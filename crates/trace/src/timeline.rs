@@ -207,7 +207,12 @@ pub fn timeline(events: &[TraceEvent]) -> Timeline {
                     s.detail = format!("{} [policy: {action} by {by}{answer}]", s.detail);
                 }
             }
-            TraceKind::PlanRejected { .. } | TraceKind::ToolsChanged { .. } => {}
+            TraceKind::PlanRejected { .. }
+            | TraceKind::ToolsChanged { .. }
+            | TraceKind::TextDelta { .. }
+            | TraceKind::TaskPlanned { .. }
+            | TraceKind::ApprovalAsked { .. }
+            | TraceKind::Replanning { .. } => {}
             TraceKind::RunFinished {
                 status,
                 answer,
