@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+// `#[agentry::tool]` expands to paths under `::agentry`, which this crate's own code reaches too.
+extern crate self as agentry;
+
 pub use agentry_core::{
     ErrorKind, Message, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec, TraceEvent, TraceKind,
 };
@@ -8,7 +11,7 @@ pub use agentry_exec::{
     Agent, AgentBuilder, Budget, BuildError, Conversation, Engine, EngineConfig, Event, Input,
     IntoModel, Mode, Observer, Outcome, RunError, RunOutcome, RunStream,
 };
-// MACRO pub use agentry_macros::tool;
+pub use agentry_macros::tool;
 pub use agentry_tools::{CallContext, DynTool, FnTool, Tool, ToolSet, tool_fn};
 
 /// Tool sources, the tool traits and the demo tools (`agentry-tools`).
@@ -26,7 +29,8 @@ pub mod policy {
     pub use agentry_policy::*;
 }
 
-/// The trace store, timelines and export (`agentry-trace`).
+/// The trace store, timelines and export (`agentry-trace`; feature `trace-sqlite`).
+#[cfg(feature = "trace-sqlite")]
 pub mod trace {
     pub use agentry_trace::*;
 }
@@ -51,6 +55,12 @@ pub mod exec {
 #[cfg(feature = "mcp")]
 pub mod mcp {
     pub use agentry_mcp::*;
+}
+
+/// The trace viewer (`agentry-ui`; feature `ui`).
+#[cfg(feature = "ui")]
+pub mod ui {
+    pub use agentry_ui::*;
 }
 
 /// What most programs use: `use agentry::prelude::*;`.

@@ -1,14 +1,70 @@
 //! `agentry ask`: one model turn, streamed to the terminal as it arrives.
 
-use std::{io::Write, path::Path, time::Instant};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use agentry_core::Message;
 use agentry_llm::{ChatRequest, ModelEvent, OpenOptions};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 
+use crate::args::{LocalArgs, ToolModeArg};
+
+/// `agentry ask`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// What to ask.
+    prompt: String,
+    /// The model: local, local:PATH (a GGUF file), sim:NAME, sim:PATH or openai:MODEL.
+    #[arg(long, default_value = "sim:weather")]
+    model: String,
+    #[command(flatten)]
+    local: LocalArgs,
+    /// Tools to offer: a JSON array of tool definitions.
+    #[arg(long, value_name = "TOOLS.json")]
+    tools: Option<PathBuf>,
+    /// Send tools natively, or render them into the prompt and read calls from the text.
+    #[arg(long, value_enum, default_value = "native")]
+    tool_mode: ToolModeArg,
+    /// A system message.
+    #[arg(long)]
+    system: Option<String>,
+    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// API key (instead of OPENAI_API_KEY).
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+}
+
+/// Shown after `agentry ask --help`.
+pub(crate) const EXAMPLES: &str = "\
+Example:
+  $ agentry ask \"What is the weather in Oslo?\" --model sim:weather
+  → call get_weather {\"city\":\"Oslo\"}  [call_00000001]  +0.31s
+
+Models: sim:NAME (bundled scripts: weather, hermes, plan, trip), sim:PATH (a script file, see
+examples/sim/), openai:MODEL (any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY).";
+
+/// `agentry ask`: returns whether the model produced no malformed calls.
+pub(crate) fn run(args: Args) -> Result<bool> {
+    let options = args
+        .local
+        .options(args.tool_mode.into(), args.base_url, args.api_key);
+    crate::runtime::block_on(ask(
+        &args.prompt,
+        &args.model,
+        args.tools.as_deref(),
+        &options,
+        args.system.as_deref(),
+    ))
+}
+
 /// Streams one reply; returns whether the model produced no malformed calls.
-pub(crate) async fn ask(
+async fn ask(
     prompt: &str,
     model: &str,
     tools: Option<&Path>,
@@ -16,7 +72,7 @@ pub(crate) async fn ask(
     system: Option<&str>,
 ) -> Result<bool> {
     let specs = match tools {
-        Some(path) => crate::read_tools(path)?,
+        Some(path) => crate::validate::read_tools(path)?,
         None => Vec::new(),
     };
     let model = agentry_llm::open(model, options)?;

@@ -11,7 +11,74 @@ use agentry_core::ToolSpec;
 use agentry_parse::{CallParser, Format, Parsed};
 use agentry_schema::ArgValidator;
 use anyhow::{Result, ensure};
+use clap::Subcommand;
 use serde_json::{Value, json};
+
+/// `agentry bench`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    what: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Call parsing (MB/s, whole vs 1-byte chunks, against serde_json) and validation (µs per call).
+    #[command(after_help = "Example:\n  $ cargo run --release -p agentry-cli -- bench parse")]
+    Parse {
+        /// Approximate size of each benchmark input, in MB.
+        #[arg(long, default_value_t = 4)]
+        mb: usize,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The embedded local model: prompt and generation speed against llama.cpp driven
+    /// directly through its C API, constrained vs unconstrained decoding on BFCL simple_python (speed,
+    /// schema-valid calls, AST accuracy), time to the first dispatched call, peak RSS.
+    #[cfg(feature = "local")]
+    #[command(
+        after_help = "Example (bench/local/run builds the baseline against the same llama.cpp):\n  \
+        $ bench/local/run\n  $ agentry bench local --baseline target/llama-baseline --data ../shared/bfcl"
+    )]
+    Local(crate::bench_local::Args),
+    /// Sequential vs compiled makespan on plan shapes against the critical-path bound, engine
+    /// overhead per call, and many concurrent runs with their peak memory.
+    #[command(after_help = "Example:\n  $ cargo run --release -p agentry-cli -- bench dag")]
+    Dag(crate::bench_dag::Args),
+    /// The latency `agentry proxy` adds to an MCP tools/call round trip, against the same
+    /// server called directly (server-everything's echo from scripts/mcp-servers).
+    #[command(
+        after_help = "Example:\n  $ bash scripts/mcp-servers && cargo run --release -p agentry-cli -- bench proxy"
+    )]
+    Proxy(crate::bench_proxy::Args),
+    /// agentry against LangGraph and the OpenAI Agents SDK on the same simulated model and
+    /// tools (bench/peers/run installs them and calls this): latency, CPU and memory per
+    /// workload, as a table, JSON, Markdown and a PNG chart.
+    Peers(crate::bench_peers::Args),
+    /// One agentry contender of `bench peers` (a process of its own).
+    #[command(hide = true)]
+    Peer(crate::bench_peers::PeerArgs),
+    /// The model client's CPU per streamed token, and the sim server under concurrent load.
+    #[command(
+        after_help = "Example:\n  $ cargo run --release -p agentry-cli -- bench llm --streams 1000"
+    )]
+    Llm(crate::bench_llm::Args),
+}
+
+/// `agentry bench …`.
+pub(crate) fn run(args: Args) -> Result<bool> {
+    match args.what {
+        Command::Parse { mb, json } => parse(mb, json).map(|()| true),
+        #[cfg(feature = "local")]
+        Command::Local(args) => crate::bench_local::run(args).map(|()| true),
+        Command::Dag(args) => crate::bench_dag::run(args).map(|()| true),
+        Command::Proxy(args) => crate::bench_proxy::run(args).map(|()| true),
+        Command::Peers(args) => crate::bench_peers::run(args),
+        Command::Peer(args) => crate::bench_peers::run_peer(args),
+        Command::Llm(args) => crate::bench_llm::run(args).map(|()| true),
+    }
+}
 
 /// One call's arguments, the same in every format: nested object, list, numbers, a long-ish string.
 fn arguments(i: usize) -> Value {
@@ -98,21 +165,20 @@ fn parse_bytewise(format: Format, text: &str) -> Parsed {
 
 /// Median seconds of `runs` runs of `f`.
 fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
+    let times: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
             f();
             t.elapsed().as_secs_f64()
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    agentry_eval::median(times)
 }
 
 /// Median seconds `f` takes to produce its output; dropping the output is not timed (the
 /// caller keeps what a parser produces).
 fn median_produce<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
+    let times: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
             let out = black_box(f());
@@ -121,11 +187,11 @@ fn median_produce<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
             took
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    agentry_eval::median(times)
 }
 
-pub(crate) fn parse(mb: usize, as_json: bool) -> Result<()> {
+/// `agentry bench parse`.
+fn parse(mb: usize, as_json: bool) -> Result<()> {
     let bytes = mb.max(1) * 1024 * 1024;
     let mut rows = Vec::new();
     if !as_json {

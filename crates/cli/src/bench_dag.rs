@@ -248,16 +248,13 @@ async fn overhead(mode: Mode, n: usize, traced: bool, policy: bool) -> Result<f6
     }
     let engine = Engine::new(Arc::new(SimModel::new(script)), tools, cfg);
     let dir = std::env::temp_dir().join(format!("agentry-bench-dag-{}", std::process::id()));
-    let writer = if traced {
-        Some(agentry_trace::TraceWriter::open(&dir.join("traces.db"))?)
-    } else {
-        None
-    };
+    let db = dir.join("traces.db");
+    let writer = crate::trace::open_writer(traced.then_some(db.as_path()))?;
     let mut per_call = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();
         let out = match &writer {
-            Some(w) => engine.run("overhead", w).await,
+            Some(w) => engine.run("overhead", &**w).await,
             None => engine.run("overhead", &NoObserver).await,
         };
         ensure!(
@@ -267,12 +264,11 @@ async fn overhead(mode: Mode, n: usize, traced: bool, policy: bool) -> Result<f6
         );
         per_call.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
     }
-    if let Some(w) = writer {
-        w.close()?;
+    if traced {
+        crate::trace::close_writer(writer)?;
         let _ = std::fs::remove_dir_all(&dir);
     }
-    per_call.sort_by(f64::total_cmp);
-    Ok(per_call[per_call.len() / 2])
+    Ok(agentry_eval::median(per_call))
 }
 
 /// The process's peak resident memory, in MB (Linux).
@@ -310,20 +306,40 @@ async fn concurrent(n: usize) -> Result<(usize, f64)> {
     Ok((ok, t.elapsed().as_secs_f64()))
 }
 
-pub(crate) fn run(concurrent_runs: usize, as_json: bool) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+/// `agentry bench dag`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Concurrent runs for the load test.
+    #[arg(long, default_value_t = 10_000)]
+    runs: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `agentry bench dag`.
+pub(crate) fn run(args: Args) -> Result<()> {
+    let (concurrent_runs, as_json) = (args.runs, args.json);
+    crate::runtime::block_on(async {
         let mut rows = Vec::new();
         if !as_json {
-            println!("plan shapes on the simulated model (TTFT {TTFT_MS} ms, {TOKENS_PER_S} tokens/s), sleep tools; milliseconds\n");
-            println!("{:<28} {:>10} {:>10} {:>10} {:>15} {:>19}", "shape", "sequential", "compiled", "bound", "compiled/bound", "sequential/compiled");
+            println!(
+                "plan shapes on the simulated model (TTFT {TTFT_MS} ms, {TOKENS_PER_S} tokens/s), sleep tools; milliseconds\n"
+            );
+            println!(
+                "{:<28} {:>10} {:>10} {:>10} {:>15} {:>19}",
+                "shape", "sequential", "compiled", "bound", "compiled/bound", "sequential/compiled"
+            );
         }
         for shape in shapes() {
             let cs = compiled_script(&shape)?;
             let b = bound(&shape, &cs)?;
-            let seq = run_once(sequential_script(&shape)?, Mode::Sequential, shape.tasks.len()).await?;
+            let seq = run_once(
+                sequential_script(&shape)?,
+                Mode::Sequential,
+                shape.tasks.len(),
+            )
+            .await?;
             let comp = run_once(cs, Mode::Compiled, shape.tasks.len()).await?;
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             if !as_json {
@@ -346,23 +362,35 @@ pub(crate) fn run(concurrent_runs: usize, as_json: bool) -> Result<()> {
         let (ok, wall) = concurrent(concurrent_runs).await?;
         let rss = peak_rss_mb();
         if as_json {
-            println!("{}", json!({"shapes": rows, "overhead_us_per_call": over_comp, "overhead_us_per_call_sequential": over_seq, "overhead_us_per_call_traced": over_traced, "overhead_us_per_call_policy": over_policy,
-                "concurrent_runs": concurrent_runs, "concurrent_ok": ok, "concurrent_wall_s": wall, "peak_rss_mb": rss}));
+            println!(
+                "{}",
+                json!({"shapes": rows, "overhead_us_per_call": over_comp, "overhead_us_per_call_sequential": over_seq, "overhead_us_per_call_traced": over_traced, "overhead_us_per_call_policy": over_policy,
+                "concurrent_runs": concurrent_runs, "concurrent_ok": ok, "concurrent_wall_s": wall, "peak_rss_mb": rss})
+            );
             return Ok(());
         }
         println!("\ngoal: compiled within 5% of the bound (compiled/bound <= 1.05)");
-        println!("\nengine overhead per call (zero-latency model and tool, 1000 calls, median of 7 runs, model streaming included):");
+        println!(
+            "\nengine overhead per call (zero-latency model and tool, 1000 calls, median of 7 runs, model streaming included):"
+        );
         println!("  sequential (one turn of 1000 native calls): {over_seq:.1} µs/call");
         println!("  compiled (a 1000-task plan, parsed as it streams): {over_comp:.1} µs/call");
-        println!("  compiled, every step written to the SQLite trace store: {over_traced:.1} µs/call");
+        println!(
+            "  compiled, every step written to the SQLite trace store: {over_traced:.1} µs/call"
+        );
         println!(
             "  compiled, every call checked against a 5-rule policy (none matches): {over_policy:.1} µs/call ({:+.1} µs, {:.2}x)",
             over_policy - over_comp,
             over_policy / over_comp
         );
         println!("  goal: < 20 µs/call");
-        println!("\n{concurrent_runs} concurrent compiled runs of a 4-call plan (2 lookups of 50 ms, a dependent calculation, a 50 ms wait):");
-        println!("  {ok} / {concurrent_runs} answered in {wall:.2} s   peak RSS {} MB (goal < 2048)", rss.map_or("n/a".into(), |r| format!("{r:.0}")));
+        println!(
+            "\n{concurrent_runs} concurrent compiled runs of a 4-call plan (2 lookups of 50 ms, a dependent calculation, a 50 ms wait):"
+        );
+        println!(
+            "  {ok} / {concurrent_runs} answered in {wall:.2} s   peak RSS {} MB (goal < 2048)",
+            rss.map_or("n/a".into(), |r| format!("{r:.0}"))
+        );
         Ok(())
     })
 }

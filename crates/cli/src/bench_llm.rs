@@ -41,7 +41,20 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-pub(crate) fn run(streams: usize, as_json: bool) -> Result<()> {
+/// `agentry bench llm`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Concurrent streaming requests for the load test.
+    #[arg(long, default_value_t = 1000)]
+    streams: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `agentry bench llm`.
+pub(crate) fn run(args: Args) -> Result<()> {
+    let (streams, as_json) = (args.streams, args.json);
     // 1. Decoding cost per token.
     let script = big_script()?;
     let messages = vec![Message::user("go")];
@@ -83,15 +96,10 @@ pub(crate) fn run(streams: usize, as_json: bool) -> Result<()> {
         }
         serde.push(t.elapsed().as_secs_f64() / tokens as f64 * 1e6);
     }
-    agentry.sort_by(f64::total_cmp);
-    serde.sort_by(f64::total_cmp);
-    let (decode_us, serde_us) = (agentry[agentry.len() / 2], serde[serde.len() / 2]);
+    let (decode_us, serde_us) = (agentry_eval::median(agentry), agentry_eval::median(serde));
 
     // 2. Concurrent streams against the sim server.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let load = rt.block_on(load(streams))?;
+    let load = crate::runtime::block_on(load(streams))?;
 
     if as_json {
         println!(
@@ -186,12 +194,7 @@ async fn load(streams: usize) -> Result<Value> {
     let cpu = cpu0.zip(cpu_seconds()).map(|(a, b)| b - a);
     server.close().await;
     ttfts.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        ttfts
-            .get(((ttfts.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
+    let pct = |p: f64| agentry_eval::percentile(&ttfts, p);
     Ok(
         json!({"streams": streams, "ok": ok, "wall_s": wall, "alone_s": alone, "wall_over_alone": wall / alone,
               "ttft_p50_ms": pct(0.5), "ttft_p99_ms": pct(0.99), "cpu_s": cpu, "first_error": first_error}),

@@ -9,7 +9,10 @@ use std::{
 };
 
 use agentry_core::{Message, TraceEvent, TraceKind};
-use agentry_eval::bfcl::{self, Entry};
+use agentry_eval::{
+    bfcl::{self, Entry},
+    median,
+};
 use agentry_exec::{Engine, EngineConfig, Mode, Observer};
 use agentry_llm::{
     ChatRequest, Model, ToolChoice, complete,
@@ -55,7 +58,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
     // Every prompt is processed here, none read back from an earlier run's cache.
     cfg.prompt_cache = None;
     let model = LocalModel::load(cfg)?;
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = crate::runtime::multi_thread()?;
     let say = |s: String| {
         if !args.json {
             println!("{s}");
@@ -197,11 +200,6 @@ async fn speed(model: &LocalModel) -> Result<(f64, f64)> {
         tg.push(s.generated_tokens as f64 / s.generation_time.as_secs_f64());
     }
     Ok((median(pp), median(tg)))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// llama.cpp's own speed through its C API (bench/local/baseline.c) on the same file and

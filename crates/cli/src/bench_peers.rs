@@ -12,10 +12,13 @@ use std::{
 };
 
 use agentry_core::{ToolError, ToolSpec};
+use agentry_eval::percentile;
 use agentry_exec::{Engine, EngineConfig, Mode, NoObserver};
 use agentry_tools::{FnTool, ToolSet};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
+
+use crate::args::ModeArg;
 
 /// The workloads: (id, name, task).
 pub(crate) const WORKLOADS: [(&str, &str, &str); 4] = [
@@ -108,7 +111,7 @@ fn usage() -> (f64, f64, f64) {
 }
 
 /// `agentry bench peer`: agentry as one contender; prints the same JSON line as driver.py.
-pub(crate) async fn peer(
+async fn peer(
     workload: &str,
     mode: Mode,
     url: &str,
@@ -173,25 +176,67 @@ struct Outcome {
     figures: Result<Value, String>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+/// `agentry bench peers`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The Python of the virtual environment with the contenders installed.
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+    /// bench/peers/run's record of which contenders installed.
+    #[arg(long, value_name = "FILE")]
+    installed: Option<PathBuf>,
+    /// Tasks per workload (a)–(c), one after another.
+    #[arg(long, default_value_t = 10)]
+    repeat: usize,
+    /// Tasks at once in workload (d).
+    #[arg(long, default_value_t = 100)]
+    concurrency: usize,
+    /// Where react.yaml, plan.yaml and driver.py are.
+    #[arg(long, value_name = "DIR", default_value = "bench/peers")]
+    scripts: PathBuf,
+    /// Where the results go.
+    #[arg(long, value_name = "DIR", default_value = "bench/peers/results")]
+    out: PathBuf,
 }
 
-/// The options of `agentry bench peers`.
-pub(crate) struct Args {
-    pub(crate) python: Option<PathBuf>,
-    pub(crate) installed: Option<PathBuf>,
-    pub(crate) repeat: usize,
-    pub(crate) concurrency: usize,
-    pub(crate) scripts: PathBuf,
-    pub(crate) out: PathBuf,
+/// `agentry bench peer`'s flags (one contender, started by `agentry bench peers`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct PeerArgs {
+    #[arg(long)]
+    workload: String,
+    #[arg(long, value_enum)]
+    mode: ModeArg,
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 10)]
+    repeat: usize,
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
 }
 
 /// `agentry bench peers`.
-pub(crate) async fn run(args: Args) -> Result<bool> {
+pub(crate) fn run(args: Args) -> Result<bool> {
+    let args = Args {
+        repeat: args.repeat.max(1),
+        concurrency: args.concurrency.max(1),
+        ..args
+    };
+    crate::runtime::block_on(compare(args))
+}
+
+/// `agentry bench peer`.
+pub(crate) fn run_peer(args: PeerArgs) -> Result<bool> {
+    crate::runtime::block_on(peer(
+        &args.workload,
+        args.mode.into(),
+        &args.url,
+        args.repeat.max(1),
+        args.concurrency,
+    ))
+}
+
+/// Runs every contender on every workload and writes the results.
+async fn compare(args: Args) -> Result<bool> {
     let read = |name: &str| {
         let path = args.scripts.join(name);
         agentry_llm::sim::Script::from_file(&path).with_context(|| {

@@ -29,17 +29,36 @@ async fn latencies(spec: ServerSpec, calls: usize) -> Result<Vec<f64>> {
     Ok(out)
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+/// `agentry bench proxy`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Calls per side.
+    #[arg(long, default_value_t = 4000)]
+    calls: usize,
+    /// Alternating rounds the calls are split into.
+    #[arg(long, default_value_t = 4)]
+    rounds: usize,
+    /// The MCP server command (default: server-everything from scripts/mcp-servers).
+    #[arg(long)]
+    server: Option<String>,
+    /// Run the proxy without its audit trail.
+    #[arg(long)]
+    no_audit: bool,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
-pub(crate) fn run(
-    calls: usize,
-    rounds: usize,
-    server: Option<String>,
-    audit_on: bool,
-    as_json: bool,
-) -> Result<()> {
+/// `agentry bench proxy`.
+pub(crate) fn run(args: Args) -> Result<()> {
+    let Args {
+        calls,
+        rounds,
+        server,
+        no_audit,
+        json: as_json,
+    } = args;
+    let (rounds, audit_on) = (rounds.max(1), !no_audit);
     let server = server.unwrap_or_else(|| {
         agentry_mcp::npm_bin("mcp-server-everything")
             .to_string_lossy()
@@ -81,9 +100,7 @@ pub(crate) fn run(
     } else {
         proxied.command.insert(at, "--no-audit".into());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = crate::runtime::multi_thread()?;
     let (mut a, mut b) = (Vec::new(), Vec::new());
     // Alternate the two so drift on a noisy machine hits both alike.
     for _ in 0..rounds {
@@ -93,6 +110,7 @@ pub(crate) fn run(
     let _ = std::fs::remove_dir_all(&dir);
     a.sort_by(f64::total_cmp);
     b.sort_by(f64::total_cmp);
+    let pct = agentry_eval::percentile;
     let (a50, a99, b50, b99) = (pct(&a, 0.5), pct(&a, 0.99), pct(&b, 0.5), pct(&b, 0.99));
     if as_json {
         println!(

@@ -1,19 +1,201 @@
-//! `agentry eval bfcl …`: checking results files and writing the oracle's.
+//! `agentry eval …`: BFCL here (checking results files, asking a model every entry, the
+//! oracle's answers, one entry explained); τ-bench in `taubench`. The checking and the
+//! report are `agentry_eval`'s; this module reads and writes the files and prints.
 
-use std::{io::Write, path::Path, time::Instant};
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use agentry_eval::bfcl::{
-    CATEGORIES, ORACLE_CANNOT_PASS, UNPASSABLE, check_results, load, oracle_output,
+    Answerer, BfclMode, CATEGORIES, Entry, EntryResult, ORACLE_CANNOT_PASS, Report, UNPASSABLE,
+    check_results, decode_python, decoded_from_tagged, load, oracle_output, prompt_messages,
+    run_entries, select_categories,
 };
+use agentry_llm::OpenOptions;
 use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::args::LocalArgs;
+
+/// `agentry eval`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    what: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The Berkeley Function-Calling Leaderboard.
+    Bfcl {
+        #[command(subcommand)]
+        what: BfclCommand,
+    },
+    /// τ-bench: an agent serves simulated customers against a stateful database; judged by
+    /// the final database and what it said, over K trials (pass^k).
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = crate::taubench::EXAMPLES
+    )]
+    Taubench(crate::taubench::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum BfclCommand {
+    /// Check model outputs already produced (JSON Lines of {"id", "result"}, the result raw
+    /// text or decoded calls) exactly as the official checker does, without calling a model.
+    #[command(after_help = "\
+Example:
+  $ agentry eval bfcl oracle --data ../shared/bfcl > oracle.jsonl
+  $ agentry eval bfcl check --data ../shared/bfcl --results oracle.jsonl --out verdicts.jsonl
+
+Checked: every single-turn category (simple_python, simple_java, simple_javascript,
+multiple, parallel, parallel_multiple, irrelevance, live_*). Multi-turn and format
+sensitivity results are reported as not checked.")]
+    Check {
+        /// The BFCL data directory (question files and possible_answer/).
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The results file.
+        #[arg(long, value_name = "FILE")]
+        results: PathBuf,
+        /// Write one verdict per entry here, as JSON Lines {"id", "valid", "error_type", "reason"}.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The model's function names had `.` replaced by `_` (the checker's underscore_to_dot).
+        #[arg(long)]
+        underscore_to_dot: bool,
+    },
+    /// Ask a model every entry (concurrently, resumably) and report accuracy and the SLM-survey
+    /// metrics per category; `--model oracle` answers with the first possible answer.
+    #[command(after_help = "\
+Examples:
+  $ agentry eval bfcl run --data ../shared/bfcl --model oracle
+  $ agentry eval bfcl run --data ../shared/bfcl --model openai:gpt-4o-mini --category simple_python,live_* --concurrency 16
+  $ agentry eval bfcl run --data ../shared/bfcl --model oracle --explain simple_python_3
+
+Results go to a JSON Lines file as they arrive (default .agentry/bfcl/MODEL-MODE.jsonl); a
+re-run skips the entries already there unless --fresh. A report (.report.json, .report.md)
+and verdicts (.verdicts.jsonl) are written beside it.")]
+    Run(RunArgs),
+    /// Write the oracle's results: each entry answered with its first possible answer.
+    Oracle {
+        /// The BFCL data directory.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+}
+
+/// `agentry eval bfcl run`'s flags.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The BFCL data directory.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// The model: oracle, local, local:PATH, sim:NAME, sim:PATH or openai:MODEL.
+    #[arg(long)]
+    model: String,
+    #[command(flatten)]
+    local: LocalArgs,
+    /// Prompting (Python call syntax in text) or native tool calls.
+    #[arg(long, value_enum, default_value = "prompt")]
+    mode: BfclModeArg,
+    /// Categories, comma-separated (`live_*` matches a prefix), or all.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    category: Vec<String>,
+    /// Entries asked at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Times each entry is asked; the report adds how many entries passed every trial.
+    #[arg(long, default_value_t = 1)]
+    trials: u32,
+    /// At most this many entries per category.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// The results file.
+    #[arg(long, value_name = "FILE")]
+    results: Option<PathBuf>,
+    /// Ignore earlier results and start over.
+    #[arg(long)]
+    fresh: bool,
+    /// Show one entry instead of running: the prompt, the output in the results file, the
+    /// decoded calls and the verdict.
+    #[arg(long, value_name = "ID")]
+    explain: Option<String>,
+    /// Price per million prompt tokens, for the cost per successful entry.
+    #[arg(long, value_name = "USD")]
+    price_in: Option<f64>,
+    /// Price per million completion tokens.
+    #[arg(long, value_name = "USD")]
+    price_out: Option<f64>,
+    /// Base URL of an OpenAI-compatible server.
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// API key.
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+}
+
+/// `--mode` of `agentry eval bfcl run`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BfclModeArg {
+    Prompt,
+    Native,
+}
+
+impl From<BfclModeArg> for BfclMode {
+    fn from(m: BfclModeArg) -> Self {
+        match m {
+            BfclModeArg::Prompt => Self::Prompt,
+            BfclModeArg::Native => Self::Native,
+        }
+    }
+}
+
+/// `agentry eval …`.
+pub(crate) fn run(args: Args) -> Result<bool> {
+    match args.what {
+        Command::Bfcl { what } => match what {
+            BfclCommand::Check {
+                data,
+                results,
+                out,
+                underscore_to_dot,
+            } => check(&data, &results, out.as_deref(), underscore_to_dot),
+            BfclCommand::Oracle { data } => oracle(&data),
+            BfclCommand::Run(args) => run_bfcl(args),
+        },
+        Command::Taubench(args) => crate::taubench::run(args),
+    }
+}
+
+/// `agentry eval bfcl run`: one entry explained with `--explain`, else every entry asked.
+fn run_bfcl(args: RunArgs) -> Result<bool> {
+    let mode = BfclMode::from(args.mode);
+    let native = mode == BfclMode::Native;
+    if let Some(id) = &args.explain {
+        let results = args
+            .results
+            .clone()
+            .unwrap_or_else(|| default_results(&args.model, native));
+        return explain(&args.data, &results, id, native);
+    }
+    let options = args.local.options(
+        agentry_llm::ToolMode::Native,
+        args.base_url.clone(),
+        args.api_key.clone(),
+    );
+    crate::runtime::block_on(ask_all(args, mode, options))
+}
 
 /// `agentry eval bfcl check`: returns true (the verdicts are the output, not the exit code).
-pub(crate) fn check(
-    data: &Path,
-    results: &Path,
-    out: Option<&Path>,
-    underscore_to_dot: bool,
-) -> Result<bool> {
+fn check(data: &Path, results: &Path, out: Option<&Path>, underscore_to_dot: bool) -> Result<bool> {
     let t = Instant::now();
     let entries = load(data, CATEGORIES)
         .with_context(|| format!("reading the BFCL data in {}", data.display()))?;
@@ -108,7 +290,7 @@ pub(crate) fn check(
 }
 
 /// `agentry eval bfcl oracle`.
-pub(crate) fn oracle(data: &Path) -> Result<bool> {
+fn oracle(data: &Path) -> Result<bool> {
     let entries = load(data, CATEGORIES)
         .with_context(|| format!("reading the BFCL data in {}", data.display()))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -123,72 +305,6 @@ pub(crate) fn oracle(data: &Path) -> Result<bool> {
     Ok(true)
 }
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
-
-use agentry_eval::bfcl::{
-    Answerer, BfclMode, Entry, EntryResult, Verdict, check_entry, decode_python,
-    decoded_from_tagged, prompt_messages, run_entries, schema_valid,
-};
-use serde_json::{Value, json};
-
-/// Settings of `agentry eval bfcl run`.
-pub(crate) struct RunArgs {
-    pub(crate) data: PathBuf,
-    pub(crate) model: String,
-    pub(crate) options: agentry_llm::OpenOptions,
-    pub(crate) mode: BfclMode,
-    pub(crate) categories: Vec<String>,
-    pub(crate) concurrency: usize,
-    pub(crate) trials: u32,
-    pub(crate) limit: Option<usize>,
-    pub(crate) results: Option<PathBuf>,
-    pub(crate) fresh: bool,
-    pub(crate) price_in: Option<f64>,
-    pub(crate) price_out: Option<f64>,
-}
-
-fn categories(list: &[String]) -> Result<Vec<&'static str>> {
-    if list.is_empty() || list.iter().any(|c| c == "all") {
-        return Ok(CATEGORIES.to_vec());
-    }
-    let mut out = Vec::new();
-    for c in list {
-        let matched: Vec<&'static str> = if let Some(prefix) = c.strip_suffix('*') {
-            CATEGORIES
-                .iter()
-                .copied()
-                .filter(|k| k.starts_with(prefix))
-                .collect()
-        } else {
-            CATEGORIES.iter().copied().filter(|k| *k == c).collect()
-        };
-        if matched.is_empty() {
-            anyhow::bail!(
-                "unknown or unsupported category `{c}`; supported: {} (or all, live_*); multi-turn and format sensitivity are not supported yet",
-                CATEGORIES.join(", ")
-            );
-        }
-        out.extend(matched);
-    }
-    out.dedup();
-    Ok(out)
-}
-
-fn verdict_of(entry: &Entry, r: &EntryResult, native: bool) -> Verdict {
-    if let Some(e) = &r.error {
-        return Verdict {
-            valid: false,
-            error_type: Some("model_error".into()),
-            reason: e.clone(),
-        };
-    }
-    check_entry(entry, &r.result, native)
-}
-
 fn slug(s: &str) -> String {
     s.chars()
         .map(|c| {
@@ -201,15 +317,8 @@ fn slug(s: &str) -> String {
         .collect()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 /// Where `run` keeps results by default: `.agentry/bfcl/MODEL-MODE.jsonl`.
-pub(crate) fn default_results(model: &str, native: bool) -> PathBuf {
+fn default_results(model: &str, native: bool) -> PathBuf {
     PathBuf::from(".agentry/bfcl").join(format!(
         "{}-{}.jsonl",
         slug(model),
@@ -217,9 +326,9 @@ pub(crate) fn default_results(model: &str, native: bool) -> PathBuf {
     ))
 }
 
-/// `agentry eval bfcl run`.
-pub(crate) async fn run(args: RunArgs) -> Result<bool> {
-    let cats = categories(&args.categories)?;
+/// `agentry eval bfcl run` once `--explain` is ruled out.
+async fn ask_all(args: RunArgs, mode: BfclMode, options: OpenOptions) -> Result<bool> {
+    let cats = select_categories(&args.category).map_err(anyhow::Error::msg)?;
     let mut entries = load(&args.data, &cats)
         .with_context(|| format!("reading the BFCL data in {}", args.data.display()))?;
     if let Some(limit) = args.limit {
@@ -230,12 +339,12 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
             *n <= limit
         });
     }
-    let native = args.mode == BfclMode::Native;
+    let native = mode == BfclMode::Native;
     let mode_name = if native { "native" } else { "prompt" };
     let answerer = if args.model == "oracle" {
         Answerer::Oracle
     } else {
-        Answerer::Model(agentry_llm::open(&args.model, &args.options)?)
+        Answerer::Model(agentry_llm::open(&args.model, &options)?)
     };
     let results_path = args
         .results
@@ -282,23 +391,17 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         args.model,
         args.concurrency
     );
-    let bar = indicatif::ProgressBar::new(todo.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} · {msg} · {elapsed_precise} elapsed, ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::bar(todo.len() as u64);
     let tally = Arc::new(Mutex::new((0usize, 0usize)));
     let started = Instant::now();
-    let new_results = run_entries(todo, answerer, args.mode, args.concurrency, |r| {
+    let new_results = run_entries(todo, answerer, mode, args.concurrency, |r| {
         if let Ok(mut f) = file.lock() {
             let _ = writeln!(f, "{}", serde_json::to_string(r).unwrap_or_default());
             let _ = f.flush();
         }
         if let (Some(entry), Ok(mut t)) = (by_id.get(&r.id), tally.lock()) {
             t.1 += 1;
-            t.0 += usize::from(verdict_of(entry, r, native).valid);
+            t.0 += usize::from(r.verdict(entry, native).valid);
             bar.set_message(format!(
                 "accuracy so far {:.1}%",
                 100.0 * t.0 as f64 / t.1 as f64
@@ -323,110 +426,15 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
     for r in new_results {
         done.insert((r.id.clone(), r.trial), r);
     }
-
-    // Report.
-    #[derive(Default)]
-    struct Row {
-        passed: usize,
-        n: usize,
-        decoded: usize,
-        schema_valid: usize,
-        errors: usize,
-        latencies: Vec<f64>,
-        tokens: u64,
-        cost: f64,
-    }
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    let mut verdict_lines = Vec::new();
-    let mut all_trials_pass = 0usize;
-    for e in &entries {
-        let mut every = true;
-        let mut any_result = false;
-        for t in 0..trials {
-            let Some(r) = done.get(&(e.id.clone(), t)) else {
-                every = false;
-                continue;
-            };
-            any_result = true;
-            let v = verdict_of(e, r, native);
-            every &= v.valid;
-            let row = rows.entry(e.category.clone()).or_default();
-            row.n += 1;
-            row.passed += usize::from(v.valid);
-            row.errors += usize::from(r.error.is_some());
-            let decoded = match &r.result {
-                Value::String(text) if e.category.contains("java") => {
-                    let lang = if e.category.contains("javascript") {
-                        agentry_eval::bfcl::Lang::JavaScript
-                    } else {
-                        agentry_eval::bfcl::Lang::Java
-                    };
-                    agentry_eval::bfcl::decode_java_js(text, lang)
-                        .ok()
-                        .flatten()
-                        .map(|c| vec![c])
-                }
-                Value::String(text) => decode_python(text).ok(),
-                Value::Null => None,
-                other => decoded_from_tagged(other).ok(),
-            };
-            if let Some(calls) = decoded.filter(|c| !c.is_empty()) {
-                row.decoded += 1;
-                row.schema_valid += usize::from(schema_valid(e, &calls, native) == Some(true));
-            }
-            row.latencies.push(r.latency_ms);
-            row.tokens += r.prompt_tokens + r.completion_tokens;
-            row.cost += args.price_in.unwrap_or(0.0) * r.prompt_tokens as f64 / 1e6
-                + args.price_out.unwrap_or(0.0) * r.completion_tokens as f64 / 1e6;
-            verdict_lines.push(json!({"id": e.id, "trial": t, "valid": v.valid, "error_type": v.error_type, "reason": v.reason}));
-        }
-        all_trials_pass += usize::from(any_result && every);
-    }
-    let priced = args.price_in.is_some() || args.price_out.is_some();
-    let mut table = String::from(
-        "| category | accuracy | entries | decoded to calls | schema-valid calls | p50 ms | p95 ms | tokens |",
-    );
-    if priced {
-        table.push_str(" cost / success |");
-    }
-    table.push('\n');
-    table.push_str(if priced {
-        "|---|---|---|---|---|---|---|---|---|\n"
-    } else {
-        "|---|---|---|---|---|---|---|---|\n"
-    });
-    let mut report_rows = Vec::new();
-    let (mut all_pass, mut all_n) = (0, 0);
-    for (cat, row) in &mut rows {
-        row.latencies.sort_by(f64::total_cmp);
-        let pct = |x: usize| 100.0 * x as f64 / row.n.max(1) as f64;
-        table.push_str(&format!(
-            "| {cat} | {:.2}% | {} | {:.1}% | {:.1}% | {:.0} | {:.0} | {} |",
-            pct(row.passed),
-            row.n,
-            pct(row.decoded),
-            pct(row.schema_valid),
-            percentile(&row.latencies, 0.5),
-            percentile(&row.latencies, 0.95),
-            row.tokens
-        ));
-        if priced {
-            table.push_str(&format!(" ${:.5} |", row.cost / row.passed.max(1) as f64));
-        }
-        table.push('\n');
-        all_pass += row.passed;
-        all_n += row.n;
-        report_rows.push(json!({"category": cat, "accuracy": pct(row.passed) / 100.0, "entries": row.n, "passed": row.passed,
-            "decoded_rate": pct(row.decoded) / 100.0, "schema_valid_rate": pct(row.schema_valid) / 100.0, "model_errors": row.errors,
-            "latency_p50_ms": percentile(&row.latencies, 0.5), "latency_p95_ms": percentile(&row.latencies, 0.95), "tokens": row.tokens,
-            "cost": if priced { json!(row.cost) } else { Value::Null }}));
-    }
-    table.push_str(&format!(
-        "| **all** | {:.2}% | {all_n} | | | | | |\n",
-        100.0 * all_pass as f64 / all_n.max(1) as f64
-    ));
-    println!("{table}");
-    let errors: usize = rows.values().map(|r| r.errors).sum();
+    let prices = match (args.price_in, args.price_out) {
+        (None, None) => None,
+        (price_in, price_out) => Some((price_in.unwrap_or(0.0), price_out.unwrap_or(0.0))),
+    };
+    let report = Report::new(&args.model, mode, &entries, done.values(), trials, prices)
+        .wall(wall)
+        .concurrency(args.concurrency);
+    println!("{}", report.table());
+    let errors = report.model_errors();
     if errors > 0 {
         println!(
             "{errors} entries could not be asked (model errors); they count as failed and are retried on the next run."
@@ -435,31 +443,24 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
     let stem = results_path.with_extension("");
     if trials > 1 {
         println!(
-            "{trials} trials per entry: accuracy above is over all trials; every trial passed for {all_trials_pass} of {} entries (pass^{trials} {:.2}%).",
+            "{trials} trials per entry: accuracy above is over all trials; every trial passed for {} of {} entries (pass^{trials} {:.2}%).",
+            report.pass_all_trials,
             entries.len(),
-            100.0 * all_trials_pass as f64 / entries.len().max(1) as f64
+            100.0 * report.pass_all_trials as f64 / entries.len().max(1) as f64
         );
     }
-    let report = json!({"model": args.model, "mode": mode_name, "trials": trials, "pass_all_trials": all_trials_pass, "categories": report_rows, "accuracy": all_pass as f64 / all_n.max(1) as f64,
-        "entries": all_n, "wall_s": wall.as_secs_f64(), "concurrency": args.concurrency});
     std::fs::write(
         stem.with_extension("report.json"),
         serde_json::to_string_pretty(&report)?,
     )?;
-    std::fs::write(
-        stem.with_extension("report.md"),
-        format!("# BFCL · {} · {mode_name} mode\n\n{table}", args.model),
-    )?;
+    std::fs::write(stem.with_extension("report.md"), report.to_markdown())?;
     std::fs::write(
         stem.with_extension("verdicts.jsonl"),
-        verdict_lines
-            .iter()
-            .map(|v| format!("{v}\n"))
-            .collect::<String>(),
+        report.verdicts_jsonl(),
     )?;
     eprintln!(
         "asked {} entries in {:.2} s · results {} · report {}.report.{{json,md}}",
-        done.len().min(all_n),
+        done.len().min(report.entries),
         wall.as_secs_f64(),
         results_path.display(),
         stem.display()
@@ -468,7 +469,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
 }
 
 /// `agentry eval bfcl explain`: one entry's prompt, answer, decoding and verdict.
-pub(crate) fn explain(data: &Path, results: &Path, id: &str, native: bool) -> Result<bool> {
+fn explain(data: &Path, results: &Path, id: &str, native: bool) -> Result<bool> {
     let category = agentry_eval::bfcl::category_of(id);
     let entries = load(data, &[category])
         .with_context(|| format!("reading the BFCL data in {}", data.display()))?;
@@ -511,7 +512,7 @@ pub(crate) fn explain(data: &Path, results: &Path, id: &str, native: bool) -> Re
     if let Some(gt) = &entry.ground_truth {
         println!("\n## Possible answers\n{}", Value::Array(gt.clone()));
     }
-    let v = verdict_of(entry, &r, native);
+    let v = r.verdict(entry, native);
     println!(
         "\n## Verdict\n{}{}",
         if v.valid { "valid" } else { "invalid" },

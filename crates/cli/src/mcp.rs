@@ -3,6 +3,7 @@
 
 use std::{
     collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -10,7 +11,210 @@ use std::{
 
 use agentry_policy::{Action, Approval, Approver, Policy};
 use anyhow::{Context, Result, bail};
+use clap::Subcommand;
 use futures::future::BoxFuture;
+
+use crate::{args::LocalArgs, policy::ApproveMode};
+
+/// `agentry mcp`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    what: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Offer agentry's tools, and an agent as the tool `agent` (a task in, its answer out),
+    /// to any MCP client over stdio (or Streamable HTTP with --http).
+    #[command(after_help = "\
+Example (an MCP client's server configuration):
+  \"command\": \"agentry\", \"args\": [\"mcp\", \"serve\", \"--model\", \"local\"]
+
+Tools: get_weather, search, calculator, kv_set, kv_get, clock_now, sleep, and agent.
+Every call is validated against its schema before it runs.")]
+    Serve {
+        /// The agent's model: local, local:PATH, sim:NAME, sim:PATH or openai:MODEL (default:
+        /// local once set up, else sim:plan).
+        #[arg(long)]
+        model: Option<String>,
+        /// Do not offer the `agent` tool.
+        #[arg(long)]
+        no_agent: bool,
+        /// A policy the agent's calls pass.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Serve over Streamable HTTP on this port (0 picks one) at /mcp, instead of stdio.
+        #[arg(long, value_name = "PORT")]
+        http: Option<u16>,
+        /// The address to listen on with --http.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        #[command(flatten)]
+        local: LocalArgs,
+    },
+    /// List an MCP server's tools as JSON: name, description, inputSchema, outputSchema.
+    #[command(after_help = "\
+Examples:
+  agentry mcp tools http://127.0.0.1:8080/mcp
+  agentry mcp tools -- npx -y @modelcontextprotocol/server-filesystem /tmp
+  agentry mcp tools --env GITHUB_TOKEN -- npx -y @modelcontextprotocol/server-github")]
+    Tools {
+        /// A variable for the server's command (repeatable): KEY=VALUE, or KEY to pass on
+        /// agentry's own. Otherwise it inherits only HOME, LOGNAME, PATH, SHELL, TERM, USER,
+        /// LANG, LC_ALL, LC_CTYPE and TMPDIR.
+        #[arg(long, value_name = "KEY[=VALUE]")]
+        env: Vec<String>,
+        /// The server: its URL (Streamable HTTP) or its command line (stdio).
+        #[arg(required = true, trailing_var_arg = true, value_name = "SERVER")]
+        server: Vec<String>,
+    },
+    /// Call one tool of an MCP server and print its result as the server sent it (exit 1 if
+    /// the result is an error).
+    #[command(after_help = "\
+Example:
+  agentry mcp call read_file --args '{\"path\": \"/tmp/a.txt\"}' -- npx -y @modelcontextprotocol/server-filesystem /tmp
+
+A server over HTTP that asks for authorization gets OAuth: the address to approve goes to
+$BROWSER (or is printed). A client registered beforehand: AGENTRY_OAUTH_CLIENT_ID and
+AGENTRY_OAUTH_CLIENT_SECRET; unattended, with AGENTRY_OAUTH_GRANT=client_credentials.")]
+    Call {
+        /// The tool's name, as the server lists it.
+        tool: String,
+        /// Its arguments, a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// How to answer the server's requests for user input: decline, or accept with the
+        /// form's defaults.
+        #[arg(long, value_enum, default_value = "decline")]
+        elicit: Elicit,
+        /// A variable for the server's command (repeatable): KEY=VALUE, or KEY to pass on
+        /// agentry's own. Otherwise it inherits only HOME, LOGNAME, PATH, SHELL, TERM, USER,
+        /// LANG, LC_ALL, LC_CTYPE and TMPDIR.
+        #[arg(long, value_name = "KEY[=VALUE]")]
+        env: Vec<String>,
+        /// The server: its URL (Streamable HTTP) or its command line (stdio).
+        #[arg(required = true, trailing_var_arg = true, value_name = "SERVER")]
+        server: Vec<String>,
+    },
+}
+
+/// `--elicit`: how `agentry mcp call` answers elicitation.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Elicit {
+    /// Decline every request.
+    Decline,
+    /// Accept a form with its schema's defaults (decline when a required field has none).
+    Defaults,
+}
+
+/// `agentry proxy`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProxyArgs {
+    /// The policy file.
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// The server's name in the policy (`server = …` in rules).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// The calling agent's name in the policy.
+    #[arg(long, value_name = "NAME")]
+    agent: Option<String>,
+    /// Who approves calls marked `ask`: the approval queue, or no one.
+    #[arg(long, value_enum, default_value = "queue")]
+    approve: ApproveMode,
+    /// The approval queue's directory.
+    #[arg(long, value_name = "DIR", default_value = ".agentry/approvals")]
+    approvals: PathBuf,
+    /// The audit trail: every message both ways and every decision, as JSON lines.
+    #[arg(long, value_name = "FILE", default_value = ".agentry/audit.jsonl")]
+    audit: PathBuf,
+    /// Keep no audit trail.
+    #[arg(long)]
+    no_audit: bool,
+    /// Face the client over Streamable HTTP on this port (0 picks one) at /mcp, instead
+    /// of stdio; the server behind may be a command or a URL.
+    #[arg(long, value_name = "PORT")]
+    http: Option<u16>,
+    /// A variable for the server's command (repeatable): KEY=VALUE, or KEY to pass on
+    /// agentry's own. Otherwise it inherits only HOME, LOGNAME, PATH, SHELL, TERM, USER,
+    /// LANG, LC_ALL, LC_CTYPE and TMPDIR.
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// The MCP server's command line (or, with --http, its URL), after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// Shown after `agentry proxy --help`.
+pub(crate) const PROXY_EXAMPLES: &str = "\
+Example (in an MCP client's server configuration, e.g. Claude Desktop's):
+  \"command\": \"agentry\",
+  \"args\": [\"proxy\", \"--policy\", \"/home/me/fs-policy.toml\", \"--server-name\", \"fs\", \"--\",
+           \"npx\", \"-y\", \"@modelcontextprotocol/server-filesystem\", \"/home/me/notes\"]
+
+Calls the policy marks `ask` wait in the approval queue (agentry approve ID); stdin belongs
+to the MCP client, so there is no terminal prompt.";
+
+/// `agentry mcp …`.
+pub(crate) fn run(args: Args) -> Result<bool> {
+    match args.what {
+        Command::Serve {
+            model,
+            no_agent,
+            policy,
+            http,
+            host,
+            local,
+        } => {
+            let policy = policy.as_deref().map(crate::policy::load).transpose()?;
+            let options = local.options(agentry_llm::ToolMode::Native, None, None);
+            let http = http.map(|port| SocketAddr::new(host, port));
+            crate::runtime::block_on(serve(model, options, !no_agent, policy, http))
+        }
+        Command::Tools { env, server } => {
+            let env = env_vars("--env", &env)?;
+            crate::runtime::block_on(tools(server, env))
+        }
+        Command::Call {
+            tool,
+            args,
+            elicit,
+            env,
+            server,
+        } => {
+            let elicitation = match elicit {
+                Elicit::Decline => agentry_mcp::Elicitation::Decline,
+                Elicit::Defaults => agentry_mcp::Elicitation::Defaults,
+            };
+            let env = env_vars("--env", &env)?;
+            crate::runtime::block_on(call(server, env, &tool, &args, elicitation))
+        }
+    }
+}
+
+/// `agentry proxy`: runs until the client or the server goes away (stdio), or until Ctrl-C
+/// (HTTP).
+pub(crate) fn proxy(args: ProxyArgs) -> Result<bool> {
+    let env = env_vars("--env", &args.env)?;
+    if args.approve == ApproveMode::Terminal && args.http.is_none() {
+        bail!(
+            "--approve terminal cannot work in the proxy: its stdin is the MCP client's; use queue or never"
+        );
+    }
+    let settings = ProxySettings {
+        policy: crate::policy::load(&args.policy)?,
+        approver: crate::policy::approver(args.approve, &args.approvals),
+        agent: args.agent,
+        server: args.server_name,
+        audit: (!args.no_audit).then_some(args.audit),
+        http: args.http,
+        env,
+        command: args.command,
+    };
+    // One thread: a message crosses the proxy without a hand-off between threads.
+    crate::runtime::block_on_one_thread(run_proxy(settings))
+}
 
 /// The policy as the proxy's gate on `tools/call`.
 pub(crate) struct ProxyGate {
@@ -75,22 +279,21 @@ impl agentry_mcp::proxy::CallGate for ProxyGate {
     }
 }
 
-/// What `agentry proxy` was asked to do.
-pub(crate) struct ProxyArgs {
-    pub(crate) command: Vec<String>,
-    pub(crate) policy: Arc<Policy>,
-    pub(crate) approver: Option<Arc<dyn Approver>>,
-    pub(crate) agent: Option<String>,
-    pub(crate) server: Option<String>,
-    pub(crate) audit: Option<PathBuf>,
-    pub(crate) http: Option<u16>,
+/// What `agentry proxy` was asked to do: the flags, read.
+struct ProxySettings {
+    command: Vec<String>,
+    policy: Arc<Policy>,
+    approver: Option<Arc<dyn Approver>>,
+    agent: Option<String>,
+    server: Option<String>,
+    audit: Option<PathBuf>,
+    http: Option<u16>,
     /// Variables the server gets beyond the few it inherits.
-    pub(crate) env: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
 }
 
-/// `agentry proxy`: runs until the client or the server goes away (stdio), or until Ctrl-C
-/// (HTTP).
-pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
+/// Relays until the client or the server goes away (stdio), or until Ctrl-C (HTTP).
+async fn run_proxy(args: ProxySettings) -> Result<bool> {
     let audit: Option<Box<dyn std::io::Write + Send>> = match &args.audit {
         Some(path) => Some(Box::new(open_audit(path)?)),
         None => None,
@@ -122,13 +325,7 @@ pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
             ..agentry_mcp::ClientOptions::from_env()
         };
         let upstream = agentry_mcp::McpServer::connect_with(spec, options).await?;
-        let stop = tokio_util::sync::CancellationToken::new();
-        let on_signal = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_signal.cancel();
-            }
-        });
+        let stop = crate::signal::stop_on_ctrl_c();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         agentry_mcp::proxy_http::serve(
             Arc::clone(&upstream),
@@ -161,13 +358,14 @@ pub(crate) async fn proxy(args: ProxyArgs) -> Result<bool> {
     Ok(status.is_none_or(|c| c == 0))
 }
 
-/// `agentry mcp serve`: the demo tools, and an agent as the tool `agent`, over stdio.
-pub(crate) async fn serve(
+/// `agentry mcp serve`: the demo tools, and an agent as the tool `agent`, over stdio (or
+/// Streamable HTTP at `http` until Ctrl-C).
+async fn serve(
     model: Option<String>,
     options: agentry_llm::OpenOptions,
     with_agent: bool,
     policy: Option<Arc<Policy>>,
-    http: Option<std::net::SocketAddr>,
+    http: Option<SocketAddr>,
 ) -> Result<bool> {
     let demo = agentry_tools::demo_tools(Duration::ZERO);
     let mut tools = demo.filtered(|_| true);
@@ -223,13 +421,7 @@ pub(crate) async fn serve(
             .await
             .map_err(anyhow::Error::msg)?,
         Some(addr) => {
-            let stop = tokio_util::sync::CancellationToken::new();
-            let on_signal = stop.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    on_signal.cancel();
-                }
-            });
+            let stop = crate::signal::stop_on_ctrl_c();
             agentry_mcp::serve::serve_http(tools, addr, stop, |bound| {
                 // The line a script waits for before it connects.
                 println!("serving MCP at http://{bound}/mcp (Ctrl-C to stop)");
@@ -260,7 +452,7 @@ async fn connect(
 }
 
 /// `agentry mcp tools`: the server's tools as JSON on stdout.
-pub(crate) async fn tools(server: Vec<String>, env: BTreeMap<String, String>) -> Result<bool> {
+async fn tools(server: Vec<String>, env: BTreeMap<String, String>) -> Result<bool> {
     let server = connect(server, env, agentry_mcp::Elicitation::Decline).await?;
     let listed = server.listed_tools().await;
     server.close().await;
@@ -269,7 +461,7 @@ pub(crate) async fn tools(server: Vec<String>, env: BTreeMap<String, String>) ->
 }
 
 /// `agentry mcp call`: one call, its result as JSON on stdout; `false` when it is an error.
-pub(crate) async fn call(
+async fn call(
     server: Vec<String>,
     env: BTreeMap<String, String>,
     tool: &str,
@@ -308,7 +500,7 @@ pub(crate) fn env_var(flag: &str, text: &str) -> Result<(String, String)> {
 }
 
 /// The variables `--env` gives, in a map.
-pub(crate) fn env_vars(flag: &str, given: &[String]) -> Result<BTreeMap<String, String>> {
+fn env_vars(flag: &str, given: &[String]) -> Result<BTreeMap<String, String>> {
     given.iter().map(|text| env_var(flag, text)).collect()
 }
 

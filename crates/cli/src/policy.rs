@@ -2,7 +2,7 @@
 
 use std::{
     io::{BufRead, IsTerminal, Write},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -10,7 +10,80 @@ use agentry_policy::{
     Action, Approval, ApprovalQueue, Approver, Pending, Policy, QueueNotice, arguments_hash,
 };
 use anyhow::{Context, Result};
+use clap::Subcommand;
 use futures::future::BoxFuture;
+
+/// `agentry policy`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    what: Command,
+}
+
+/// Shown after `agentry policy --help`; `tests/help.rs` runs each `$ agentry` line.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  $ agentry policy check examples/policy/demo.toml
+  $ agentry policy decide examples/policy/demo.toml --tool sleep --args '{\"ms\": 60000}'
+  {\"action\":\"deny\",\"rule\":\"no long sleeps\",\"reason\":\"sleep at most 5 s\",\"rewritten\":null}";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read a policy file: its rules, or the line and reason it is refused for.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Print the decision on one call as JSON (exit 1 if it is denied).
+    Decide {
+        /// The policy file.
+        file: PathBuf,
+        /// The tool's name.
+        #[arg(long)]
+        tool: String,
+        /// The call's arguments, a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// The calling agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The server the tool comes from.
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+/// `agentry approve`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ApproveArgs {
+    /// The approval's id (`a` and 16 hex digits), as the waiting run printed it.
+    id: Option<String>,
+    /// Refuse the call instead.
+    #[arg(long)]
+    deny: bool,
+    /// The approval queue's directory.
+    #[arg(long, value_name = "DIR", default_value = ".agentry/approvals")]
+    approvals: PathBuf,
+}
+
+/// `agentry policy …`.
+pub(crate) fn run(args: Args) -> Result<bool> {
+    match args.what {
+        Command::Check { file } => check(&file),
+        Command::Decide {
+            file,
+            tool,
+            args,
+            agent,
+            server,
+        } => decide(&file, &tool, &args, agent.as_deref(), server.as_deref()),
+    }
+}
+
+/// `agentry approve`: lists the waiting calls, or decides one.
+pub(crate) fn approve(args: ApproveArgs) -> Result<bool> {
+    decide_waiting(&args.approvals, args.id.as_deref(), args.deny)
+}
 
 /// Where `ask` decisions go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,8 +195,8 @@ fn describe(p: &Pending) -> String {
     )
 }
 
-/// `agentry approve`: lists the waiting calls, or decides one.
-pub(crate) fn approve(dir: &Path, id: Option<&str>, deny: bool) -> Result<bool> {
+/// Lists the calls waiting in the queue at `dir`, or decides the one with `id`.
+fn decide_waiting(dir: &Path, id: Option<&str>, deny: bool) -> Result<bool> {
     let queue = ApprovalQueue::new(dir);
     let Some(id) = id else {
         let waiting = queue.list()?;
@@ -152,7 +225,7 @@ pub(crate) fn approve(dir: &Path, id: Option<&str>, deny: bool) -> Result<bool> 
 }
 
 /// `agentry policy check`: reads the file and says what it holds.
-pub(crate) fn check(path: &Path) -> Result<bool> {
+fn check(path: &Path) -> Result<bool> {
     let policy = load(path)?;
     println!(
         "{}: {} rule(s), default {}",
@@ -176,7 +249,7 @@ pub(crate) fn check(path: &Path) -> Result<bool> {
 }
 
 /// `agentry policy decide`: the decision on one call, as JSON.
-pub(crate) fn decide(
+fn decide(
     path: &Path,
     tool: &str,
     args: &str,

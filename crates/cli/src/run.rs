@@ -1,36 +1,258 @@
-//! `agentry run`, `agentry trace …` and `agentry replay`: running agents and looking at runs.
+//! `agentry run`: an agent on a task, its steps on stderr as they happen, its answer on stdout.
 
 use std::{
     io::Write,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use agentry_core::{RunStatus, TraceEvent, TraceKind};
-use agentry_exec::{Budget, Engine, EngineConfig, Fanout, Mode, Observer};
+use agentry_exec::{Agent, Budget, EngineConfig, Mode, Observer};
 use agentry_llm::OpenOptions;
-use agentry_trace::{TraceStore, TraceWriter};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, future::BoxFuture};
 
-/// Settings of `agentry run` beyond the task.
-pub(crate) struct RunArgs<'a> {
-    pub(crate) mode: Mode,
-    pub(crate) model: Option<&'a str>,
-    pub(crate) options: OpenOptions,
-    pub(crate) trace_db: Option<&'a Path>,
-    pub(crate) budget: Budget,
-    pub(crate) call_timeout: Duration,
-    pub(crate) tool_latency: Duration,
-    pub(crate) quiet: bool,
-    pub(crate) json: bool,
-    pub(crate) policy: Option<Arc<agentry_policy::Policy>>,
-    pub(crate) approver: Option<Arc<dyn agentry_policy::Approver>>,
-    pub(crate) agent: Option<String>,
-    pub(crate) mcp: Vec<agentry_mcp::ServerSpec>,
+use crate::{
+    args::{LocalArgs, ModeArg, ToolModeArg},
+    policy::ApproveMode,
+};
+
+/// `agentry run`'s flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The task.
+    task: String,
+    /// How to drive the model: a streamed plan whose tasks run as they are written
+    /// (compiled, the default), or ReAct-style turns (sequential).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// The model: local, local:PATH (a GGUF file), sim:NAME, sim:PATH or openai:MODEL
+    /// (default: local once set up, else a bundled simulated model).
+    #[arg(long)]
+    model: Option<String>,
+    #[command(flatten)]
+    local: LocalArgs,
+    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// API key (instead of OPENAI_API_KEY).
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+    /// Send tools natively, or render them into the prompt and read calls from the text.
+    #[arg(long, value_enum, default_value = "native")]
+    tool_mode: ToolModeArg,
+    /// Where traces go.
+    #[arg(long, value_name = "FILE", default_value = ".agentry/traces.db")]
+    trace_db: PathBuf,
+    /// Keep no trace.
+    #[arg(long)]
+    no_trace: bool,
+    /// Wall-time budget of the run, in seconds (default 300).
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Most tool calls the run may make (default 1000).
+    #[arg(long)]
+    max_calls: Option<u64>,
+    /// Most tokens the run may use.
+    #[arg(long)]
+    max_tokens: Option<u64>,
+    /// Deadline of each tool call, in seconds (default 60).
+    #[arg(long)]
+    call_timeout: Option<f64>,
+    /// Simulated latency of the demo lookup tools (get_weather, search), in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    tool_latency_ms: u64,
+    /// Print only the answer.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Print the outcome as one JSON object (run id, status, answer, calls, tokens, time).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// An MCP server whose tools the agent may call: ALIAS=COMMAND (repeatable), e.g.
+    /// 'fs=npx -y @modelcontextprotocol/server-filesystem /tmp/x'. A tool whose name is
+    /// taken is offered as ALIAS__name; policies match the alias as `server`.
+    #[arg(long, value_name = "ALIAS=COMMAND")]
+    mcp: Vec<String>,
+    /// A variable for the MCP server ALIAS (repeatable): ALIAS=KEY=VALUE, or ALIAS=KEY to
+    /// pass on agentry's own KEY. A server inherits only HOME, LOGNAME, PATH, SHELL, TERM,
+    /// USER, LANG, LC_ALL, LC_CTYPE and TMPDIR otherwise (no API keys).
+    #[arg(long, value_name = "ALIAS=KEY[=VALUE]")]
+    mcp_env: Vec<String>,
+    /// Offer only the MCP servers' tools, not the demo tools.
+    #[arg(long)]
+    no_demo_tools: bool,
+    /// A config file (default: agentry.toml here, if there is one): model, base_url,
+    /// api_key_env, mode, policy, agent, approve, [budget] (timeout, max_calls,
+    /// max_tokens, call_timeout) and [mcp.ALIAS] servers (command = [...] with env = {…},
+    /// or url = "..." with oauth = {…}); flags given here win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The policy a run's calls pass.
+#[derive(Debug, Clone, clap::Args)]
+struct PolicyArgs {
+    /// A policy file (TOML, or YAML by extension): every call is allowed, denied, rewritten
+    /// or held for approval by its rules. See the README's Policy section.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// The agent's name in the policy (its visible tools and rate limits).
+    #[arg(long, value_name = "NAME")]
+    agent: Option<String>,
+    /// Who approves calls the policy marks `ask`: a prompt on this terminal (the default),
+    /// the approval queue (`agentry approve ID`), or no one (refused).
+    #[arg(long, value_enum)]
+    approve: Option<ApproveMode>,
+    /// The approval queue's directory.
+    #[arg(long, value_name = "DIR", default_value = ".agentry/approvals")]
+    approvals: PathBuf,
+}
+
+/// Shown after `agentry run --help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  $ agentry run \"How much warmer is Oslo than Paris?\"                   # compiled plan, local model
+  $ agentry run \"How much warmer is Oslo than Paris?\" --mode sequential # ReAct-style turns
+  $ agentry run \"How much warmer is Oslo than Paris?\" --model sim:plan  # the simulated model
+  $ agentry trace show last                                              # the timeline of that run
+
+The default model is the embedded local one (Qwen2.5-Coder-0.5B-Instruct on llama.cpp, calls
+grammar-constrained), once `scripts/local-model` has fetched it; until then, the simulated
+model with a bundled script (sim:trip for sequential, sim:plan for compiled). Tools: the
+demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep).";
+
+/// `agentry run`: the flags, over the config file, then the run; returns whether the agent
+/// answered.
+pub(crate) fn run(args: Args) -> Result<bool> {
+    let Args {
+        task,
+        mode,
+        model,
+        local,
+        base_url,
+        api_key,
+        tool_mode,
+        trace_db,
+        no_trace,
+        timeout,
+        max_calls,
+        max_tokens,
+        call_timeout,
+        tool_latency_ms,
+        quiet,
+        json,
+        policy,
+        mcp,
+        mcp_env,
+        no_demo_tools,
+        config,
+    } = args;
+    let mut mcp = mcp
+        .iter()
+        .map(|m| agentry_mcp::ServerSpec::parse(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let explicit = config.is_some();
+    let path = config.unwrap_or_else(|| PathBuf::from("agentry.toml"));
+    let file = crate::config::load(&path, explicit)?;
+    mcp.extend(file.servers);
+    give_env(&mut mcp, &mcp_env)?;
+    let policy_file = policy.policy.or(file.policy);
+    let agent = policy.agent.or(file.agent);
+    if agent.is_some() && policy_file.is_none() {
+        bail!(
+            "--agent names an agent of a policy; give the policy with --policy (or policy = \"…\" in the config)"
+        );
+    }
+    let model = model.or(file.model);
+    let settings = Settings {
+        mode: mode.map_or(file.mode.unwrap_or(Mode::Compiled), Into::into),
+        model: model.as_deref(),
+        options: local.options(
+            tool_mode.into(),
+            base_url.or(file.base_url),
+            api_key.or(file.api_key),
+        ),
+        trace_db: (!no_trace).then_some(trace_db.as_path()),
+        budget: Budget {
+            wall: Some(seconds(timeout.or(file.timeout).unwrap_or(300.0))),
+            tokens: max_tokens.or(file.max_tokens),
+            tool_calls: Some(max_calls.or(file.max_calls).unwrap_or(1000)),
+            ..Budget::default()
+        },
+        call_timeout: seconds(call_timeout.or(file.call_timeout).unwrap_or(60.0)),
+        tool_latency: Duration::from_millis(tool_latency_ms),
+        quiet,
+        json,
+        policy: policy_file
+            .as_deref()
+            .map(crate::policy::load)
+            .transpose()?,
+        approver: crate::policy::approver(
+            policy
+                .approve
+                .or(file.approve)
+                .unwrap_or(ApproveMode::Terminal),
+            &policy.approvals,
+        ),
+        agent,
+        mcp,
+        oauth: file.oauth,
+        demo_tools: !no_demo_tools,
+    };
+    crate::runtime::block_on(run_agent(&task, settings))
+}
+
+/// Gives each `--mcp-env ALIAS=KEY[=VALUE]` to the server ALIAS of `servers`.
+fn give_env(servers: &mut [agentry_mcp::ServerSpec], given: &[String]) -> Result<()> {
+    let known: Vec<String> = servers.iter().map(|s| s.alias.clone()).collect();
+    for text in given {
+        let Some((alias, var)) = text.split_once('=') else {
+            bail!(
+                "--mcp-env {text}: write ALIAS=KEY=VALUE, or ALIAS=KEY to pass agentry's own KEY on"
+            );
+        };
+        let Some(spec) = servers.iter_mut().find(|s| s.alias == alias) else {
+            bail!("--mcp-env {text}: there is no MCP server `{alias}` (there are {known:?})");
+        };
+        if spec.url().is_some() {
+            bail!("--mcp-env {text}: `{alias}` is reached by URL; variables are for a command");
+        }
+        let (key, value) = crate::mcp::env_var("--mcp-env", var)?;
+        spec.env.insert(key, value);
+    }
+    Ok(())
+}
+
+/// A duration from seconds given on the command line (negative or NaN counts as zero).
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s > 0.0 {
+        s.min(1e9)
+    } else {
+        0.0
+    })
+}
+
+/// Settings of `agentry run` beyond the task: the flags over the config file.
+struct Settings<'a> {
+    mode: Mode,
+    model: Option<&'a str>,
+    options: OpenOptions,
+    trace_db: Option<&'a Path>,
+    budget: Budget,
+    call_timeout: Duration,
+    tool_latency: Duration,
+    quiet: bool,
+    json: bool,
+    policy: Option<Arc<agentry_policy::Policy>>,
+    approver: Option<Arc<dyn agentry_policy::Approver>>,
+    agent: Option<String>,
+    mcp: Vec<agentry_mcp::ServerSpec>,
     /// Authorization settings of the servers that have their own (from the config), by alias.
-    pub(crate) oauth: std::collections::BTreeMap<String, agentry_mcp::OAuthOptions>,
-    pub(crate) demo_tools: bool,
+    oauth: std::collections::BTreeMap<String, agentry_mcp::OAuthOptions>,
+    demo_tools: bool,
 }
 
 /// Prints each step as it starts and ends.
@@ -168,22 +390,17 @@ impl Observer for Progress {
     }
 }
 
-/// The demo tools and the MCP servers' tools, offered again when a server's change.
-struct Offer {
-    base: agentry_tools::ToolSet,
-    servers: Vec<Arc<agentry_mcp::McpServer>>,
-}
+/// The MCP servers' tools, offered again when a server says they changed.
+struct McpUpdates(agentry_mcp::Toolbox);
 
-impl agentry_exec::ToolUpdates for Offer {
-    fn poll(&self) -> futures::future::BoxFuture<'_, Option<Arc<agentry_tools::ToolSet>>> {
+impl agentry_exec::ToolUpdates for McpUpdates {
+    fn poll(&self) -> BoxFuture<'_, Option<Arc<agentry_tools::ToolSet>>> {
         Box::pin(async move {
-            if !self.servers.iter().any(|s| s.tools_have_changed()) {
-                return None;
-            }
-            match offer(&self.base, &self.servers).await {
-                Ok(set) => Some(Arc::new(set)),
-                Err(e) => {
-                    eprintln!("the MCP tools changed but cannot be offered: {e:#}");
+            match self.0.changes().await {
+                None => None,
+                Some(Ok(set)) => Some(Arc::new(set)),
+                Some(Err(e)) => {
+                    eprintln!("the MCP tools changed but cannot be offered: {e}");
                     None
                 }
             }
@@ -191,25 +408,8 @@ impl agentry_exec::ToolUpdates for Offer {
     }
 }
 
-/// The tools on offer: `base`'s and each server's; a server's tool whose name is taken is
-/// offered as `ALIAS__name`.
-async fn offer(
-    base: &agentry_tools::ToolSet,
-    servers: &[Arc<agentry_mcp::McpServer>],
-) -> Result<agentry_tools::ToolSet> {
-    let mut tools = base.filtered(|_| true);
-    for server in servers {
-        let taken = tools.names();
-        for tool in server.tools(&|n| taken.iter().any(|t| t == n)).await {
-            tools
-                .add(tool)
-                .with_context(|| format!("a tool of the MCP server `{}`", server.alias()))?;
-        }
-    }
-    Ok(tools)
-}
-
-fn short(s: &str, n: usize) -> String {
+/// `s`, cut to `n` characters with `…` when it is longer.
+pub(crate) fn short(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()
     } else {
@@ -218,7 +418,7 @@ fn short(s: &str, n: usize) -> String {
 }
 
 /// Runs one agent; returns whether it answered.
-pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
+async fn run_agent(task: &str, args: Settings<'_>) -> Result<bool> {
     let spec = match args.model {
         Some(m) => m,
         None if agentry_llm::local_ready() => "local",
@@ -264,7 +464,8 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
         }
         servers.push(server);
     }
-    let tools = Arc::new(offer(&base, &servers).await?);
+    let toolbox = agentry_mcp::Toolbox::new(base, servers.clone());
+    let tools = Arc::new(toolbox.current().await?);
     if let Some(policy) = &args.policy {
         let offered: Vec<(&str, Option<&str>)> = tools
             .specs()
@@ -286,34 +487,16 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
         agent: args.agent.clone(),
         ..EngineConfig::new(args.mode)
     };
-    let engine = Engine::new(Arc::clone(&model), Arc::clone(&tools), cfg);
+    let mut agent = Agent::builder(Arc::clone(&model)).tools(&tools).config(cfg);
     // A server that says its tools changed is listed again; the next turn offers the new set.
-    let engine = if servers.is_empty() {
-        engine
-    } else {
-        engine.with_tool_updates(Arc::new(Offer {
-            base,
-            servers: servers.clone(),
-        }))
-    };
-    let writer = match args.trace_db {
-        Some(path) => {
-            Some(Arc::new(TraceWriter::open(path).with_context(|| {
-                format!("opening the trace store {}", path.display())
-            })?))
-        }
-        None => None,
-    };
-    let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
-    if !args.quiet {
-        observers.push(Arc::new(Progress {
-            out: Mutex::new(std::io::stderr()),
-            calls: Mutex::default(),
-        }));
+    if !servers.is_empty() {
+        agent = agent.tool_updates(Arc::new(McpUpdates(toolbox)));
     }
+    let writer = crate::trace::open_writer(args.trace_db)?;
     if let Some(w) = &writer {
-        observers.push(Arc::clone(w) as Arc<dyn Observer>);
+        agent = agent.observer(Arc::clone(w) as Arc<dyn Observer>);
     }
+    let agent = agent.build()?;
     if !args.quiet {
         eprintln!(
             "agentry run · {} mode · model {} · task: {task}",
@@ -321,22 +504,35 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
             model.name()
         );
     }
-    // Ctrl-C cancels the run: calls in flight are cut and recorded, the run ends
-    // `cancelled`. A second Ctrl-C leaves at once.
-    let cancel = crate::cancel_on_ctrl_c();
-    let outcome = engine
-        .run_with(task, &Fanout(observers), cancel, agentry_exec::new_run_id())
-        .await;
+    // The run's events as they happen, printed; Ctrl-C cancels the run, whose calls in
+    // flight are cut and recorded and which ends `cancelled`. A second Ctrl-C leaves at once.
+    let progress = Progress {
+        out: Mutex::new(std::io::stderr()),
+        calls: Mutex::default(),
+    };
+    let cancel = crate::signal::cancel_on_ctrl_c();
+    let mut events = agent.stream(task);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = cancel.cancelled(), if !cancel.is_cancelled() => {
+                events.cancel();
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
+        if !args.quiet {
+            progress.event(&event);
+        }
+    }
+    let outcome = events
+        .outcome()
+        .cloned()
+        .context("the run ended without an outcome")?;
     for server in servers {
         server.close().await;
     }
-    if let Some(w) = writer {
-        let path = w.path().to_owned();
-        if let Ok(w) = Arc::try_unwrap(w) {
-            w.close()
-                .with_context(|| format!("writing the trace to {}", path.display()))?;
-        }
-    }
+    crate::trace::close_writer(writer)?;
     if args.json {
         let line = serde_json::json!({
             "run_id": outcome.run_id,
@@ -382,96 +578,4 @@ pub(crate) async fn run(task: &str, args: RunArgs<'_>) -> Result<bool> {
         );
     }
     Ok(outcome.status == RunStatus::Answered)
-}
-
-/// `agentry trace list`.
-pub(crate) fn list(db: &Path, limit: usize, json: bool) -> Result<bool> {
-    let store = TraceStore::open(db)?;
-    let runs = store.runs(limit)?;
-    if json {
-        println!("{}", serde_json::to_string(&runs)?);
-        return Ok(true);
-    }
-    if runs.is_empty() {
-        println!("no runs in {}", db.display());
-        return Ok(true);
-    }
-    println!(
-        "{:<22} {:<10} {:<16} {:<17} {:>8} {:>5} {:>7}  task",
-        "run", "mode", "model", "status", "seconds", "calls", "tokens"
-    );
-    for r in runs {
-        println!(
-            "{:<22} {:<10} {:<16} {:<17} {:>8.3} {:>5} {:>7}  {}",
-            r.id,
-            r.mode,
-            short(&r.model, 16),
-            r.status,
-            r.wall_us as f64 / 1e6,
-            r.calls,
-            r.tokens,
-            short(&r.task, 60)
-        );
-    }
-    Ok(true)
-}
-
-/// `agentry trace show`.
-pub(crate) fn show(
-    db: &Path,
-    run: &str,
-    json: bool,
-    width: usize,
-    svg: Option<&Path>,
-    png: Option<&Path>,
-) -> Result<bool> {
-    let store = TraceStore::open(db)?;
-    let id = store.resolve(run)?;
-    let events = store.events(&id)?;
-    let t = agentry_trace::timeline(&events);
-    if svg.is_some() || png.is_some() {
-        let picture = agentry_ui::svg(&t, 1200);
-        if let Some(path) = svg {
-            std::fs::write(path, &picture)
-                .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("timeline of {id} drawn in {}", path.display());
-        }
-        if let Some(path) = png {
-            let bytes = agentry_ui::png(&picture).map_err(anyhow::Error::msg)?;
-            std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("timeline of {id} drawn in {}", path.display());
-        }
-    }
-    if json {
-        println!("{}", serde_json::to_string(&t)?);
-    } else {
-        print!("{}", agentry_trace::render(&t, width));
-    }
-    Ok(true)
-}
-
-/// `agentry trace export`.
-pub(crate) fn export(db: &Path, run: &str) -> Result<bool> {
-    let store = TraceStore::open(db)?;
-    let id = store.resolve(run)?;
-    print!("{}", agentry_trace::export_jsonl(&store.events(&id)?));
-    Ok(true)
-}
-
-/// `agentry replay`: returns whether the replay matched.
-pub(crate) async fn replay(db: &Path, run: &str) -> Result<bool> {
-    let store = TraceStore::open(db)?;
-    let id = store.resolve(run)?;
-    let events = store.events(&id)?;
-    let report = agentry_exec::replay(&events, EngineConfig::default()).await;
-    match report.divergence {
-        None => {
-            println!("replay of {id} matches: {} steps identical", report.steps);
-            Ok(true)
-        }
-        Some(d) => {
-            println!("replay of {id} diverges at {d}");
-            Ok(false)
-        }
-    }
 }

@@ -12,31 +12,218 @@ use agentry_eval::taubench::{
     first_difference, replay_task,
 };
 use agentry_exec::{NoObserver, Observer};
-use agentry_trace::TraceWriter;
 use anyhow::{Context, Result, bail};
-use tokio_util::sync::CancellationToken;
+use clap::Subcommand;
 
-/// What `agentry eval taubench` was asked to run.
-pub(crate) struct RunArgs {
-    pub(crate) data: PathBuf,
-    pub(crate) domain: String,
-    pub(crate) split: Split,
-    pub(crate) model: String,
-    pub(crate) user_model: Option<String>,
-    pub(crate) user_temperature: f32,
-    pub(crate) options: agentry_llm::OpenOptions,
-    pub(crate) trials: usize,
-    pub(crate) concurrency: usize,
-    pub(crate) task_ids: Option<Vec<usize>>,
-    pub(crate) max_steps: u32,
-    pub(crate) out: Option<PathBuf>,
-    pub(crate) trace_db: Option<PathBuf>,
-    pub(crate) prices: Option<(f64, f64)>,
-    pub(crate) policy: Option<PathBuf>,
+use crate::args::LocalArgs;
+
+/// `agentry eval taubench`'s flags: a run's, or a subcommand.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    what: Option<Command>,
+    #[command(flatten)]
+    run: Box<RunArgs>,
+}
+
+/// Shown after `agentry eval taubench --help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  $ agentry eval taubench --data ../shared/taubench --model noop              # the floor
+  $ agentry eval taubench --data ../shared/taubench --model oracle            # the ceiling
+  $ agentry eval taubench --data ../shared/taubench --model local --user-model local \\
+        --split dev --task-ids 0-4 --trials 4
+  $ agentry eval taubench --data ../shared/taubench --model openai:gpt-4o-mini \\
+        --user-model openai:gpt-4o --trials 4 --concurrency 16
+  $ agentry eval taubench replay --data ../shared/taubench                     # ground truth
+
+The agent sees the domain's policy (wiki.md) as its system prompt and its tools; each step it
+may make one call (validated against the tool's schema) or talk to the user. An episode ends
+when the user says ###STOP###, the agent hands off to a human, or --max-steps pass (reward 0).
+Reward 1 needs the final database to equal the ground truth's and every required output said.
+Reports go to .agentry/taubench/DOMAIN-SPLIT-MODEL.{json,md}; every episode is in the trace
+store (agentry trace list / show).";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay every task's ground-truth actions on a fresh database; compare each tool's
+    /// output and each changed record with the reference (expected_SPLIT.json beside the
+    /// tasks, or --expected).
+    #[command(after_help = "\
+Examples:
+  $ agentry eval taubench replay --data ../shared/taubench
+  $ agentry eval taubench replay --data ../shared/taubench --split dev --emit mine.json
+  $ agentry eval taubench replay --data ../shared/taubench --split dev --expected other.json
+
+Exits 1 if any task differs from its reference.")]
+    Replay(ReplayArgs),
+}
+
+/// Options of a τ-bench run.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The τ-bench data directory (holding retail/), or the domain's directory itself.
+    #[arg(long, value_name = "DIR", required = true)]
+    data: Option<PathBuf>,
+    /// The domain.
+    #[arg(long, default_value = "retail")]
+    domain: String,
+    /// The task split.
+    #[arg(long, default_value = "test", value_parser = parse_split)]
+    split: Split,
+    /// The agent: noop (hands off at once: the floor), oracle (plays the ground truth: the
+    /// ceiling), local, local:PATH, sim:NAME, sim:PATH or openai:MODEL.
+    #[arg(long, required = true)]
+    model: Option<String>,
+    /// Who plays the user: scripted, or a model as for --model (default: scripted for
+    /// noop/oracle, else the agent's model).
+    #[arg(long)]
+    user_model: Option<String>,
+    /// Sampling temperature of the user model (τ-bench leaves the provider's default, 1.0).
+    #[arg(long, default_value_t = 1.0)]
+    user_temperature: f32,
+    /// Trials per task; pass^1 … pass^K are reported.
+    #[arg(long, default_value_t = 1)]
+    trials: usize,
+    /// Episodes at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Only these tasks: ids (positions in the split) and ranges, e.g. 0,3,10-19.
+    #[arg(long, value_name = "IDS")]
+    task_ids: Option<String>,
+    /// Agent steps (model requests) before an episode is cut off with reward 0.
+    #[arg(long, default_value_t = 30)]
+    max_steps: u32,
+    /// Where the reports go: PATH.json and PATH.md.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Where the episodes' traces go.
+    #[arg(long, value_name = "FILE", default_value = ".agentry/traces.db")]
+    trace_db: PathBuf,
+    /// Keep no traces.
+    #[arg(long)]
+    no_trace: bool,
+    /// A policy file every call of the agent passes (see `agentry policy`); what it denies
+    /// goes back to the agent as an error. Calls it marks `ask` are refused.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// The agent model's price per million prompt tokens, for its cost per successful task.
+    #[arg(long, value_name = "USD", requires = "price_out")]
+    price_in: Option<f64>,
+    /// The agent model's price per million completion tokens.
+    #[arg(long, value_name = "USD", requires = "price_in")]
+    price_out: Option<f64>,
+    #[command(flatten)]
+    local: LocalArgs,
+    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// API key (instead of OPENAI_API_KEY).
+    #[arg(long, value_name = "KEY")]
+    api_key: Option<String>,
+}
+
+/// `agentry eval taubench replay`'s flags.
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// The τ-bench data directory.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// The domain.
+    #[arg(long, default_value = "retail")]
+    domain: String,
+    /// The split, or all.
+    #[arg(long, default_value = "all")]
+    split: String,
+    /// Compare with this file instead of expected_SPLIT.json (one split).
+    #[arg(long, value_name = "FILE")]
+    expected: Option<PathBuf>,
+    /// Write agentry's replay results here, in the structure of expected_SPLIT.json.
+    #[arg(long, value_name = "FILE")]
+    emit: Option<PathBuf>,
+}
+
+/// `--split`: test, dev or train.
+fn parse_split(s: &str) -> Result<Split, String> {
+    s.parse()
+}
+
+/// `agentry eval taubench …`.
+pub(crate) fn run(args: Args) -> Result<bool> {
+    if let Some(Command::Replay(args)) = args.what {
+        return replay(args);
+    }
+    let RunArgs {
+        data,
+        domain,
+        split,
+        model,
+        user_model,
+        user_temperature,
+        trials,
+        concurrency,
+        task_ids,
+        max_steps,
+        out,
+        trace_db,
+        no_trace,
+        policy,
+        price_in,
+        price_out,
+        local,
+        base_url,
+        api_key,
+    } = *args.run;
+    let task_ids = task_ids
+        .as_deref()
+        .map(parse_ids)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--task-ids: {e}"))?;
+    let settings = Settings {
+        data: data.unwrap_or_default(),
+        domain,
+        split,
+        model: model.unwrap_or_default(),
+        user_model,
+        user_temperature,
+        options: LocalArgs {
+            context: Some(local.context.unwrap_or(16_384)),
+            ..local
+        }
+        .options(agentry_llm::ToolMode::Native, base_url, api_key),
+        trials,
+        concurrency,
+        task_ids,
+        max_steps,
+        out,
+        trace_db: (!no_trace).then_some(trace_db),
+        prices: price_in.zip(price_out),
+        policy,
+    };
+    crate::runtime::block_on(evaluate(settings))
+}
+
+/// What `agentry eval taubench` was asked to run: the flags, read.
+struct Settings {
+    data: PathBuf,
+    domain: String,
+    split: Split,
+    model: String,
+    user_model: Option<String>,
+    user_temperature: f32,
+    options: agentry_llm::OpenOptions,
+    trials: usize,
+    concurrency: usize,
+    task_ids: Option<Vec<usize>>,
+    max_steps: u32,
+    out: Option<PathBuf>,
+    trace_db: Option<PathBuf>,
+    prices: Option<(f64, f64)>,
+    policy: Option<PathBuf>,
 }
 
 /// Reads task ids written as `3,5,10-19`.
-pub(crate) fn parse_ids(text: &str) -> Result<Vec<usize>, String> {
+fn parse_ids(text: &str) -> Result<Vec<usize>, String> {
     let mut ids = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || format!("`{part}` is not a task id or a range like 10-19");
@@ -64,7 +251,7 @@ fn load(data: &Path, domain: &str, split: Split) -> Result<(DomainData, Duration
 }
 
 /// Runs the episodes; prints per-task rewards, the average and pass^k; writes the reports.
-pub(crate) async fn run(args: RunArgs) -> Result<bool> {
+async fn evaluate(args: Settings) -> Result<bool> {
     let (data, loaded) = load(&args.data, &args.domain, args.split)?;
     let tasks = match &args.task_ids {
         Some(ids) => {
@@ -102,14 +289,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
             args.user_temperature,
         ),
     };
-    let writer = match &args.trace_db {
-        Some(path) => {
-            Some(Arc::new(TraceWriter::open(path).with_context(|| {
-                format!("opening the trace store {}", path.display())
-            })?))
-        }
-        None => None,
-    };
+    let writer = crate::trace::open_writer(args.trace_db.as_deref())?;
     let observer: Arc<dyn Observer> = match &writer {
         Some(w) => Arc::clone(w) as Arc<dyn Observer>,
         None => Arc::new(NoObserver),
@@ -139,21 +319,10 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         plan.concurrency,
         loaded.as_secs_f64() * 1e3
     );
-    let bar = indicatif::ProgressBar::new((plan.tasks.len() * plan.trials) as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} · {msg} · {elapsed_precise} elapsed, ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress::bar((plan.tasks.len() * plan.trials) as u64);
     let tally = Mutex::new((0.0f64, 0usize));
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            stop.cancel();
-        }
-    });
+    // Ctrl-C stops the episodes; what finished is reported.
+    let cancel = crate::signal::stop_on_ctrl_c();
     let started = Instant::now();
     let episodes = run_episodes(
         &data,
@@ -184,13 +353,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<bool> {
         args.prices,
     );
     drop(observer);
-    if let Some(w) = writer {
-        let path = w.path().to_owned();
-        if let Ok(w) = Arc::try_unwrap(w) {
-            w.close()
-                .with_context(|| format!("writing the traces to {}", path.display()))?;
-        }
-    }
+    crate::trace::close_writer(writer)?;
     print_report(&report);
     let out = args.out.unwrap_or_else(|| {
         let agent: String = report
@@ -268,18 +431,18 @@ fn print_report(r: &Report) {
     }
 }
 
-/// What `agentry eval taubench replay` was asked to do.
-pub(crate) struct ReplayArgs {
-    pub(crate) data: PathBuf,
-    pub(crate) domain: String,
-    pub(crate) splits: Vec<Split>,
-    pub(crate) expected: Option<PathBuf>,
-    pub(crate) emit: Option<PathBuf>,
-}
-
 /// Replays every task's ground truth; compares with the reference when there is one.
-pub(crate) fn replay(args: ReplayArgs) -> Result<bool> {
-    if args.splits.len() > 1 && (args.expected.is_some() || args.emit.is_some()) {
+fn replay(args: ReplayArgs) -> Result<bool> {
+    let splits = match args.split.as_str() {
+        "all" => Split::ALL.to_vec(),
+        s => {
+            let split = s
+                .parse::<Split>()
+                .map_err(|e| anyhow::anyhow!("{e} (or all)"))?;
+            vec![split]
+        }
+    };
+    if splits.len() > 1 && (args.expected.is_some() || args.emit.is_some()) {
         bail!("--expected and --emit take one split: add --split test, dev or train");
     }
     let mut all_ok = true;
@@ -288,7 +451,7 @@ pub(crate) fn replay(args: ReplayArgs) -> Result<bool> {
         "{:<6} {:>6} {:>8} {:>9} {:>8} {:>10} {:>9}  reference",
         "split", "tasks", "actions", "db writes", "errors", "load ms", "replay ms"
     );
-    for &split in &args.splits {
+    for &split in &splits {
         let (data, loaded) = load(&args.data, &args.domain, split)?;
         let t = Instant::now();
         let results: Vec<_> = data
@@ -368,7 +531,7 @@ pub(crate) fn replay(args: ReplayArgs) -> Result<bool> {
             println!("wrote {}", path.display());
         }
     }
-    if args.splits.len() > 1 {
+    if splits.len() > 1 {
         println!(
             "all    {total_tasks:>6} tasks replayed in {:.1} ms ({:.1} ms loading)",
             total_time.as_secs_f64() * 1e3,

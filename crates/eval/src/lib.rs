@@ -20,4 +20,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod bfcl;
+mod stats;
 pub mod taubench;
+
+pub use stats::{median, percentile};

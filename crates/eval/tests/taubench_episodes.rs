@@ -143,6 +143,7 @@ async fn a_wrong_write_scores_zero_and_the_trace_shows_the_conversation() {
     let kinds: Vec<&str> = trace
         .events()
         .iter()
+        .filter(|e| !e.kind.is_ephemeral())
         .map(|e| e.kind.name())
         .filter(|k| !k.starts_with("call_"))
         .collect();

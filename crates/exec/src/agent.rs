@@ -339,25 +339,22 @@ impl Agent {
         let input = input.into();
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::clone(&self.inner);
+        let cancel = CancellationToken::new();
+        let token = cancel.clone();
         let run = async move {
             let mut observers = inner.observers.clone();
             observers.push(Arc::new(Sender(tx)));
             let observer = Fanout(observers);
             inner
                 .engine
-                .run_after(
-                    &input.history,
-                    &input.task,
-                    &observer,
-                    CancellationToken::new(),
-                    new_run_id(),
-                )
+                .run_after(&input.history, &input.task, &observer, token, new_run_id())
                 .await
         };
         RunStream {
             events: rx,
             run: Some(Box::pin(run)),
             outcome: None,
+            cancel,
         }
     }
 
@@ -520,6 +517,7 @@ impl AgentBuilder {
     }
 
     /// Records every run in the trace store `writer` writes to.
+    #[cfg(feature = "trace")]
     pub fn trace(self, writer: Arc<agentry_trace::TraceWriter>) -> Self {
         self.observer(writer)
     }
@@ -602,9 +600,16 @@ pub struct RunStream {
     events: mpsc::UnboundedReceiver<Event>,
     run: Option<BoxFuture<'static, RunOutcome>>,
     outcome: Option<RunOutcome>,
+    cancel: CancellationToken,
 }
 
 impl RunStream {
+    /// Cancels the run and lets it end in order: the stream goes on to the calls cut and
+    /// the run's end (`cancelled`), then ends, and [`RunStream::outcome`] has it.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
     /// How the run ended, once the stream has ended.
     pub fn outcome(&self) -> Option<&RunOutcome> {
         self.outcome.as_ref()

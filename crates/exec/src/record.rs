@@ -121,6 +121,7 @@ impl<'a> Recorder<'a> {
     }
 }
 
+#[cfg(feature = "trace")]
 impl Observer for agentry_trace::TraceWriter {
     fn event(&self, event: &TraceEvent) {
         self.record(event);

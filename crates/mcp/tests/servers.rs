@@ -89,6 +89,37 @@ async fn everything_server_tools_are_agentry_tools() {
 }
 
 #[tokio::test]
+async fn merged_tools_keep_the_first_name_and_alias_a_clash() {
+    let Some(everything) = bin("mcp-server-everything") else {
+        return;
+    };
+    let spec = |alias: &str| ServerSpec {
+        alias: alias.into(),
+        command: vec![everything.clone()],
+        env: Default::default(),
+    };
+    let a = McpServer::connect(spec("a")).await.unwrap();
+    let b = McpServer::connect(spec("b")).await.unwrap();
+    let base = agentry_tools::demo_tools(Duration::ZERO);
+    let servers = vec![std::sync::Arc::clone(&a), std::sync::Arc::clone(&b)];
+    let tools = agentry_mcp::merge_tools(&base, &servers).await.unwrap();
+    let names = tools.names();
+    for name in ["get_weather", "echo", "b__echo"] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} is not in {names:?}"
+        );
+    }
+    assert_eq!(tools.get("echo").and_then(|t| t.server()), Some("a"));
+    assert_eq!(tools.get("b__echo").and_then(|t| t.server()), Some("b"));
+    // The toolbox offers the same set.
+    let toolbox = agentry_mcp::Toolbox::new(base, servers);
+    assert_eq!(toolbox.current().await.unwrap().names(), names);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
 async fn a_server_that_dies_is_restarted_and_calls_go_on() {
     let Some(everything) = bin("mcp-server-everything") else {
         return;

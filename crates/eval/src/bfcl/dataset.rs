@@ -104,6 +104,35 @@ pub struct Entry {
     pub ground_truth: Option<Vec<Value>>,
 }
 
+/// The categories `patterns` name, in the order named: each a category, a prefix ending in
+/// `*` (`live_*`), or `all` (as is an empty list). `Err` names a pattern that matches none.
+pub fn select_categories(patterns: &[String]) -> Result<Vec<&'static str>, String> {
+    if patterns.is_empty() || patterns.iter().any(|c| c == "all") {
+        return Ok(CATEGORIES.to_vec());
+    }
+    let mut out = Vec::new();
+    for c in patterns {
+        let matched: Vec<&'static str> = if let Some(prefix) = c.strip_suffix('*') {
+            CATEGORIES
+                .iter()
+                .copied()
+                .filter(|k| k.starts_with(prefix))
+                .collect()
+        } else {
+            CATEGORIES.iter().copied().filter(|k| *k == c).collect()
+        };
+        if matched.is_empty() {
+            return Err(format!(
+                "unknown or unsupported category `{c}`; supported: {} (or all, live_*); multi-turn and format sensitivity are not supported yet",
+                CATEGORIES.join(", ")
+            ));
+        }
+        out.extend(matched);
+    }
+    out.dedup();
+    Ok(out)
+}
+
 /// The category of an id: the id without its trailing `_N` or `_N-N-N`.
 pub fn category_of(id: &str) -> &str {
     match id.rfind('_') {

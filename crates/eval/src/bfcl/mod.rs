@@ -1,22 +1,25 @@
 //! The Berkeley Function-Calling Leaderboard's AST checker, as specified in
 //! `CHECKER_SPEC.md` of the BFCL data: decoding of Python-syntax model output ([`decode_python`])
-//! and the verdict on decoded calls ([`check_python`]), upstream quirks kept.
+//! and the verdict on decoded calls ([`check_python`]), upstream quirks kept. A run's
+//! answers add up to a [`Report`].
 //!
 
 mod check;
 mod dataset;
 mod decode;
 mod javajs;
+mod report;
 mod run;
 mod value;
 
 pub use check::{Verdict, check_python};
 pub use dataset::{
     CATEGORIES, CheckReport, DataError, Entry, EntryVerdict, ORACLE_CANNOT_PASS, UNPASSABLE,
-    category_of, check_entry, check_results, load, oracle_output,
+    category_of, check_entry, check_results, load, oracle_output, select_categories,
 };
 pub use decode::{DecodedCall, decode_python};
 pub use javajs::{Lang, decode as decode_java_js, java_convert, js_convert};
+pub use report::{CategoryReport, Report, TrialVerdict};
 pub use run::{
     Answerer, BfclMode, EntryResult, fc_tools, native_messages, prompt_messages, run_entries,
     schema_valid, shown_docs,

@@ -14,6 +14,7 @@
 //! earlier call's name and arguments, and of the tools' JSON.
 
 mod script;
+#[cfg(feature = "server")]
 mod server;
 
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use crate::{
 };
 
 pub use script::{Faults, Latency, Reply, Script, ScriptCall, Turn, When};
+#[cfg(feature = "server")]
 pub use server::{SimServer, sse_frames};
 
 /// Splits text into tokens by the rule in the module docs.

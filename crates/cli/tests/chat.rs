@@ -1,0 +1,56 @@
+//! `agentry chat` driven through its standard input, as a script or a pipe would drive it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
+
+#[test]
+fn a_chat_session_goes_on_across_turns_and_its_commands_work() {
+    let dir = std::env::temp_dir().join(format!("agentry-chat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args(["chat", "--model", "sim:weather", "--tool-latency-ms", "0"])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"What is the weather in Oslo?\n/tools\nAnd in Lima?\n/trace\n/save saved.json\n/reset\n/nope\n/exit\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Two answers, the second in the same conversation as the first.
+    assert!(stdout.contains("\"city\":\"Oslo\""), "{stdout}");
+    assert!(stdout.contains("\"city\":\"Lima\""), "{stdout}");
+    assert!(
+        stderr.contains("→ get_weather {\"city\":\"Lima\"}"),
+        "{stderr}"
+    );
+    // The commands.
+    assert!(stdout.contains("calculator  "), "{stdout}");
+    assert!(stdout.contains("critical path"), "{stdout}");
+    assert!(stdout.contains("(a new conversation)"), "{stdout}");
+    assert!(stdout.contains("unknown command /nope"), "{stdout}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("saved.json")).unwrap()).unwrap();
+    let users = saved["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .count();
+    assert_eq!(users, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
