@@ -20,7 +20,7 @@ use agentry_llm::{
     sim::{Script, SimModel, plan},
 };
 use agentry_tools::{FnTool, ToolSet, demo_tools};
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use futures::{StreamExt, stream::FuturesUnordered};
 use serde_json::{Value, json};
 
@@ -213,8 +213,20 @@ server = "shell"
 action = "deny"
 "#;
 
+/// Who watches an overhead run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// No one (the engine's own cost).
+    Nothing,
+    /// The SQLite trace store, every step written.
+    Trace,
+    /// A consumer of `Agent::stream`, every event taken (text deltas and planned tasks too).
+    Stream,
+}
+
 /// Engine cost per call: a zero-latency model and tool, `n` calls in one turn or one plan.
-async fn overhead(mode: Mode, n: usize, traced: bool, policy: bool) -> Result<f64> {
+async fn overhead(mode: Mode, n: usize, watch: Watch, policy: bool) -> Result<f64> {
+    let traced = watch == Watch::Trace;
     let mut set = ToolSet::new();
     set.add(
         FnTool::new(
@@ -226,8 +238,9 @@ async fn overhead(mode: Mode, n: usize, traced: bool, policy: bool) -> Result<f6
     let tools = Arc::new(set);
     let script = match mode {
         Mode::Sequential => {
+            // Distinct arguments: identical calls in one reply would run once.
             let calls: Vec<Value> = (0..n)
-                .map(|_| json!({"name": "noop", "arguments": {}}))
+                .map(|i| json!({"name": "noop", "arguments": {"i": i}}))
                 .collect();
             json!({"turns": [{"when": {"turn": 1}, "calls": calls}, {"text": "done"}]})
         }
@@ -240,22 +253,40 @@ async fn overhead(mode: Mode, n: usize, traced: bool, policy: bool) -> Result<f6
     let script = Script::parse(&script.to_string(), "overhead")?;
     let budget = Budget {
         tool_calls: None,
+        turn_calls: usize::MAX,
         ..Budget::default()
     };
     let mut cfg = EngineConfig::new(mode).budget(budget);
     if policy {
         cfg.policy = Some(Arc::new(agentry_policy::Policy::from_toml(BENCH_POLICY)?));
     }
-    let engine = Engine::new(Arc::new(SimModel::new(script)), tools, cfg);
+    let model = Arc::new(SimModel::new(script));
+    let agent = agentry_exec::Agent::builder(Arc::clone(&model))
+        .tools(&tools)
+        .config(cfg.clone())
+        .build()?;
+    let engine = Engine::new(model, tools, cfg);
     let dir = std::env::temp_dir().join(format!("agentry-bench-dag-{}", std::process::id()));
     let db = dir.join("traces.db");
     let writer = crate::trace::open_writer(traced.then_some(db.as_path()))?;
     let mut per_call = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();
-        let out = match &writer {
-            Some(w) => engine.run("overhead", &**w).await,
-            None => engine.run("overhead", &NoObserver).await,
+        let out = match (&writer, watch) {
+            (_, Watch::Stream) => {
+                let mut events = agent.stream("overhead");
+                let mut seen = 0usize;
+                while let Some(event) = events.next().await {
+                    seen += std::hint::black_box(event).seq as usize & 1;
+                }
+                std::hint::black_box(seen);
+                events
+                    .outcome()
+                    .cloned()
+                    .context("the streamed run gave no outcome")?
+            }
+            (Some(w), _) => engine.run("overhead", &**w).await,
+            (None, _) => engine.run("overhead", &NoObserver).await,
         };
         ensure!(
             out.calls as usize == n,
@@ -355,16 +386,19 @@ pub(crate) fn run(args: Args) -> Result<()> {
             }
             rows.push(json!({"name": shape.name, "sequential_ms": ms(seq), "compiled_ms": ms(comp), "bound_ms": ms(b)}));
         }
-        let over_seq = overhead(Mode::Sequential, 1000, false, false).await?;
-        let over_comp = overhead(Mode::Compiled, 1000, false, false).await?;
-        let over_traced = overhead(Mode::Compiled, 1000, true, false).await?;
-        let over_policy = overhead(Mode::Compiled, 1000, false, true).await?;
+        let over_seq = overhead(Mode::Sequential, 1000, Watch::Nothing, false).await?;
+        let over_comp = overhead(Mode::Compiled, 1000, Watch::Nothing, false).await?;
+        let over_traced = overhead(Mode::Compiled, 1000, Watch::Trace, false).await?;
+        let over_policy = overhead(Mode::Compiled, 1000, Watch::Nothing, true).await?;
+        let over_seq_stream = overhead(Mode::Sequential, 1000, Watch::Stream, false).await?;
+        let over_stream = overhead(Mode::Compiled, 1000, Watch::Stream, false).await?;
         let (ok, wall) = concurrent(concurrent_runs).await?;
         let rss = peak_rss_mb();
         if as_json {
             println!(
                 "{}",
                 json!({"shapes": rows, "overhead_us_per_call": over_comp, "overhead_us_per_call_sequential": over_seq, "overhead_us_per_call_traced": over_traced, "overhead_us_per_call_policy": over_policy,
+                "overhead_us_per_call_stream": over_stream, "overhead_us_per_call_sequential_stream": over_seq_stream,
                 "concurrent_runs": concurrent_runs, "concurrent_ok": ok, "concurrent_wall_s": wall, "peak_rss_mb": rss})
             );
             return Ok(());
@@ -382,6 +416,14 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "  compiled, every call checked against a 5-rule policy (none matches): {over_policy:.1} µs/call ({:+.1} µs, {:.2}x)",
             over_policy - over_comp,
             over_policy / over_comp
+        );
+        println!(
+            "  sequential, every event taken from Agent::stream: {over_seq_stream:.1} µs/call ({:.2}x the run without a consumer)",
+            over_seq_stream / over_seq
+        );
+        println!(
+            "  compiled, every event taken from Agent::stream: {over_stream:.1} µs/call ({:.2}x the run without a consumer)",
+            over_stream / over_comp
         );
         println!("  goal: < 20 µs/call");
         println!(

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use agentry_policy::{Action, Approval, Approver, Policy};
+use agentry_policy::{Action, Approver, Policy};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use futures::future::BoxFuture;
@@ -216,7 +216,8 @@ pub(crate) fn proxy(args: ProxyArgs) -> Result<bool> {
     crate::runtime::block_on_one_thread(run_proxy(settings))
 }
 
-/// The policy as the proxy's gate on `tools/call`.
+/// The policy as the proxy's gate on `tools/call`, through the one enforcement path the
+/// engine uses too ([`agentry_policy::enforce`]).
 pub(crate) struct ProxyGate {
     pub(crate) policy: Arc<Policy>,
     pub(crate) approver: Option<Arc<dyn Approver>>,
@@ -225,9 +226,27 @@ pub(crate) struct ProxyGate {
     pub(crate) calls: std::sync::atomic::AtomicU64,
     /// This proxy's run id in approvals: `proxy-PID-MILLISECONDS`.
     pub(crate) session: String,
+    /// Each listed tool's schema, compiled: a rewrite must still fit it.
+    pub(crate) schemas:
+        std::sync::Mutex<std::collections::HashMap<String, agentry_schema::ArgValidator>>,
+    /// Cancelled when the proxy stops: approval waits end then.
+    pub(crate) stop: tokio_util::sync::CancellationToken,
 }
 
 impl agentry_mcp::proxy::CallGate for ProxyGate {
+    fn listed(&self, tools: &serde_json::Value) {
+        let Ok(mut schemas) = self.schemas.lock() else {
+            return;
+        };
+        for tool in tools.as_array().into_iter().flatten() {
+            if let (Some(name), Some(schema)) = (tool["name"].as_str(), tool.get("inputSchema"))
+                && let Ok(validator) = agentry_schema::ArgValidator::from_schema(name, schema)
+            {
+                schemas.insert(name.to_owned(), validator);
+            }
+        }
+    }
+
     fn check(
         self: Arc<Self>,
         tool: String,
@@ -235,44 +254,48 @@ impl agentry_mcp::proxy::CallGate for ProxyGate {
     ) -> BoxFuture<'static, (agentry_mcp::proxy::Gate, serde_json::Value)> {
         use agentry_mcp::proxy::Gate;
         Box::pin(async move {
-            let v = self
-                .policy
-                .decide(self.agent.as_deref(), self.server.as_deref(), &tool, &args);
-            let mut record = serde_json::to_value(&v).unwrap_or_default();
-            let reason = v.reason.clone().unwrap_or_default();
-            let gate = match v.action {
-                Action::Allow => Gate::Forward(None),
-                Action::Rewrite => Gate::Forward(v.rewritten.clone()),
-                Action::Deny => Gate::Refuse(format!("denied by policy: {reason}")),
-                Action::Ask => {
-                    let n = self
-                        .calls
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let request = Approval {
-                        run_id: self.session.clone(),
-                        call: agentry_core::ToolCall::new(
-                            format!("call_{n:08}"),
-                            tool.clone(),
-                            args.clone(),
-                        ),
-                        rule: v.rule.clone(),
-                        reason: reason.clone(),
-                    };
-                    let approved = match &self.approver {
-                        Some(a) => Some(a.approve(&request).await),
-                        None => None,
-                    };
-                    record["approved"] = serde_json::json!(approved.unwrap_or(false));
-                    match approved {
-                        Some(true) => Gate::Forward(None),
-                        Some(false) => {
-                            Gate::Refuse(format!("denied by policy: {reason} (not approved)"))
-                        }
-                        None => Gate::Refuse(format!(
-                            "denied by policy: {reason} (no approver is configured)"
-                        )),
-                    }
+            let n = self
+                .calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let call = agentry_core::ToolCall::new(format!("call_{n:08}"), tool.clone(), args);
+            let revalidate = |args: serde_json::Value| {
+                let schemas = self
+                    .schemas
+                    .lock()
+                    .map_err(|_| agentry_core::ToolError::failed("the schemas are poisoned"))?;
+                match schemas.get(&tool) {
+                    // A tool the client called without listing: nothing to check against.
+                    None => Ok(args),
+                    Some(v) => v
+                        .check(args)
+                        .map(|c| c.arguments)
+                        .map_err(|e| e.to_tool_error()),
                 }
+            };
+            let enforced = agentry_policy::enforce(
+                &self.policy,
+                self.approver.as_deref(),
+                agentry_policy::CallToCheck {
+                    run_id: &self.session,
+                    call: &call,
+                    agent: self.agent.as_deref(),
+                    server: self.server.as_deref(),
+                },
+                Some(&revalidate),
+                |_| {},
+                self.stop.cancelled(),
+            )
+            .await;
+            let mut record = serde_json::to_value(&enforced.verdict).unwrap_or_default();
+            if let Some(approved) = enforced.approved {
+                record["approved"] = serde_json::json!(approved);
+            }
+            let gate = match enforced.outcome {
+                Ok(arguments) if enforced.verdict.action == Action::Rewrite => {
+                    Gate::Forward(Some(arguments))
+                }
+                Ok(_) => Gate::Forward(None),
+                Err(e) => Gate::Refuse(format!("denied by policy: {}", e.for_model())),
             };
             (gate, record)
         })
@@ -298,12 +321,21 @@ async fn run_proxy(args: ProxySettings) -> Result<bool> {
         Some(path) => Some(Box::new(open_audit(path)?)),
         None => None,
     };
+    // Over HTTP, Ctrl-C stops the proxy and ends the approval waits; over stdio the client
+    // ends the proxy (by closing its stdin), and Ctrl-C keeps its default meaning.
+    let stop = if args.http.is_some() {
+        crate::signal::stop_on_ctrl_c()
+    } else {
+        tokio_util::sync::CancellationToken::new()
+    };
     let gate = Arc::new(ProxyGate {
         policy: args.policy,
         approver: args.approver,
         agent: args.agent,
         server: args.server.clone(),
         calls: std::sync::atomic::AtomicU64::new(0),
+        schemas: std::sync::Mutex::default(),
+        stop: stop.clone(),
         session: format!(
             "proxy-{}-{}",
             std::process::id(),
@@ -325,7 +357,6 @@ async fn run_proxy(args: ProxySettings) -> Result<bool> {
             ..agentry_mcp::ClientOptions::from_env()
         };
         let upstream = agentry_mcp::McpServer::connect_with(spec, options).await?;
-        let stop = crate::signal::stop_on_ctrl_c();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         agentry_mcp::proxy_http::serve(
             Arc::clone(&upstream),
@@ -558,5 +589,66 @@ mod tests {
         let e = super::env_var("--env", "AGENTRY_SURELY_UNSET_VARIABLE_1").unwrap_err();
         assert!(e.to_string().contains("is not set"), "{e}");
         assert!(super::env_var("--env", "=x").is_err());
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use std::sync::Arc;
+
+    use agentry_mcp::proxy::{CallGate, Gate};
+    use serde_json::json;
+
+    use super::ProxyGate;
+
+    fn gate(policy: &str) -> Arc<ProxyGate> {
+        Arc::new(ProxyGate {
+            policy: Arc::new(agentry_policy::Policy::from_toml(policy).unwrap()),
+            approver: None,
+            agent: None,
+            server: None,
+            calls: std::sync::atomic::AtomicU64::new(0),
+            session: "proxy-test".into(),
+            schemas: std::sync::Mutex::default(),
+            stop: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_proxy_checks_a_rewrite_against_the_listed_schema_as_the_engine_does() {
+        let g = gate(
+            "[[rule]]\ntool = \"read\"\naction = \"rewrite\"\nset = { \"/head\" = \"ten\" }\n\n[[rule]]\ntool = \"ask_me\"\naction = \"ask\"\nreason = \"needs a human\"\n",
+        );
+        // Before the tools are listed there is nothing to check the rewrite against.
+        let (before, _) = Arc::clone(&g)
+            .check("read".into(), json!({"path": "/a"}))
+            .await;
+        assert_eq!(
+            before,
+            Gate::Forward(Some(json!({"path": "/a", "head": "ten"})))
+        );
+        g.listed(&json!([{"name": "read", "inputSchema": {"type": "object",
+            "properties": {"path": {"type": "string"}, "head": {"type": "integer"}}}}]));
+        let (after, record) = Arc::clone(&g)
+            .check("read".into(), json!({"path": "/a"}))
+            .await;
+        match after {
+            Gate::Refuse(why) => assert!(
+                why.starts_with(
+                    "denied by policy: the policy rewrote the arguments into ones the tool refuses"
+                ),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(record["action"], "rewrite");
+        // An ask with no approver says so, in the engine's words.
+        let (asked, _) = Arc::clone(&g).check("ask_me".into(), json!({})).await;
+        assert_eq!(
+            asked,
+            Gate::Refuse(
+                "denied by policy: needs a human, and no approver is configured, so the call did not run".into()
+            )
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use agentry_core::{ToolCall, ToolError, ToolResult, TraceKind};
-use agentry_policy::{Action, Approval, Policy};
+use agentry_policy::{CallToCheck, Policy, enforce};
 use agentry_tools::{CallContext, ToolSet};
 use futures::FutureExt;
 use serde_json::Value;
@@ -42,8 +42,9 @@ pub(crate) async fn invoke(
     run(tools, cfg, call, checked.arguments, cancel).await
 }
 
-/// The policy's decision on a validated call of `rec`'s run: the arguments to run with, or
-/// why not; and the decision as a trace event.
+/// The policy's decision on a validated call of `rec`'s run (the one enforcement path,
+/// [`agentry_policy::enforce`]): the arguments to run with, or why not; and the decision
+/// as a trace event.
 async fn gate(
     policy: &Policy,
     tools: &ToolSet,
@@ -54,68 +55,39 @@ async fn gate(
     cancel: &CancellationToken,
 ) -> (Result<Value, ToolError>, TraceKind) {
     let server = tools.get(&call.name).and_then(|t| t.server());
-    let verdict = policy.decide(cfg.agent.as_deref(), server, &call.name, &arguments);
-    let mut record = TraceKind::PolicyDecision {
+    let checked = ToolCall::new(call.id.clone(), call.name.clone(), arguments);
+    // A rewrite must still fit the tool's schema.
+    let revalidate = |args: Value| tools.check(&call.name, args).map(|c| c.arguments);
+    let enforced = enforce(
+        policy,
+        cfg.approver.as_deref(),
+        CallToCheck {
+            run_id: &rec.run_id,
+            call: &checked,
+            agent: cfg.agent.as_deref(),
+            server,
+        },
+        Some(&revalidate),
+        |request| {
+            rec.emit(TraceKind::ApprovalAsked {
+                call_id: call.id.clone(),
+                rule: request.rule.clone(),
+                reason: request.reason.clone(),
+            });
+        },
+        cancel.cancelled(),
+    )
+    .await;
+    let verdict = enforced.verdict;
+    let record = TraceKind::PolicyDecision {
         call_id: call.id.clone(),
         action: verdict.action.as_str().to_owned(),
-        rule: verdict.rule.clone(),
-        reason: verdict.reason.clone(),
-        rewritten: verdict.rewritten.clone(),
-        approved: None,
+        rule: verdict.rule,
+        reason: verdict.reason,
+        rewritten: verdict.rewritten,
+        approved: enforced.approved,
     };
-    let reason = verdict.reason.clone().unwrap_or_default();
-    let outcome = match verdict.action {
-        Action::Allow => Ok(arguments),
-        Action::Deny => Err(ToolError::denied(reason)),
-        Action::Rewrite => {
-            let rewritten = verdict.rewritten.unwrap_or(arguments);
-            // A rewrite must still fit the tool's schema.
-            tools
-                .check(&call.name, rewritten)
-                .map(|c| c.arguments)
-                .map_err(|e| {
-                    ToolError::denied(format!(
-                        "the policy rewrote the arguments into ones the tool refuses: {}",
-                        e.for_model()
-                    ))
-                })
-        }
-        Action::Ask => {
-            let approved = match &cfg.approver {
-                None => None,
-                Some(approver) => {
-                    rec.emit(TraceKind::ApprovalAsked {
-                        call_id: call.id.clone(),
-                        rule: verdict.rule.clone(),
-                        reason: reason.clone(),
-                    });
-                    let request = Approval {
-                        run_id: rec.run_id.clone(),
-                        call: ToolCall::new(call.id.clone(), call.name.clone(), arguments.clone()),
-                        rule: verdict.rule.clone(),
-                        reason: reason.clone(),
-                    };
-                    tokio::select! {
-                        ok = approver.approve(&request) => Some(ok),
-                        () = cancel.cancelled() => Some(false),
-                    }
-                }
-            };
-            if let TraceKind::PolicyDecision { approved: a, .. } = &mut record {
-                *a = approved;
-            }
-            match approved {
-                Some(true) => Ok(arguments),
-                Some(false) => Err(ToolError::denied(format!(
-                    "a human refused this call ({reason})"
-                ))),
-                None => Err(ToolError::denied(format!(
-                    "{reason}, and no approver is configured, so the call did not run"
-                ))),
-            }
-        }
-    };
-    (outcome, record)
+    (enforced.outcome, record)
 }
 
 /// Runs a checked call: deadline, retries, panics, cancellation, result size.

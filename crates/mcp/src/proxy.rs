@@ -37,6 +37,21 @@ pub enum Gate {
 pub trait CallGate: Send + Sync {
     /// The decision on a call of `tool` with `args`, and a record for the audit trail.
     fn check(self: Arc<Self>, tool: String, args: Value) -> BoxFuture<'static, (Gate, Value)>;
+
+    /// The tools the server listed (`tools/list`'s `tools`, as the server sent them), so a
+    /// rewrite can be checked against the tool's `inputSchema`.
+    fn listed(&self, _tools: &Value) {}
+}
+
+/// The `tools` of a `tools/list` result in `line`, if it is one (a cheap look first: most
+/// lines are not).
+fn listed_tools(line: &[u8]) -> Option<Value> {
+    if !line.windows(8).any(|w| w == b"\"tools\"") {
+        return None;
+    }
+    let mut message: Value = serde_json::from_slice(line).ok()?;
+    let tools = message.pointer_mut("/result/tools")?;
+    tools.is_array().then(|| tools.take())
 }
 
 /// Largest message accepted in either direction by default (16 MiB).
@@ -248,12 +263,16 @@ impl Proxy {
         let down = {
             let client_out = Arc::clone(&client_out);
             let audit = audit.clone();
+            let gate = Arc::clone(&self.gate);
             tokio::spawn(async move {
                 let mut r = BufReader::with_capacity(64 * 1024, server_out);
                 let mut buf = Vec::new();
                 while let Ok(Some(line)) = read_line(&mut r, max, &mut buf).await {
                     match line {
                         Ok(()) => {
+                            if let Some(tools) = listed_tools(&buf) {
+                                gate.listed(&tools);
+                            }
                             let sent = send(&client_out, &buf).await;
                             audit.message("server_to_client", &buf);
                             if sent.is_err() {

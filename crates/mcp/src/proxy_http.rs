@@ -398,8 +398,12 @@ impl ServerHandler for Front {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self.upstream().listed_tools().await;
+        if let Ok(listed) = serde_json::to_value(&tools) {
+            self.gate.listed(&listed);
+        }
         Ok(ListToolsResult {
-            tools: self.upstream().listed_tools().await,
+            tools,
             ..Default::default()
         })
     }

@@ -61,6 +61,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod approve;
+mod enforce;
 mod file;
 mod rule;
 
@@ -78,6 +79,7 @@ pub use approve::{
     Approval, ApprovalQueue, Approver, Pending, QueueError, QueueNotice, arguments_hash,
     is_approval_id,
 };
+pub use enforce::{CallToCheck, Enforced, enforce};
 pub use rule::{Condition, Paths, Rule, Test, Truth};
 
 /// What the policy does with a call.
