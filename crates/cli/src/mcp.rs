@@ -409,38 +409,17 @@ async fn serve(
             }
         });
         let model = agentry_llm::open(&spec, &options)?;
-        let engine = Arc::new(agentry_exec::Engine::new(
-            model,
-            Arc::new(demo),
-            agentry_exec::EngineConfig {
-                policy,
-                ..agentry_exec::EngineConfig::new(agentry_exec::Mode::Compiled)
-            },
-        ));
-        let tool = agentry_tools::FnTool::new(
-            agentry_core::ToolSpec::new(
-                "agent",
-                format!(
-                    "An agentry agent ({spec}) with the tools get_weather, search, calculator, kv_set, kv_get, clock_now: give it a task, get its answer."
-                ),
-                serde_json::json!({"type": "object", "properties": {"task": {"type": "string",
-                    "description": "What to do, in a sentence or two."}}, "required": ["task"],
-                    "additionalProperties": false}),
+        let mut agent = agentry_exec::Agent::builder(model)
+            .tools(&demo)
+            .mode(agentry_exec::Mode::Compiled);
+        if let Some(policy) = policy {
+            agent = agent.policy(policy);
+        }
+        let tool = agent.build()?.as_tool(
+            "agent",
+            format!(
+                "An agentry agent ({spec}) with the tools get_weather, search, calculator, kv_set, kv_get, clock_now: give it a task, get its answer."
             ),
-            move |args: serde_json::Value, _cx| {
-                let engine = Arc::clone(&engine);
-                async move {
-                    let task = args["task"].as_str().unwrap_or_default().to_owned();
-                    let out = engine.run(&task, &agentry_exec::NoObserver).await;
-                    match out.answer {
-                        Some(answer) => Ok(serde_json::Value::String(answer)),
-                        None => Err(agentry_core::ToolError::failed(
-                            out.reason
-                                .unwrap_or_else(|| "the agent ended without an answer".into()),
-                        )),
-                    }
-                }
-            },
         );
         tools
             .add(tool)

@@ -336,7 +336,7 @@ impl Observer for Progress {
                 approved,
                 ..
             } => {
-                if action == "allow" {
+                if *action == agentry_core::PolicyAction::Allow {
                     return;
                 }
                 let id = self

@@ -32,4 +32,4 @@ pub use error::{ErrorKind, ToolError};
 pub use host::AllowedHosts;
 pub use message::Message;
 pub use spec::ToolSpec;
-pub use trace::{ModelPurpose, RunStatus, TraceEvent, TraceKind};
+pub use trace::{ModelPurpose, PolicyAction, RunStatus, TraceEvent, TraceKind};

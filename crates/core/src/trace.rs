@@ -70,6 +70,38 @@ impl RunStatus {
     }
 }
 
+/// What a policy did with a call: the `action` of a [`TraceKind::PolicyDecision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyAction {
+    /// The call runs as it is.
+    Allow,
+    /// The call does not run; the model reads the reason.
+    Deny,
+    /// The call runs with changed arguments.
+    Rewrite,
+    /// The call runs only if a human approves it.
+    Ask,
+}
+
+impl PolicyAction {
+    /// `allow`, `deny`, `rewrite` or `ask`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Rewrite => "rewrite",
+            Self::Ask => "ask",
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened at a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -169,8 +201,8 @@ pub enum TraceKind {
     PolicyDecision {
         /// The call's id.
         call_id: String,
-        /// `allow`, `deny`, `rewrite` or `ask`.
-        action: String,
+        /// What the policy did.
+        action: PolicyAction,
         /// The rule that decided, or `None` for the policy's default.
         rule: Option<String>,
         /// Why, as the model reads it (deny, ask).
@@ -283,7 +315,7 @@ mod tests {
             },
             TraceKind::PolicyDecision {
                 call_id: "c1".into(),
-                action: "rewrite".into(),
+                action: PolicyAction::Rewrite,
                 rule: Some("small pages".into()),
                 reason: None,
                 rewritten: Some(json!({"x": 2})),

@@ -81,7 +81,7 @@ async fn gate(
     let verdict = enforced.verdict;
     let record = TraceKind::PolicyDecision {
         call_id: call.id.clone(),
-        action: verdict.action.as_str().to_owned(),
+        action: verdict.action,
         rule: verdict.rule,
         reason: verdict.reason,
         rewritten: verdict.rewritten,

@@ -580,19 +580,19 @@ async fn the_policy_sees_every_call_and_its_decisions_are_recorded() {
             Ok(_) => assert_eq!(kv, "ok"),
             Err(e) => assert!(e.starts_with("denied: ") && e.contains(kv), "{e}"),
         }
-        let decisions: Vec<(String, Option<bool>)> = trace
+        let decisions: Vec<(agentry_core::PolicyAction, Option<bool>)> = trace
             .events()
             .iter()
             .filter_map(|e| match &e.kind {
                 TraceKind::PolicyDecision {
                     action, approved, ..
-                } => Some((action.clone(), *approved)),
+                } => Some((*action, *approved)),
                 _ => None,
             })
             .collect();
         assert_eq!(decisions.len(), 4, "{decisions:?}");
-        assert!(decisions.contains(&("ask".into(), approver)));
-        assert!(decisions.contains(&("rewrite".into(), None)));
+        assert!(decisions.contains(&(agentry_core::PolicyAction::Ask, approver)));
+        assert!(decisions.contains(&(agentry_core::PolicyAction::Rewrite, None)));
         assert_eq!(out.status, RunStatus::Answered);
         // The run replays with its recorded outcomes, policy decisions included.
         let report = agentry_exec::replay(&trace.events(), EngineConfig::default()).await;

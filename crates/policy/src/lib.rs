@@ -82,31 +82,8 @@ pub use approve::{
 pub use enforce::{CallToCheck, Enforced, enforce};
 pub use rule::{Condition, Paths, Rule, Test, Truth};
 
-/// What the policy does with a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// The call runs as it is.
-    Allow,
-    /// The call does not run; the model reads the reason.
-    Deny,
-    /// The call runs with changed arguments.
-    Rewrite,
-    /// The call runs only if a human approves it.
-    Ask,
-}
-
-impl Action {
-    /// `allow`, `deny`, `rewrite` or `ask`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-            Self::Rewrite => "rewrite",
-            Self::Ask => "ask",
-        }
-    }
-}
+/// What the policy does with a call (the trace records it as this type too).
+pub use agentry_core::PolicyAction as Action;
 
 /// The decision on one call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
