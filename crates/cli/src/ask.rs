@@ -47,7 +47,7 @@ Example:
   → call get_weather {\"city\":\"Oslo\"}  [call_00000001]  +0.31s
 
 Models: sim:NAME (bundled scripts: weather, hermes, plan, trip), sim:PATH (a script file, see
-examples/sim/), openai:MODEL (any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY).";
+crates/llm/scripts/), openai:MODEL (any OpenAI-compatible server: OPENAI_BASE_URL, OPENAI_API_KEY).";
 
 /// `agentry ask`: returns whether the model produced no malformed calls.
 pub(crate) fn run(args: Args) -> Result<bool> {

@@ -29,7 +29,7 @@ pub(crate) struct Args {
 /// Shown after `agentry sim-server --help`.
 pub(crate) const EXAMPLES: &str = "\
 Example:
-  $ agentry sim-server --script examples/sim/weather.yaml --port 8089
+  $ agentry sim-server --script crates/llm/scripts/weather.yaml --port 8089
   serving sim:weather at http://127.0.0.1:8089/v1
   $ curl -s http://127.0.0.1:8089/v1/chat/completions -d '{\"model\": \"sim\", \"messages\": [{\"role\": \"user\", \"content\": \"weather in Rome?\"}]}'
 

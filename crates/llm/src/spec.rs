@@ -9,13 +9,10 @@ use crate::{
 
 /// Scripts bundled with the binary, usable as `sim:NAME` from anywhere.
 pub const BUNDLED_SCRIPTS: &[(&str, &str)] = &[
-    (
-        "weather",
-        include_str!("../../../examples/sim/weather.yaml"),
-    ),
-    ("hermes", include_str!("../../../examples/sim/hermes.yaml")),
-    ("plan", include_str!("../../../examples/sim/plan.yaml")),
-    ("trip", include_str!("../../../examples/sim/trip.yaml")),
+    ("weather", include_str!("../scripts/weather.yaml")),
+    ("hermes", include_str!("../scripts/hermes.yaml")),
+    ("plan", include_str!("../scripts/plan.yaml")),
+    ("trip", include_str!("../scripts/trip.yaml")),
 ];
 
 /// The bundled script called `name`, parsed, if there is one.
