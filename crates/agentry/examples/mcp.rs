@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use agentry::{
     llm::sim::{Script, SimModel},
-    mcp::{McpServer, ServerSpec, merge_tools, npm_bin},
+    mcp::{McpServer, ServerSpec, npm_bin},
     prelude::*,
 };
 
@@ -24,8 +24,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         command.push(everything.display().to_string());
     }
     let server = McpServer::connect(ServerSpec::new("everything", command)?).await?;
-    let tools = merge_tools(&agentry::ToolSet::new(), &[Arc::clone(&server)]).await?;
-    println!("the server offers {} tools", tools.specs().len());
     // Offline, a model that calls the server's `echo`; AGENTRY_MODEL for a real one.
     let agent = match std::env::var("AGENTRY_MODEL") {
         Ok(spec) => Agent::builder(spec),
@@ -36,8 +34,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "mcp",
         )?))),
     }
-    .tools(&tools)
+    .mcp(Arc::clone(&server))
     .build()?;
+    println!(
+        "the server offers {} tools",
+        agent.tools().await?.specs().len()
+    );
     let out = agent.run("Ask the server to echo a greeting.").await?;
     println!("{}", out.answer);
     server.close().await;

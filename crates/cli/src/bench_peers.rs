@@ -491,10 +491,7 @@ fn report(outcomes: &[Outcome], args: &Args) -> Result<bool> {
     std::fs::write(&md_path, &md)?;
     let chart = chart(&rows);
     std::fs::write(args.out.join("peers.svg"), &chart)?;
-    std::fs::write(
-        &png_path,
-        agentry_ui::png(&chart).map_err(anyhow::Error::msg)?,
-    )?;
+    std::fs::write(&png_path, agentry_ui::png(&chart)?)?;
     println!(
         "written: {}, {}, {}",
         json_path.display(),

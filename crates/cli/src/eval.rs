@@ -328,7 +328,7 @@ fn default_results(model: &str, native: bool) -> PathBuf {
 
 /// `agentry eval bfcl run` once `--explain` is ruled out.
 async fn ask_all(args: RunArgs, mode: BfclMode, options: OpenOptions) -> Result<bool> {
-    let cats = select_categories(&args.category).map_err(anyhow::Error::msg)?;
+    let cats = select_categories(&args.category)?;
     let mut entries = load(&args.data, &cats)
         .with_context(|| format!("reading the BFCL data in {}", args.data.display()))?;
     if let Some(limit) = args.limit {

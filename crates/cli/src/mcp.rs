@@ -370,8 +370,7 @@ async fn run_proxy(args: ProxySettings) -> Result<bool> {
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             },
         )
-        .await
-        .map_err(anyhow::Error::msg)?;
+        .await?;
         upstream.close().await;
         return Ok(true);
     }
@@ -427,9 +426,7 @@ async fn serve(
     }
     let tools = Arc::new(tools);
     match http {
-        None => agentry_mcp::serve::serve_stdio(tools)
-            .await
-            .map_err(anyhow::Error::msg)?,
+        None => agentry_mcp::serve::serve_stdio(tools).await?,
         Some(addr) => {
             let stop = crate::signal::stop_on_ctrl_c();
             agentry_mcp::serve::serve_http(tools, addr, stop, |bound| {
@@ -437,8 +434,7 @@ async fn serve(
                 println!("serving MCP at http://{bound}/mcp (Ctrl-C to stop)");
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             })
-            .await
-            .map_err(anyhow::Error::msg)?;
+            .await?;
         }
     }
     Ok(true)

@@ -11,7 +11,7 @@ use agentry_core::{RunStatus, TraceEvent, TraceKind};
 use agentry_exec::{Agent, Budget, EngineConfig, Mode, Observer};
 use agentry_llm::OpenOptions;
 use anyhow::{Context, Result, bail};
-use futures::{StreamExt, future::BoxFuture};
+use futures::StreamExt;
 
 use crate::{
     args::{LocalArgs, ModeArg, ToolModeArg},
@@ -390,24 +390,6 @@ impl Observer for Progress {
     }
 }
 
-/// The MCP servers' tools, offered again when a server says they changed.
-struct McpUpdates(agentry_mcp::Toolbox);
-
-impl agentry_exec::ToolUpdates for McpUpdates {
-    fn poll(&self) -> BoxFuture<'_, Option<Arc<agentry_tools::ToolSet>>> {
-        Box::pin(async move {
-            match self.0.changes().await {
-                None => None,
-                Some(Ok(set)) => Some(Arc::new(set)),
-                Some(Err(e)) => {
-                    eprintln!("the MCP tools changed but cannot be offered: {e}");
-                    None
-                }
-            }
-        })
-    }
-}
-
 /// `s`, cut to `n` characters with `…` when it is longer.
 pub(crate) fn short(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
@@ -464,8 +446,25 @@ async fn run_agent(task: &str, args: Settings<'_>) -> Result<bool> {
         }
         servers.push(server);
     }
-    let toolbox = agentry_mcp::Toolbox::new(base, servers.clone());
-    let tools = Arc::new(toolbox.current().await?);
+    let cfg = EngineConfig {
+        budget: args.budget,
+        call_timeout: args.call_timeout,
+        policy: args.policy.clone(),
+        approver: args.approver.clone(),
+        agent: args.agent.clone(),
+        ..EngineConfig::new(args.mode)
+    };
+    // A server that says its tools changed is listed again; the next turn offers the new set.
+    let mut agent = Agent::builder(Arc::clone(&model)).tools(&base).config(cfg);
+    for server in &servers {
+        agent = agent.mcp(Arc::clone(server));
+    }
+    let writer = crate::trace::open_writer(args.trace_db)?;
+    if let Some(w) = &writer {
+        agent = agent.observer(Arc::clone(w) as Arc<dyn Observer>);
+    }
+    let agent = agent.build()?;
+    let tools = agent.tools().await?;
     if let Some(policy) = &args.policy {
         let offered: Vec<(&str, Option<&str>)> = tools
             .specs()
@@ -479,24 +478,6 @@ async fn run_agent(task: &str, args: Settings<'_>) -> Result<bool> {
             eprintln!("warning: the policy's {warning}");
         }
     }
-    let cfg = EngineConfig {
-        budget: args.budget,
-        call_timeout: args.call_timeout,
-        policy: args.policy.clone(),
-        approver: args.approver.clone(),
-        agent: args.agent.clone(),
-        ..EngineConfig::new(args.mode)
-    };
-    let mut agent = Agent::builder(Arc::clone(&model)).tools(&tools).config(cfg);
-    // A server that says its tools changed is listed again; the next turn offers the new set.
-    if !servers.is_empty() {
-        agent = agent.tool_updates(Arc::new(McpUpdates(toolbox)));
-    }
-    let writer = crate::trace::open_writer(args.trace_db)?;
-    if let Some(w) = &writer {
-        agent = agent.observer(Arc::clone(w) as Arc<dyn Observer>);
-    }
-    let agent = agent.build()?;
     if !args.quiet {
         eprintln!(
             "agentry run · {} mode · model {} · task: {task}",

@@ -182,7 +182,7 @@ fn show(
             eprintln!("timeline of {id} drawn in {}", path.display());
         }
         if let Some(path) = png {
-            let bytes = agentry_ui::png(&picture).map_err(anyhow::Error::msg)?;
+            let bytes = agentry_ui::png(&picture)?;
             std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("timeline of {id} drawn in {}", path.display());
         }

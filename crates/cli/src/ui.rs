@@ -68,8 +68,7 @@ async fn serve(ui: agentry_ui::Ui, addr: SocketAddr) -> Result<bool> {
         );
         let _ = std::io::Write::flush(&mut std::io::stdout());
     })
-    .await
-    .map_err(anyhow::Error::msg)?;
+    .await?;
     Ok(true)
 }
 

@@ -15,7 +15,7 @@
 //! assert!(check_python("simple_python", &docs, &calls, &ground_truth, false).valid);
 //! let calls = decode_python("[math.factorial(number=5.0)]")?; // a float for an integer
 //! assert!(!check_python("simple_python", &docs, &calls, &ground_truth, false).valid);
-//! # Ok::<(), String>(())
+//! # Ok::<(), agentry_eval::bfcl::DecodeError>(())
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 

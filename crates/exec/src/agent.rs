@@ -17,7 +17,7 @@ use agentry_core::{Message, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec
 use agentry_llm::{Model, Usage};
 use agentry_policy::{Approver, Policy};
 use agentry_schema::ArgValidator;
-use agentry_tools::{DynTool, FnTool, ToolSet};
+use agentry_tools::{DynTool, FnTool, MergeError, ToolSet, ToolSource, Toolbox};
 use futures::{Stream, future::BoxFuture};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Budget, Engine, EngineConfig, Fanout, Interlocutor, Mode, Observer, Reply, RunOutcome,
-    ToolUpdates, new_run_id,
+    Budget, Engine, EngineConfig, Fanout, Interlocutor, Mode, Observer, Reply, ReplyError,
+    RunOutcome, new_run_id,
 };
 
 /// Everything a run does, as it happens: the one event type of [`Agent::stream`], the
@@ -288,7 +288,7 @@ pub struct AgentBuilder {
     tools: Vec<Arc<dyn DynTool>>,
     cfg: EngineConfig,
     observers: Vec<Arc<dyn Observer>>,
-    updates: Option<Arc<dyn ToolUpdates>>,
+    sources: Vec<Arc<dyn ToolSource>>,
     output_retries: u32,
 }
 
@@ -302,7 +302,7 @@ impl Agent {
             tools: Vec::new(),
             cfg: EngineConfig::new(Mode::Sequential),
             observers: Vec::new(),
-            updates: None,
+            sources: Vec::new(),
             output_retries: 2,
         }
     }
@@ -310,6 +310,12 @@ impl Agent {
     /// The engine underneath.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The tools on offer now: its own and its MCP servers' (listed, or listed again if
+    /// they changed); `Err` when a server's tool cannot join them.
+    pub async fn tools(&self) -> Result<Arc<ToolSet>, MergeError> {
+        self.inner.engine.current_tools().await
     }
 
     /// Runs `input` (a task, or a [`Conversation`] to continue) to an answer.
@@ -454,10 +460,11 @@ impl AgentBuilder {
         self
     }
 
-    /// Takes newer tool sets from `updates` before each model turn (an MCP server's
-    /// `list_changed`).
-    pub fn tool_updates(mut self, updates: Arc<dyn ToolUpdates>) -> Self {
-        self.updates = Some(updates);
+    /// Adds an MCP server's tools (an `agentry::mcp::McpServer`, or any other
+    /// [`ToolSource`]): listed when a run starts, and again before a turn when the server
+    /// says they changed. A tool whose name is taken is offered as `ALIAS__name`.
+    pub fn mcp(mut self, server: Arc<impl ToolSource + 'static>) -> Self {
+        self.sources.push(server);
         self
     }
 
@@ -555,10 +562,12 @@ impl AgentBuilder {
             }
             set.add_arc(Arc::clone(tool))?;
         }
-        let mut engine = Engine::new(model, Arc::new(set), self.cfg);
-        if let Some(updates) = self.updates {
-            engine = engine.with_tool_updates(updates);
-        }
+        let engine = if self.sources.is_empty() {
+            Engine::new(model, Arc::new(set), self.cfg)
+        } else {
+            let toolbox = Toolbox::new(set.filtered(|_| true), self.sources);
+            Engine::new(model, Arc::new(set), self.cfg).with_toolbox(toolbox)
+        };
         Ok(Agent {
             inner: Arc::new(Inner {
                 engine,
@@ -709,10 +718,10 @@ fn json_in(answer: &str) -> Option<Value> {
 }
 
 impl<T: DeserializeOwned + Send> Interlocutor for OutputCheck<T> {
-    fn reply<'a>(&'a self, message: &'a str) -> BoxFuture<'a, Result<Reply, String>> {
+    fn reply<'a>(&'a self, message: &'a str) -> BoxFuture<'a, Result<Reply, ReplyError>> {
         let checked = self.check(message);
         let reply = match self.state.lock() {
-            Err(_) => Err("the output check's state is poisoned".to_owned()),
+            Err(_) => Err(ReplyError::from("the output check's state is poisoned")),
             Ok(mut state) => match checked {
                 Ok(value) => {
                     state.verdict = Some(Ok(value));

@@ -19,14 +19,15 @@ use agentry_core::{
 };
 use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, ReplyShape, Usage};
 use agentry_parse::plan::{PlanEvent, PlanParser, PlanTask, refs_in};
-use agentry_tools::ToolSet;
-use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use agentry_tools::{MergeError, ToolSet, Toolbox};
+use futures::{StreamExt, future::BoxFuture};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     EngineConfig, Mode, Observer,
     call::{invoke, micros},
+    dispatch::{Ready, Round},
     prompts,
     record::Recorder,
 };
@@ -62,15 +63,8 @@ pub struct Engine {
     /// The tools on offer (those the agent may see).
     tools: std::sync::RwLock<Arc<ToolSet>>,
     /// Where newer tool sets come from, when the tools can change during a run.
-    updates: Option<Arc<dyn ToolUpdates>>,
+    toolbox: Option<Toolbox>,
     cfg: EngineConfig,
-}
-
-/// Tools that can change during a run (an MCP server's `list_changed`), polled before
-/// each model turn.
-pub trait ToolUpdates: Send + Sync {
-    /// The whole new set when the tools changed since the last poll, else `None`.
-    fn poll(&self) -> futures::future::BoxFuture<'_, Option<Arc<ToolSet>>>;
 }
 
 impl std::fmt::Debug for Engine {
@@ -103,7 +97,31 @@ pub fn new_run_id() -> String {
 /// ends the conversation (a person at a terminal, a simulated user in an evaluation).
 pub trait Interlocutor: Send + Sync {
     /// Answers the model's `message`; `Err` ends the run as failed.
-    fn reply<'a>(&'a self, message: &'a str) -> BoxFuture<'a, Result<Reply, String>>;
+    fn reply<'a>(&'a self, message: &'a str) -> BoxFuture<'a, Result<Reply, ReplyError>>;
+}
+
+/// Why an [`Interlocutor`] could not reply; the run ends as failed, saying this.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ReplyError(Box<dyn std::error::Error + Send + Sync>);
+
+impl ReplyError {
+    /// The reply failed because of `error`.
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(error.into())
+    }
+}
+
+impl From<String> for ReplyError {
+    fn from(why: String) -> Self {
+        Self(why.into())
+    }
+}
+
+impl From<&str> for ReplyError {
+    fn from(why: &str) -> Self {
+        Self(why.into())
+    }
 }
 
 /// What an [`Interlocutor`] says.
@@ -115,7 +133,7 @@ pub enum Reply {
     End(String),
 }
 
-enum Ended {
+pub(crate) enum Ended {
     Answer(String),
     Stopped(String),
     Loop(String),
@@ -129,7 +147,7 @@ type InFlight = (ToolCall, Option<u32>, Instant);
 
 /// Counters shared by the parts of one run.
 #[derive(Default)]
-struct RunState {
+pub(crate) struct RunState {
     calls: AtomicU64,
     prompt: AtomicU64,
     completion: AtomicU64,
@@ -158,17 +176,18 @@ impl Engine {
         let mut engine = Self {
             model,
             tools: std::sync::RwLock::default(),
-            updates: None,
+            toolbox: None,
             cfg,
         };
         engine.tools = std::sync::RwLock::new(engine.visible(tools));
         engine
     }
 
-    /// Takes the tool sets `updates` yields, from the next model turn on.
+    /// Takes its tools from `toolbox` (a base set and MCP servers, say): listed when a run
+    /// starts, and again before a model turn when a source's tools changed.
     #[must_use]
-    pub fn with_tool_updates(mut self, updates: Arc<dyn ToolUpdates>) -> Self {
-        self.updates = Some(updates);
+    pub fn with_toolbox(mut self, toolbox: Toolbox) -> Self {
+        self.toolbox = Some(toolbox);
         self
     }
 
@@ -196,20 +215,42 @@ impl Engine {
             .map_or_else(|p| Arc::clone(&p.into_inner()), |t| Arc::clone(&t))
     }
 
-    /// Takes a newer tool set, if the tools changed; records the change.
-    async fn refresh_tools(&self, rec: &Recorder<'_>) {
-        let Some(updates) = &self.updates else {
-            return;
-        };
-        if let Some(fresh) = updates.poll().await {
-            let fresh = self.visible(fresh);
-            rec.emit(TraceKind::ToolsChanged {
-                tools: fresh.names(),
-            });
-            if let Ok(mut tools) = self.tools.write() {
-                *tools = fresh;
+    /// Takes a newer tool set, if the tools changed; records the change (`rec`, when the
+    /// run has started). A set that cannot be merged is not taken: the tools stay as they
+    /// were, and the reason goes to the log (`tracing`, at warn).
+    async fn refresh_tools(&self, rec: Option<&Recorder<'_>>) {
+        match self.take_changes().await {
+            Ok(Some(names)) => {
+                if let Some(rec) = rec {
+                    rec.emit(TraceKind::ToolsChanged { tools: names });
+                }
             }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("the tools changed but cannot be offered: {e}"),
         }
+    }
+
+    /// Takes the toolbox's changes, if any: the new tools' names.
+    async fn take_changes(&self) -> Result<Option<Vec<String>>, MergeError> {
+        let Some(toolbox) = &self.toolbox else {
+            return Ok(None);
+        };
+        let Some(fresh) = toolbox.changes().await else {
+            return Ok(None);
+        };
+        let fresh = self.visible(Arc::new(fresh?));
+        let names = fresh.names();
+        if let Ok(mut tools) = self.tools.write() {
+            *tools = fresh;
+        }
+        Ok(Some(names))
+    }
+
+    /// The tools on offer now (those of MCP servers listed, or listed again if they
+    /// changed); `Err` when a server's tool cannot join them.
+    pub async fn current_tools(&self) -> Result<Arc<ToolSet>, MergeError> {
+        self.take_changes().await?;
+        Ok(self.tools())
     }
 
     /// The settings.
@@ -279,6 +320,8 @@ impl Engine {
         cancel: CancellationToken,
         run_id: String,
     ) -> RunOutcome {
+        // The run starts with the tools on offer now (an MCP server's, listed).
+        self.refresh_tools(None).await;
         let rec = Recorder::new(run_id, observer);
         let st = RunState::default();
         let mode = if user.is_some() {
@@ -387,7 +430,7 @@ impl Engine {
 
     /// Runs one call with its trace events; `key` travels with the result.
     #[allow(clippy::too_many_arguments)] // the run's context travels as three references
-    async fn run_call<K>(
+    pub(crate) async fn run_call<K>(
         &self,
         key: K,
         call: ToolCall,
@@ -423,7 +466,7 @@ impl Engine {
     }
 
     /// Takes one tool call from the budget; `false` when it is used up.
-    fn take_call(&self, st: &RunState) -> bool {
+    pub(crate) fn take_call(&self, st: &RunState) -> bool {
         let n = st.calls.fetch_add(1, Ordering::Relaxed) + 1;
         match self.cfg.budget.tool_calls {
             Some(limit) if n > limit => {
@@ -435,7 +478,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)] // one argument per recorded field
-    fn record_response(
+    pub(crate) fn record_response(
         &self,
         rec: &Recorder<'_>,
         st: &RunState,
@@ -482,14 +525,13 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Ended {
         let keep = self.cfg.calls_per_turn.unwrap_or(usize::MAX);
-        let cap = self.cfg.budget.turn_calls.max(1);
         // How often each call (tool and arguments) was made in earlier turns.
         let mut made: HashMap<String, u32> = HashMap::new();
         for _ in 0..self.cfg.budget.turns {
             if let Some(ended) = self.over_tokens(st) {
                 return ended;
             }
-            self.refresh_tools(rec).await;
+            self.refresh_tools(Some(rec)).await;
             let specs = self.tools().specs().to_vec();
             let step = st.next_step();
             rec.emit(TraceKind::ModelRequest {
@@ -497,89 +539,30 @@ impl Engine {
                 purpose: ModelPurpose::Turn,
                 messages: messages.len(),
             });
-            let mut request = ChatRequest::new(messages.clone()).tools(specs.clone());
+            let mut request = ChatRequest::new(messages.clone()).tools(specs);
             if keep == 1 {
                 request.parallel_tool_calls = Some(false);
             }
-            let mut stream = self.model.stream(request);
-            let mut running = FuturesUnordered::new();
-            let mut queued: VecDeque<(usize, ToolCall)> = VecDeque::new();
-            let mut calls: Vec<ToolCall> = Vec::new();
-            let mut results: Vec<Option<ToolResult>> = Vec::new();
-            let mut text = String::new();
-            let mut malformed: Vec<String> = Vec::new();
-            let mut open = true;
-            let mut out_of_calls = false;
-            // Identical calls in one reply run once: the first's index by call, and each
-            // copy with the index whose result it shares.
-            let mut first_of: HashMap<String, usize> = HashMap::new();
-            let mut copies: Vec<(usize, usize)> = Vec::new();
-            let mut over_cap = 0usize;
-            let mut looping: Option<String> = None;
-            loop {
-                while running.len() < self.cfg.max_concurrency {
-                    let Some((i, call)) = queued.pop_front() else {
-                        break;
-                    };
-                    if !self.take_call(st) {
-                        out_of_calls = true;
-                        results[i] = Some(ToolResult::err(
-                            &call,
-                            ToolError::denied("the run's tool-call budget is used up"),
-                        ));
-                        continue;
-                    }
-                    running.push(self.run_call(i, call, None, vec![step.clone()], rec, st, cancel));
-                }
-                if !open && running.is_empty() {
-                    break;
-                }
-                tokio::select! {
-                    event = stream.next(), if open => match event {
-                        Some(Ok(ModelEvent::Text(t))) => {
-                            rec.live(|| TraceKind::TextDelta { step: step.clone(), text: t.clone() });
-                            text.push_str(&t);
-                        }
-                        Some(Ok(ModelEvent::Call(c))) if calls.len() < keep.min(cap) => {
-                            let i = calls.len();
-                            results.push(None);
-                            let key = format!("{} {}", c.call.name, c.call.arguments);
-                            if let Some(&first) = first_of.get(&key) {
-                                copies.push((i, first));
-                            } else {
-                                first_of.insert(key.clone(), i);
-                                let times = made.entry(key).or_insert(0);
-                                match self.cfg.budget.repeats {
-                                    Some(most) if *times > most => {
-                                        let why = format!(
-                                            "`{}` was called {} times with these same arguments; the run stops here",
-                                            c.call.name, *times
-                                        );
-                                        results[i] = Some(ToolResult::err(&c.call, ToolError::denied(why.clone())));
-                                        looping.get_or_insert(why);
-                                    }
-                                    _ => {
-                                        *times += 1;
-                                        queued.push_back((i, c.call.clone()));
-                                    }
-                                }
-                            }
-                            calls.push(c.call);
-                        }
-                        Some(Ok(ModelEvent::Call(_))) if calls.len() < keep => over_cap += 1,
-                        Some(Ok(ModelEvent::Call(_))) => {} // over calls_per_turn: dropped
-                        Some(Ok(ModelEvent::Malformed(m))) => malformed.push(m.to_tool_error().for_model().to_owned()),
-                        Some(Ok(ModelEvent::Done(done))) => {
-                            open = false;
-                            self.record_response(rec, st, &step, &text, &calls, &malformed, &done);
-                        }
-                        Some(Err(e)) => return model_failed(rec, &step, e.to_string(), format!("the model failed: {e}")),
-                        None => return model_failed(rec, &step, NO_FINAL_EVENT.into(), "the model's stream ended without a final event".into()),
-                    },
-                    Some((i, result)) = running.next(), if !running.is_empty() => results[i] = Some(result),
-                    () = cancel.cancelled() => return Ended::Cancelled,
-                }
-            }
+            let stream = self.model.stream(request);
+            let mut turn = Turn::new(step.clone(), &self.cfg, &mut made);
+            let out_of_calls = match self
+                .dispatch(stream, &mut turn, &step, "model", rec, st, cancel)
+                .await
+            {
+                Ok(dispatched) => dispatched.out_of_calls,
+                Err(ended) => return ended,
+            };
+            let Turn {
+                text,
+                calls,
+                mut results,
+                malformed,
+                copies,
+                over_cap,
+                looping,
+                cap,
+                ..
+            } = turn;
             if calls.is_empty() && malformed.is_empty() {
                 let answer = text.trim().to_owned();
                 let Some(user) = user else {
@@ -677,7 +660,7 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Ended {
         let task = &prompts::with_history(task, history);
-        self.refresh_tools(rec).await;
+        self.refresh_tools(Some(rec)).await;
         let tools = self.tools();
         let planner = prompts::planner(tools.specs());
         let mut context: Vec<Message> = Vec::new();
@@ -697,77 +680,27 @@ impl Engine {
                 purpose: ModelPurpose::Plan,
                 messages: messages.len(),
             });
-            let mut stream = self
+            let stream = self
                 .model
                 .stream(ChatRequest::new(messages).shape(ReplyShape::Plan(tools.specs().to_vec())));
-            let mut plan = PlanRun::default();
-            let mut parser = PlanParser::new();
-            let mut running = FuturesUnordered::new();
-            let mut open = true;
-            let mut out_of_calls = false;
-            let mut dispatched: Vec<(u32, String)> = Vec::new();
-            loop {
-                while running.len() < self.cfg.max_concurrency {
-                    let Some((index, call)) = plan.ready.pop_front() else {
-                        break;
-                    };
-                    let key = format!("{} {}", call.name, call.arguments);
-                    if let Some(error) = failed_before.get(&key) {
-                        let again = ToolError::new(
-                            error.kind(),
-                            format!(
-                                "not run again: an earlier plan made this same call and it failed: {}",
-                                error.for_model()
-                            ),
-                        );
-                        plan.finish(index, ToolResult::err(&call, again));
-                        continue;
-                    }
-                    dispatched.push((index, key));
-                    if !self.take_call(st) {
-                        out_of_calls = true;
-                        plan.finish(
-                            index,
-                            ToolResult::err(
-                                &call,
-                                ToolError::denied("the run's tool-call budget is used up"),
-                            ),
-                        );
-                        continue;
-                    }
-                    let after = plan.after(index, &step);
-                    running.push(self.run_call(index, call, Some(index), after, rec, st, cancel));
-                }
-                if !open && running.is_empty() && plan.ready.is_empty() {
-                    break;
-                }
-                tokio::select! {
-                    event = stream.next(), if open => match event {
-                        Some(Ok(ModelEvent::Text(t))) => {
-                            plan.text.push_str(&t);
-                            for e in parser.push(&t) {
-                                planned(rec, &step, &e);
-                                plan.event(e, &tools);
-                            }
-                        }
-                        Some(Ok(ModelEvent::Call(c))) => plan.native_call(c.call, &tools),
-                        Some(Ok(ModelEvent::Malformed(m))) => plan.problems.push(m.to_tool_error().for_model().to_owned()),
-                        Some(Ok(ModelEvent::Done(done))) => {
-                            open = false;
-                            for e in parser.finish() {
-                                planned(rec, &step, &e);
-                                plan.event(e, &tools);
-                            }
-                            plan.close();
-                            self.record_response(rec, st, &step, &plan.text, &[], &plan.problems, &done);
-                        }
-                        Some(Err(e)) => return model_failed(rec, &step, e.to_string(), format!("the planner failed: {e}")),
-                        None => return model_failed(rec, &step, NO_FINAL_EVENT.into(), "the planner's stream ended without a final event".into()),
-                    },
-                    Some((index, result)) = running.next(), if !running.is_empty() => plan.finish(index, result),
-                    () = cancel.cancelled() => return Ended::Cancelled,
-                }
-            }
+            let mut round = PlanRound {
+                step: step.clone(),
+                plan: PlanRun::default(),
+                parser: PlanParser::new(),
+                tools: &tools,
+                failed_before: &failed_before,
+                dispatched: Vec::new(),
+            };
+            let out_of_calls = match self
+                .dispatch(stream, &mut round, &step, "planner", rec, st, cancel)
+                .await
+            {
+                Ok(dispatched) => dispatched.out_of_calls,
+                Err(ended) => return ended,
+            };
+            let PlanRound {
+                plan, dispatched, ..
+            } = round;
             for (index, key) in dispatched {
                 if let Some(Err(error)) = plan.results.get(&index).map(|r| &r.outcome)
                     && fails_again(error.kind())
@@ -1000,15 +933,214 @@ fn fails_again(kind: ErrorKind) -> bool {
     }
 }
 
-const NO_FINAL_EVENT: &str = "the stream ended without a final event";
+pub(crate) const NO_FINAL_EVENT: &str = "the stream ended without a final event";
 
 /// Records a failed model request and ends the run with `reason`.
-fn model_failed(rec: &Recorder<'_>, step: &str, error: String, reason: String) -> Ended {
+pub(crate) fn model_failed(rec: &Recorder<'_>, step: &str, error: String, reason: String) -> Ended {
     rec.emit(TraceKind::ModelFailed {
         step: step.to_owned(),
         error,
     });
     Ended::Failed(reason)
+}
+
+/// A sequential turn: each call runs as the reply yields it; identical calls in one reply
+/// run once; a call made too often across turns is refused and ends the run.
+struct Turn<'m> {
+    step: String,
+    /// Calls kept from one reply (`calls_per_turn`); those past `cap` (`turn_calls`) are
+    /// counted, not run.
+    keep: usize,
+    cap: usize,
+    repeats: Option<u32>,
+    /// How often each call was made in earlier turns.
+    made: &'m mut HashMap<String, u32>,
+    text: String,
+    calls: Vec<ToolCall>,
+    results: Vec<Option<ToolResult>>,
+    malformed: Vec<String>,
+    queued: VecDeque<(usize, ToolCall)>,
+    /// Identical calls in one reply run once: the first's index by call, and each copy with
+    /// the index whose result it shares.
+    first_of: HashMap<String, usize>,
+    copies: Vec<(usize, usize)>,
+    over_cap: usize,
+    looping: Option<String>,
+}
+
+impl<'m> Turn<'m> {
+    fn new(step: String, cfg: &EngineConfig, made: &'m mut HashMap<String, u32>) -> Self {
+        Self {
+            step,
+            keep: cfg.calls_per_turn.unwrap_or(usize::MAX),
+            cap: cfg.budget.turn_calls.max(1),
+            repeats: cfg.budget.repeats,
+            made,
+            text: String::new(),
+            calls: Vec::new(),
+            results: Vec::new(),
+            malformed: Vec::new(),
+            queued: VecDeque::new(),
+            first_of: HashMap::new(),
+            copies: Vec::new(),
+            over_cap: 0,
+            looping: None,
+        }
+    }
+
+    fn call(&mut self, call: ToolCall) {
+        if self.calls.len() >= self.keep {
+            return; // over calls_per_turn: dropped
+        }
+        if self.calls.len() >= self.cap {
+            self.over_cap += 1;
+            return;
+        }
+        let i = self.calls.len();
+        self.results.push(None);
+        let key = format!("{} {}", call.name, call.arguments);
+        if let Some(&first) = self.first_of.get(&key) {
+            self.copies.push((i, first));
+        } else {
+            self.first_of.insert(key.clone(), i);
+            let times = self.made.entry(key).or_insert(0);
+            match self.repeats {
+                Some(most) if *times > most => {
+                    let why = format!(
+                        "`{}` was called {} times with these same arguments; the run stops here",
+                        call.name, *times
+                    );
+                    self.results[i] = Some(ToolResult::err(&call, ToolError::denied(why.clone())));
+                    self.looping.get_or_insert(why);
+                }
+                _ => {
+                    *times += 1;
+                    self.queued.push_back((i, call.clone()));
+                }
+            }
+        }
+        self.calls.push(call);
+    }
+}
+
+impl Round for Turn<'_> {
+    fn event(&mut self, event: ModelEvent, rec: &Recorder<'_>) {
+        match event {
+            ModelEvent::Text(t) => {
+                rec.live(|| TraceKind::TextDelta {
+                    step: self.step.clone(),
+                    text: t.clone(),
+                });
+                self.text.push_str(&t);
+            }
+            ModelEvent::Call(c) => self.call(c.call),
+            ModelEvent::Malformed(m) => self
+                .malformed
+                .push(m.to_tool_error().for_model().to_owned()),
+            ModelEvent::Done(_) => {}
+        }
+    }
+
+    fn close(&mut self, _rec: &Recorder<'_>) {}
+
+    fn ready(&mut self) -> Option<Ready> {
+        let (i, call) = self.queued.pop_front()?;
+        Some(Ready {
+            key: i as u32,
+            call,
+            task: None,
+            after: vec![self.step.clone()],
+        })
+    }
+
+    fn finish(&mut self, key: u32, result: ToolResult) {
+        if let Some(slot) = self.results.get_mut(key as usize) {
+            *slot = Some(result);
+        }
+    }
+
+    fn response(&self) -> (&str, &[ToolCall], &[String]) {
+        (&self.text, &self.calls, &self.malformed)
+    }
+}
+
+/// A compiled plan round: each task runs the moment its line is parsed and its inputs are
+/// resolved; a call that failed in an earlier plan for a lasting reason is not made again.
+struct PlanRound<'r> {
+    step: String,
+    plan: PlanRun,
+    parser: PlanParser,
+    tools: &'r ToolSet,
+    failed_before: &'r HashMap<String, ToolError>,
+    /// Each task sent to run, with its call's key (tool and arguments).
+    dispatched: Vec<(u32, String)>,
+}
+
+impl PlanRound<'_> {
+    fn parsed(&mut self, events: Vec<PlanEvent>, rec: &Recorder<'_>) {
+        for e in events {
+            planned(rec, &self.step, &e);
+            self.plan.event(e, self.tools);
+        }
+    }
+}
+
+impl Round for PlanRound<'_> {
+    fn event(&mut self, event: ModelEvent, rec: &Recorder<'_>) {
+        match event {
+            ModelEvent::Text(t) => {
+                self.plan.text.push_str(&t);
+                let events = self.parser.push(&t);
+                self.parsed(events, rec);
+            }
+            ModelEvent::Call(c) => self.plan.native_call(c.call, self.tools),
+            ModelEvent::Malformed(m) => self
+                .plan
+                .problems
+                .push(m.to_tool_error().for_model().to_owned()),
+            ModelEvent::Done(_) => {}
+        }
+    }
+
+    fn close(&mut self, rec: &Recorder<'_>) {
+        let events = self.parser.finish();
+        self.parsed(events, rec);
+        self.plan.close();
+    }
+
+    fn ready(&mut self) -> Option<Ready> {
+        loop {
+            let (index, call) = self.plan.ready.pop_front()?;
+            let key = format!("{} {}", call.name, call.arguments);
+            if let Some(error) = self.failed_before.get(&key) {
+                let again = ToolError::new(
+                    error.kind(),
+                    format!(
+                        "not run again: an earlier plan made this same call and it failed: {}",
+                        error.for_model()
+                    ),
+                );
+                self.plan.finish(index, ToolResult::err(&call, again));
+                continue;
+            }
+            self.dispatched.push((index, key));
+            let after = self.plan.after(index, &self.step);
+            return Some(Ready {
+                key: index,
+                call,
+                task: Some(index),
+                after,
+            });
+        }
+    }
+
+    fn finish(&mut self, key: u32, result: ToolResult) {
+        self.plan.finish(key, result);
+    }
+
+    fn response(&self) -> (&str, &[ToolCall], &[String]) {
+        (&self.plan.text, &[], &self.plan.problems)
+    }
 }
 
 /// One plan's tasks as they stream in, wait for inputs, run and finish.

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use futures::future::BoxFuture;
 
-use crate::{Collect, Engine, EngineConfig, Interlocutor, Mode, Reply};
+use crate::{Collect, Engine, EngineConfig, Interlocutor, Mode, Reply, ReplyError};
 
 /// Where a replay first differed from the recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,11 +114,11 @@ impl Model for ReplayModel {
 struct RecordedUser(Mutex<VecDeque<Reply>>);
 
 impl Interlocutor for RecordedUser {
-    fn reply<'a>(&'a self, _message: &'a str) -> BoxFuture<'a, Result<Reply, String>> {
+    fn reply<'a>(&'a self, _message: &'a str) -> BoxFuture<'a, Result<Reply, ReplyError>> {
         let next = self.0.lock().ok().and_then(|mut q| q.pop_front());
-        Box::pin(
-            async move { next.ok_or_else(|| "the recording has no more user replies".to_owned()) },
-        )
+        Box::pin(async move {
+            next.ok_or_else(|| ReplyError::from("the recording has no more user replies"))
+        })
     }
 }
 

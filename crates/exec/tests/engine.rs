@@ -416,7 +416,7 @@ impl agentry_exec::Interlocutor for ListUser {
     fn reply<'a>(
         &'a self,
         message: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<agentry_exec::Reply, String>> {
+    ) -> futures::future::BoxFuture<'a, Result<agentry_exec::Reply, agentry_exec::ReplyError>> {
         self.1.lock().unwrap().push(message.to_owned());
         let next = self.0.lock().unwrap().pop();
         Box::pin(async move {

@@ -257,7 +257,7 @@ impl Assembler {
                 pending,
                 "the tool call has no name",
             ))),
-            Err(why) => out.push(ModelEvent::Malformed(malformed(pending, &why))),
+            Err(why) => out.push(ModelEvent::Malformed(malformed(pending, &why.to_string()))),
         }
     }
 

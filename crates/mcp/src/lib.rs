@@ -9,8 +9,9 @@
 //! the next call, with exponential backoff; a server that hangs is cut off by the engine's
 //! per-call deadline. Nothing waits forever.
 //!
-//! [`merge_tools`] puts servers' tools beside others in one set (a clashing name becomes
-//! `ALIAS__name`); a [`Toolbox`] builds that set again when a server's tools change.
+//! An `Arc<McpServer>` is a [`agentry_tools::ToolSource`]: an agent's `.mcp(server)` puts
+//! its tools beside the agent's own (a clashing name becomes `ALIAS__name`) and lists them
+//! again when the server says they changed.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 // The proxy passes on logging and sampling, which revision 2026-07-28 deprecates but the
 // 2025 revisions that most servers run still use.
@@ -60,7 +61,6 @@ use tokio::sync::Mutex;
 
 pub use auth::OAuthOptions;
 pub use child_env::INHERITED_ENV;
-pub use merge::{Toolbox, merge_tools};
 
 /// An MCP server to connect to: its alias (the `server` in policies, the prefix of its tool
 /// names when they clash) and the command that starts it (stdio), or its URL (Streamable
@@ -102,14 +102,6 @@ pub enum McpError {
         alias: String,
         /// Its command line.
         command: String,
-        /// Why.
-        why: String,
-    },
-    /// A server's tool cannot join the tools on offer (its schema does not compile).
-    #[error("a tool of the MCP server `{alias}`: {why}")]
-    Tool {
-        /// The server's alias.
-        alias: String,
         /// Why.
         why: String,
     },

@@ -554,7 +554,7 @@ pub async fn serve(
     addr: std::net::SocketAddr,
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
-) -> Result<(), String> {
+) -> Result<(), crate::serve::ServeError> {
     let (audit, audit_thread) = Audit::start(audit);
     let upstreams = Arc::new(Upstreams {
         stop: stop.child_token(),

@@ -109,6 +109,29 @@ impl ServerHandler for ToolServer {
     }
 }
 
+/// Why a server could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP server failed while serving.
+    #[error("the HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+    /// The client's MCP handshake over stdio failed (boxed: rmcp's error is large).
+    #[error("the MCP handshake failed: {0}")]
+    Handshake(#[source] Box<rmcp::service::ServerInitializeError>),
+    /// The stdio session's task failed (it panicked or was cancelled).
+    #[error("the MCP session failed: {0}")]
+    Session(#[source] tokio::task::JoinError),
+}
+
 /// Serves `tools` over Streamable HTTP at `http://ADDR/mcp` until `stop` is cancelled;
 /// `ready` receives the address bound (useful with port 0).
 pub async fn serve_http(
@@ -116,7 +139,7 @@ pub async fn serve_http(
     addr: std::net::SocketAddr,
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     serve_streamable(ToolServer::new(tools), addr, stop, ready).await
 }
 
@@ -127,17 +150,14 @@ pub async fn serve_streamable<S: ServerHandler + Clone>(
     addr: std::net::SocketAddr,
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     use rmcp::transport::{
         StreamableHttpServerConfig, StreamableHttpService,
         streamable_http_server::session::local::LocalSessionManager,
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listen = |source: std::io::Error| ServeError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
@@ -149,18 +169,15 @@ pub async fn serve_streamable<S: ServerHandler + Clone>(
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
-        .map_err(|e| format!("the HTTP server failed: {e}"))
+        .map_err(ServeError::Http)
 }
 
 /// Serves `tools` on stdin/stdout until the client goes away.
-pub async fn serve_stdio(tools: Arc<ToolSet>) -> Result<(), String> {
+pub async fn serve_stdio(tools: Arc<ToolSet>) -> Result<(), ServeError> {
     let service = ToolServer::new(tools)
         .serve(rmcp::transport::stdio())
         .await
-        .map_err(|e| format!("the MCP handshake failed: {e}"))?;
-    service
-        .waiting()
-        .await
-        .map_err(|e| format!("the MCP session failed: {e}"))?;
+        .map_err(|e| ServeError::Handshake(Box::new(e)))?;
+    service.waiting().await.map_err(ServeError::Session)?;
     Ok(())
 }

@@ -101,8 +101,12 @@ async fn merged_tools_keep_the_first_name_and_alias_a_clash() {
     let a = McpServer::connect(spec("a")).await.unwrap();
     let b = McpServer::connect(spec("b")).await.unwrap();
     let base = agentry_tools::demo_tools(Duration::ZERO);
-    let servers = vec![std::sync::Arc::clone(&a), std::sync::Arc::clone(&b)];
-    let tools = agentry_mcp::merge_tools(&base, &servers).await.unwrap();
+    let servers: Vec<std::sync::Arc<dyn agentry_tools::ToolSource>> = vec![
+        std::sync::Arc::clone(&a) as std::sync::Arc<dyn agentry_tools::ToolSource>,
+        std::sync::Arc::clone(&b) as std::sync::Arc<dyn agentry_tools::ToolSource>,
+    ];
+    let toolbox = agentry_tools::Toolbox::new(base, servers);
+    let tools = toolbox.current().await.unwrap();
     let names = tools.names();
     for name in ["get_weather", "echo", "b__echo"] {
         assert!(
@@ -112,8 +116,8 @@ async fn merged_tools_keep_the_first_name_and_alias_a_clash() {
     }
     assert_eq!(tools.get("echo").and_then(|t| t.server()), Some("a"));
     assert_eq!(tools.get("b__echo").and_then(|t| t.server()), Some("b"));
-    // The toolbox offers the same set.
-    let toolbox = agentry_mcp::Toolbox::new(base, servers);
+    // Nothing changed: no new set; listed again, the same one.
+    assert!(toolbox.changes().await.is_none());
     assert_eq!(toolbox.current().await.unwrap().names(), names);
     a.close().await;
     b.close().await;

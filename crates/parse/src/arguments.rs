@@ -14,7 +14,48 @@ use crate::{
 };
 
 /// Outcome of reading a whole arguments text.
-pub type ArgumentsResult = Result<(Value, Vec<Repair>), String>;
+pub type ArgumentsResult = Result<(Value, Vec<Repair>), ArgumentsError>;
+
+/// Why a call's arguments cannot be read; the text is a sentence for the model, with an
+/// excerpt of what it sent (cut to 200 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgumentsError {
+    /// The text does not start with `{`.
+    #[error("the arguments must be a JSON object, got `{excerpt}`")]
+    NotAnObject {
+        /// The text received.
+        excerpt: String,
+    },
+    /// The scanner gave up at a byte.
+    #[error("the arguments are not valid JSON at byte {at}: `{excerpt}`")]
+    InvalidJsonAt {
+        /// Byte offset where reading stopped.
+        at: usize,
+        /// The text received.
+        excerpt: String,
+    },
+    /// The text is not JSON, found when the stream ended.
+    #[error("the arguments are not valid JSON: `{excerpt}`")]
+    InvalidJson {
+        /// The text received.
+        excerpt: String,
+    },
+    /// The stream ended inside the object, in a place that closing brackets cannot mend.
+    #[error("the arguments ended before the JSON was complete: `{excerpt}`")]
+    Incomplete {
+        /// The text received.
+        excerpt: String,
+    },
+    /// Text follows the closing brace.
+    #[error("unexpected text after the arguments object: `{excerpt}`")]
+    TrailingText {
+        /// The text after the object.
+        excerpt: String,
+    },
+    /// The object closed but even lenient reading fails; the reader's reason.
+    #[error("{0}")]
+    Json(String),
+}
 
 /// Incremental reader of one call's JSON arguments.
 #[derive(Debug, Default)]
@@ -50,10 +91,9 @@ impl ArgumentStream {
             let start = self.text.find(|c: char| !c.is_whitespace())?;
             if self.text.as_bytes()[start] != b'{' {
                 self.done = true;
-                return Some(Err(format!(
-                    "the arguments must be a JSON object, got `{}`",
-                    excerpt(&self.text)
-                )));
+                return Some(Err(ArgumentsError::NotAnObject {
+                    excerpt: excerpt(&self.text),
+                }));
             }
             self.scan = Some(JsonScan::new(start).without_calls());
         }
@@ -67,10 +107,10 @@ impl ArgumentStream {
             }
             Step::Abort { at } => {
                 self.done = true;
-                Some(Err(format!(
-                    "the arguments are not valid JSON at byte {at}: `{}`",
-                    excerpt(&self.text)
-                )))
+                Some(Err(ArgumentsError::InvalidJsonAt {
+                    at,
+                    excerpt: excerpt(&self.text),
+                }))
             }
         }
     }
@@ -86,10 +126,9 @@ impl ArgumentStream {
             return Some(Ok((Value::Object(Default::default()), Vec::new())));
         }
         let Some(scan) = self.scan.as_mut() else {
-            return Some(Err(format!(
-                "the arguments must be a JSON object, got `{}`",
-                excerpt(&self.text)
-            )));
+            return Some(Err(ArgumentsError::NotAnObject {
+                excerpt: excerpt(&self.text),
+            }));
         };
         match scan.scan(self.text.as_bytes(), true) {
             Step::Done { end } => Some(self.read(end)),
@@ -97,32 +136,35 @@ impl ArgumentStream {
                 Some(closers) => {
                     let mut closed = self.text.clone();
                     closed.push_str(&closers);
-                    Some(parse_json(&closed).map(|(v, mut r)| {
-                        r.insert(Repair::ClosedBrackets);
-                        (v, r.into_iter().collect())
-                    }))
+                    Some(
+                        parse_json(&closed)
+                            .map(|(v, mut r)| {
+                                r.insert(Repair::ClosedBrackets);
+                                (v, r.into_iter().collect())
+                            })
+                            .map_err(ArgumentsError::Json),
+                    )
                 }
-                None => Some(Err(format!(
-                    "the arguments ended before the JSON was complete: `{}`",
-                    excerpt(&self.text)
-                ))),
+                None => Some(Err(ArgumentsError::Incomplete {
+                    excerpt: excerpt(&self.text),
+                })),
             },
-            Step::Candidate { .. } | Step::Abort { .. } => Some(Err(format!(
-                "the arguments are not valid JSON: `{}`",
-                excerpt(&self.text)
-            ))),
+            Step::Candidate { .. } | Step::Abort { .. } => Some(Err(ArgumentsError::InvalidJson {
+                excerpt: excerpt(&self.text),
+            })),
         }
     }
 
     fn read(&self, end: usize) -> ArgumentsResult {
         let rest = self.text[end..].trim();
         if !rest.is_empty() {
-            return Err(format!(
-                "unexpected text after the arguments object: `{}`",
-                excerpt(rest)
-            ));
+            return Err(ArgumentsError::TrailingText {
+                excerpt: excerpt(rest),
+            });
         }
-        parse_json(&self.text[..end]).map(|(v, r)| (v, r.into_iter().collect()))
+        parse_json(&self.text[..end])
+            .map(|(v, r)| (v, r.into_iter().collect()))
+            .map_err(ArgumentsError::Json)
     }
 }
 
@@ -173,6 +215,7 @@ mod tests {
             s.push("[1]")
                 .unwrap()
                 .unwrap_err()
+                .to_string()
                 .contains("must be a JSON object")
         );
         let mut s = ArgumentStream::new();
@@ -180,10 +223,14 @@ mod tests {
             s.push("{\"a\" 1}")
                 .unwrap()
                 .unwrap_err()
+                .to_string()
                 .contains("not valid JSON")
         );
         let mut s = ArgumentStream::new();
         s.push("{\"a\": \"unterminated");
-        assert!(s.finish().unwrap().unwrap_err().contains("ended before"));
+        assert_eq!(
+            s.finish().unwrap().unwrap_err().to_string(),
+            "the arguments ended before the JSON was complete: `{\"a\": \"unterminated`"
+        );
     }
 }

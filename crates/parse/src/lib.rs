@@ -32,6 +32,6 @@ mod py_scan;
 pub mod python;
 mod shape;
 
-pub use arguments::{ArgumentStream, ArgumentsResult};
+pub use arguments::{ArgumentStream, ArgumentsError, ArgumentsResult};
 pub use event::{Event, Format, Malformed, ParseError, ParsedCall, Repair};
 pub use parser::{CallParser, DEFAULT_MAX_INPUT, Parsed, parse};

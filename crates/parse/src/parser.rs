@@ -19,7 +19,7 @@ use crate::{
     fast_json::{self, Built},
     json_scan::{JsonScan, Step},
     py_scan::{PyScan, PyStep, is_ident_byte, is_ident_start},
-    python::{PyExpr, parse_expr},
+    python::{PyExpr, PyValueError, parse_expr},
     shape::{CallKeys, Shape, interpret, interpret_keys, kind},
 };
 
@@ -1576,7 +1576,7 @@ fn json_lane(len: usize, js: &JsonState) -> Lane {
 }
 
 /// Converts a Python value to JSON, reading `true`/`false`/`null` names as JSON literals.
-fn py_json(expr: &PyExpr, repairs: &mut BTreeSet<Repair>) -> Result<Value, String> {
+fn py_json(expr: &PyExpr, repairs: &mut BTreeSet<Repair>) -> Result<Value, PyValueError> {
     expr.to_json_with(&mut |e| {
         let literal = e.json_literal_name()?;
         repairs.insert(Repair::JsonLiteralInPython);

@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::python::{PyExpr, parse_expr};
+use crate::python::{PyExpr, PyValueError, parse_expr};
 
 /// Most tasks a plan may have.
 pub const MAX_TASKS: usize = 1000;
@@ -284,7 +284,7 @@ fn mark_refs(call: &str) -> (String, BTreeSet<u32>) {
 }
 
 /// A value with `$N` references kept as `"$N"` / `"$N.path"` strings.
-fn ref_json(expr: &PyExpr) -> Result<Value, String> {
+fn ref_json(expr: &PyExpr) -> Result<Value, PyValueError> {
     expr.to_json_with(&mut |e| {
         ref_path(e)
             .map(Value::String)

@@ -102,6 +102,17 @@ pub struct PySyntaxError {
     pub message: String,
 }
 
+/// Why an expression has no JSON value ([`PyExpr::to_json`]); the text names the expression.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PyValueError {
+    /// A name, call, operator or other non-literal (the rendered expression).
+    #[error("`{0}` is not a literal value")]
+    NotLiteral(String),
+    /// A float JSON cannot hold (NaN or infinite).
+    #[error("{0} has no JSON representation")]
+    NoJsonNumber(f64),
+}
+
 /// Parses `text` as one Python expression (a bare tuple `a, b` included).
 pub fn parse_expr(text: &str) -> Result<PyExpr, PySyntaxError> {
     let mut p = Parser {
@@ -144,7 +155,7 @@ impl PyExpr {
     /// Converts a literal to JSON. Tuples and sets become arrays, dict keys become strings,
     /// unary `-`/`+` on a number is applied; names, calls and operators are an error that
     /// says which expression is not a value.
-    pub fn to_json(&self) -> Result<Value, String> {
+    pub fn to_json(&self) -> Result<Value, PyValueError> {
         self.to_json_with(&mut |_| None)
     }
 
@@ -153,7 +164,7 @@ impl PyExpr {
     pub fn to_json_with(
         &self,
         leaf: &mut dyn FnMut(&PyExpr) -> Option<Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, PyValueError> {
         if let Some(v) = leaf(self) {
             return Ok(v);
         }
@@ -186,7 +197,7 @@ impl PyExpr {
                 (UnaryOp::Neg, Self::Float(f)) => float_json(-*f)?,
                 (UnaryOp::Pos, Self::Int(i)) => int_json(*i),
                 (UnaryOp::Pos, Self::Float(f)) => float_json(*f)?,
-                _ => return Err(format!("`{}` is not a literal value", self.render())),
+                _ => return Err(PyValueError::NotLiteral(self.render())),
             },
             Self::Imaginary(_)
             | Self::Ellipsis
@@ -196,7 +207,7 @@ impl PyExpr {
             | Self::Subscript(..)
             | Self::Unary(..)
             | Self::Binary(..) => {
-                return Err(format!("`{}` is not a literal value", self.render()));
+                return Err(PyValueError::NotLiteral(self.render()));
             }
         })
     }
@@ -336,10 +347,10 @@ fn int_json(i: i128) -> Value {
     }
 }
 
-fn float_json(f: f64) -> Result<Value, String> {
+fn float_json(f: f64) -> Result<Value, PyValueError> {
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| format!("{f} has no JSON representation"))
+        .ok_or(PyValueError::NoJsonNumber(f))
 }
 
 struct Parser<'a> {
@@ -996,7 +1007,11 @@ mod tests {
     #[test]
     fn non_values_say_what_they_are() {
         assert_eq!(
-            parse_expr("x + 1").unwrap().to_json().unwrap_err(),
+            parse_expr("x + 1")
+                .unwrap()
+                .to_json()
+                .unwrap_err()
+                .to_string(),
             "`x + 1` is not a literal value"
         );
         assert!(parse_expr("f'{x}'").is_err());

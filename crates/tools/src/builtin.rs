@@ -113,7 +113,8 @@ impl Tool for Calculator {
 
     async fn call(&self, args: CalculatorArgs, cx: CallContext) -> Result<Value, ToolError> {
         delay(self.latency, &cx).await?;
-        let value = crate::calc::eval(&args.expression).map_err(ToolError::invalid_arguments)?;
+        let value = crate::calc::eval(&args.expression)
+            .map_err(|e| ToolError::invalid_arguments(e.to_string()))?;
         Ok(number(value))
     }
 }

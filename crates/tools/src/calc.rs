@@ -3,8 +3,74 @@
 /// Deepest nesting accepted.
 const MAX_DEPTH: usize = 64;
 
+/// Why an expression has no value; its text is a sentence for the model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalcError {
+    /// A character that cannot come next.
+    #[error("unexpected `{found}` at position {pos} of `{expr}`")]
+    Unexpected {
+        /// The character.
+        found: char,
+        /// Its byte offset.
+        pos: usize,
+        /// The whole expression.
+        expr: String,
+    },
+    /// The value is infinite or NaN.
+    #[error("`{expr}` has no finite value (division by zero?)")]
+    NotFinite {
+        /// The whole expression.
+        expr: String,
+    },
+    /// Parentheses, powers or signs nest deeper than the evaluator follows.
+    #[error("the expression is nested too deeply")]
+    TooDeep,
+    /// A `(` has no `)`.
+    #[error("a `(` is not closed")]
+    UnclosedParen,
+    /// A function call has no `)`.
+    #[error("`{name}(` is not closed")]
+    UnclosedCall {
+        /// The function's name.
+        name: String,
+    },
+    /// A name that is neither a constant nor followed by `(`.
+    #[error(
+        "unknown name `{name}`; use numbers, + - * / % ^, parentheses, sqrt, abs, round, min, max, pi"
+    )]
+    UnknownName {
+        /// The name.
+        name: String,
+    },
+    /// A function that does not exist, or not with this many arguments.
+    #[error("unknown function `{name}` with {arity} argument(s)")]
+    UnknownFunction {
+        /// The function's name.
+        name: String,
+        /// How many arguments it was given.
+        arity: usize,
+    },
+    /// Something other than a number where a number must be.
+    #[error("expected a number at position {pos}, found `{found}`")]
+    ExpectedNumber {
+        /// Its byte offset.
+        pos: usize,
+        /// The character found.
+        found: char,
+    },
+    /// The expression ended where a number must be.
+    #[error("the expression ended where a number was expected")]
+    EndedEarly,
+    /// Digits that do not make a number.
+    #[error("`{text}` is not a number")]
+    BadNumber {
+        /// The digits, without `_`.
+        text: String,
+    },
+}
+
 /// Evaluates `expr`; the error is a sentence for the model.
-pub fn eval(expr: &str) -> Result<f64, String> {
+pub fn eval(expr: &str) -> Result<f64, CalcError> {
     let mut p = Calc {
         s: expr.as_bytes(),
         pos: 0,
@@ -13,13 +79,16 @@ pub fn eval(expr: &str) -> Result<f64, String> {
     let v = p.sum()?;
     p.ws();
     if p.pos < p.s.len() {
-        return Err(format!(
-            "unexpected `{}` at position {} of `{expr}`",
-            p.s[p.pos] as char, p.pos
-        ));
+        return Err(CalcError::Unexpected {
+            found: p.s[p.pos] as char,
+            pos: p.pos,
+            expr: expr.to_owned(),
+        });
     }
     if !v.is_finite() {
-        return Err(format!("`{expr}` has no finite value (division by zero?)"));
+        return Err(CalcError::NotFinite {
+            expr: expr.to_owned(),
+        });
     }
     Ok(v)
 }
@@ -47,10 +116,10 @@ impl Calc<'_> {
         }
     }
 
-    fn sum(&mut self) -> Result<f64, String> {
+    fn sum(&mut self) -> Result<f64, CalcError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err("the expression is nested too deeply".into());
+            return Err(CalcError::TooDeep);
         }
         let mut v = self.product()?;
         loop {
@@ -65,7 +134,7 @@ impl Calc<'_> {
         }
     }
 
-    fn product(&mut self) -> Result<f64, String> {
+    fn product(&mut self) -> Result<f64, CalcError> {
         let mut v = self.power()?;
         loop {
             if self.eat(b'*') {
@@ -80,12 +149,12 @@ impl Calc<'_> {
         }
     }
 
-    fn power(&mut self) -> Result<f64, String> {
+    fn power(&mut self) -> Result<f64, CalcError> {
         let base = self.unary()?;
         if self.eat(b'^') {
             self.depth += 1;
             if self.depth > MAX_DEPTH {
-                return Err("the expression is nested too deeply".into());
+                return Err(CalcError::TooDeep);
             }
             let exp = self.power()?;
             self.depth -= 1;
@@ -94,11 +163,11 @@ impl Calc<'_> {
         Ok(base)
     }
 
-    fn unary(&mut self) -> Result<f64, String> {
+    fn unary(&mut self) -> Result<f64, CalcError> {
         if self.eat(b'-') {
             self.depth += 1;
             if self.depth > MAX_DEPTH {
-                return Err("the expression is nested too deeply".into());
+                return Err(CalcError::TooDeep);
             }
             let v = -self.unary()?;
             self.depth -= 1;
@@ -110,12 +179,12 @@ impl Calc<'_> {
         self.atom()
     }
 
-    fn atom(&mut self) -> Result<f64, String> {
+    fn atom(&mut self) -> Result<f64, CalcError> {
         self.ws();
         if self.eat(b'(') {
             let v = self.sum()?;
             if !self.eat(b')') {
-                return Err("a `(` is not closed".into());
+                return Err(CalcError::UnclosedParen);
             }
             return Ok(v);
         }
@@ -129,16 +198,14 @@ impl Calc<'_> {
                 return Ok(std::f64::consts::PI);
             }
             if !self.eat(b'(') {
-                return Err(format!(
-                    "unknown name `{name}`; use numbers, + - * / % ^, parentheses, sqrt, abs, round, min, max, pi"
-                ));
+                return Err(CalcError::UnknownName { name: name.into() });
             }
             let mut args = vec![self.sum()?];
             while self.eat(b',') {
                 args.push(self.sum()?);
             }
             if !self.eat(b')') {
-                return Err(format!("`{name}(` is not closed"));
+                return Err(CalcError::UnclosedCall { name: name.into() });
             }
             return match (name, args.as_slice()) {
                 ("sqrt", [x]) => Ok(x.sqrt()),
@@ -146,10 +213,10 @@ impl Calc<'_> {
                 ("round", [x]) => Ok(x.round()),
                 ("min", [a, rest @ ..]) => Ok(rest.iter().fold(*a, |m, x| m.min(*x))),
                 ("max", [a, rest @ ..]) => Ok(rest.iter().fold(*a, |m, x| m.max(*x))),
-                _ => Err(format!(
-                    "unknown function `{name}` with {} argument(s)",
-                    args.len()
-                )),
+                _ => Err(CalcError::UnknownFunction {
+                    name: name.into(),
+                    arity: args.len(),
+                }),
             };
         }
         while self
@@ -173,15 +240,14 @@ impl Calc<'_> {
             .replace('_', "");
         if text.is_empty() {
             return Err(match self.s.get(self.pos) {
-                Some(c) => format!(
-                    "expected a number at position {}, found `{}`",
-                    self.pos, *c as char
-                ),
-                None => "the expression ended where a number was expected".into(),
+                Some(c) => CalcError::ExpectedNumber {
+                    pos: self.pos,
+                    found: *c as char,
+                },
+                None => CalcError::EndedEarly,
             });
         }
-        text.parse()
-            .map_err(|_| format!("`{text}` is not a number"))
+        text.parse().map_err(|_| CalcError::BadNumber { text })
     }
 }
 
@@ -196,9 +262,23 @@ mod tests {
         assert_eq!(eval("2 ^ 3 ^ 2").unwrap(), 512.0);
         assert_eq!(eval("max(1, sqrt(16), 3) - abs(-1)").unwrap(), 3.0);
         assert_eq!(eval("18 - 3").unwrap(), 15.0);
-        assert!(eval("1 / 0").unwrap_err().contains("finite"));
-        assert!(eval("2 +").unwrap_err().contains("ended"));
-        assert!(eval("foo(1)").unwrap_err().contains("unknown function"));
-        assert!(eval(&"(".repeat(1000)).unwrap_err().contains("too deeply"));
+        assert!(eval("1 / 0").unwrap_err().to_string().contains("finite"));
+        assert!(eval("2 +").unwrap_err().to_string().contains("ended"));
+        assert!(
+            eval("foo(1)")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown function")
+        );
+        assert!(
+            eval(&"(".repeat(1000))
+                .unwrap_err()
+                .to_string()
+                .contains("too deeply")
+        );
+        assert_eq!(
+            eval("2 $ 3").unwrap_err().to_string(),
+            "unexpected `$` at position 2 of `2 $ 3`"
+        );
     }
 }

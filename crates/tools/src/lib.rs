@@ -41,10 +41,12 @@
 mod builtin;
 pub mod calc;
 mod set;
+mod source;
 mod tool;
 
 pub use builtin::{
     Calculator, Clock, FakeClock, KvGet, KvSet, KvStore, Search, Sleep, Weather, demo_tools,
 };
 pub use set::ToolSet;
+pub use source::{MergeError, ToolSource, Toolbox};
 pub use tool::{CallContext, DynTool, FnTool, Tool, schema_of, tool_fn};

@@ -66,9 +66,27 @@ pub enum TraceError {
         /// What is wrong.
         why: String,
     },
-    /// The file system refused (creating the directory).
-    #[error("{0}")]
-    Io(String),
+    /// The file system refused to create the database's directory or file.
+    #[error("cannot create {path}: {source}")]
+    Io {
+        /// The directory or file.
+        path: String,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// There is no database to read.
+    #[error("no trace database at {path}; run an agent first (`agentry run …`) or pass --trace-db")]
+    NoDatabase {
+        /// Where it was looked for.
+        path: String,
+    },
+    /// The writer's thread could not be started.
+    #[error("cannot start the trace writer: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The writer's thread panicked.
+    #[error("the trace writer thread panicked")]
+    WriterPanicked,
 }
 
 /// A run's summary row.
@@ -149,17 +167,20 @@ fn connect(path: &Path, create: bool) -> Result<Connection, TraceError> {
     // Traces hold what tools returned, secrets included: a new store is its owner's only.
     if create {
         if let Some(dir) = path.parent() {
-            create_private_dir(dir)
-                .map_err(|e| TraceError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            create_private_dir(dir).map_err(|source| TraceError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
-        create_private_file(path)
-            .map_err(|e| TraceError::Io(format!("cannot create {}: {e}", path.display())))?;
+        create_private_file(path).map_err(|source| TraceError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     if !create && !path.exists() {
-        return Err(TraceError::Io(format!(
-            "no trace database at {}; run an agent first (`agentry run …`) or pass --trace-db",
-            path.display()
-        )));
+        return Err(TraceError::NoDatabase {
+            path: path.display().to_string(),
+        });
     }
     let conn = Connection::open(path).map_err(sqlite(path))?;
     conn.busy_timeout(Duration::from_secs(5))
@@ -632,7 +653,7 @@ impl TraceWriter {
         let thread = std::thread::Builder::new()
             .name("agentry-trace".into())
             .spawn(move || write_loop(conn, &p, rx))
-            .map_err(|e| TraceError::Io(format!("cannot start the trace writer: {e}")))?;
+            .map_err(TraceError::Spawn)?;
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
@@ -677,7 +698,7 @@ impl TraceWriter {
         self.tx.take();
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(TraceError::Io("the trace writer thread panicked".into())),
+            Some(Err(_)) => Err(TraceError::WriterPanicked),
             None => Ok(()),
         }
     }

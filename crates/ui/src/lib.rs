@@ -12,11 +12,13 @@
 //! (DNS rebinding) reads nothing.
 
 mod api;
+mod error;
 mod picture;
 mod run;
 
 use std::path::PathBuf;
 
+pub use error::{PictureError, UiError};
 pub use picture::{png, svg};
 pub use run::{RunView, run_view};
 
@@ -40,18 +42,13 @@ pub async fn serve(
     addr: std::net::SocketAddr,
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
-) -> Result<(), String> {
+) -> Result<(), UiError> {
     if !addr.ip().is_loopback() && ui.token.as_deref().is_none_or(str::is_empty) {
-        return Err(format!(
-            "listening on {addr} (beyond this machine) needs --token: anyone who can reach the port could read every trace"
-        ));
+        return Err(UiError::TokenRequired { addr });
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listen = |source: std::io::Error| UiError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     let mut hosts = agentry_core::AllowedHosts::for_bind(addr.ip());
     for name in &ui.allowed_hosts {
         hosts = hosts.allow(name);
@@ -61,5 +58,5 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
-        .map_err(|e| format!("the viewer's server failed: {e}"))
+        .map_err(UiError::Server)
 }

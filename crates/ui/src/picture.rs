@@ -4,6 +4,8 @@ use std::fmt::Write;
 
 use agentry_trace::{StepKind, Timeline};
 
+use crate::PictureError;
+
 /// Text made safe inside SVG (XML) text and attributes.
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -166,19 +168,21 @@ pub fn svg(t: &Timeline, width: u32) -> String {
 }
 
 /// An SVG picture as PNG, drawn with the system's fonts (DejaVu on Debian).
-pub fn png(svg: &str) -> Result<Vec<u8>, String> {
+pub fn png(svg: &str) -> Result<Vec<u8>, PictureError> {
     let mut options = resvg::usvg::Options::default();
     options.fontdb_mut().load_system_fonts();
-    let tree = resvg::usvg::Tree::from_str(svg, &options).map_err(|e| e.to_string())?;
+    let tree = resvg::usvg::Tree::from_str(svg, &options)?;
     let size = tree.size().to_int_size();
     let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
-        .ok_or("the picture has no area")?;
+        .ok_or(PictureError::EmptyPicture)?;
     resvg::render(
         &tree,
         resvg::tiny_skia::Transform::default(),
         &mut pixmap.as_mut(),
     );
-    pixmap.encode_png().map_err(|e| e.to_string())
+    pixmap
+        .encode_png()
+        .map_err(|e| PictureError::Encode(Box::new(e)))
 }
 
 fn nice_step(raw: f64) -> f64 {

@@ -89,6 +89,17 @@ pub enum DataError {
     },
 }
 
+/// A category pattern that names none of [`CATEGORIES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown or unsupported category `{pattern}`; supported: {supported} (or all, live_*); multi-turn and format sensitivity are not supported yet",
+    supported = CATEGORIES.join(", ")
+)]
+pub struct UnknownCategory {
+    /// The pattern as given.
+    pub pattern: String,
+}
+
 /// One single-turn entry.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -106,7 +117,7 @@ pub struct Entry {
 
 /// The categories `patterns` name, in the order named: each a category, a prefix ending in
 /// `*` (`live_*`), or `all` (as is an empty list). `Err` names a pattern that matches none.
-pub fn select_categories(patterns: &[String]) -> Result<Vec<&'static str>, String> {
+pub fn select_categories(patterns: &[String]) -> Result<Vec<&'static str>, UnknownCategory> {
     if patterns.is_empty() || patterns.iter().any(|c| c == "all") {
         return Ok(CATEGORIES.to_vec());
     }
@@ -122,10 +133,7 @@ pub fn select_categories(patterns: &[String]) -> Result<Vec<&'static str>, Strin
             CATEGORIES.iter().copied().filter(|k| *k == c).collect()
         };
         if matched.is_empty() {
-            return Err(format!(
-                "unknown or unsupported category `{c}`; supported: {} (or all, live_*); multi-turn and format sensitivity are not supported yet",
-                CATEGORIES.join(", ")
-            ));
+            return Err(UnknownCategory { pattern: c.clone() });
         }
         out.extend(matched);
     }
@@ -286,7 +294,7 @@ pub fn check_entry(entry: &Entry, result: &Value, underscore_to_dot: bool) -> Ve
             return Verdict {
                 valid: false,
                 error_type: Some("ast_decoder:decoder_failed".into()),
-                reason: why,
+                reason: why.to_string(),
             };
         }
     };

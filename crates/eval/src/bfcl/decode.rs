@@ -4,9 +4,83 @@
 //! operator on a constant negates it (`+5` → -5, `not True` → -1), bare names become strings,
 //! binary operations are evaluated, and a fence with a language tag fails.
 
-use agentry_parse::python::{BinaryOp, PyExpr, UnaryOp, parse_expr};
+use agentry_parse::python::{BinaryOp, PyExpr, PySyntaxError, UnaryOp, parse_expr};
 
-use super::value::PyVal;
+use super::value::{PyType, PyVal};
+
+/// Why model output does not decode to calls; the text is the checker's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The text is not a Python expression.
+    #[error("not a Python expression: {0}")]
+    NotPython(#[source] PySyntaxError),
+    /// The expression is neither a call nor a list (the rendered expression).
+    #[error("expected a list of calls, got `{0}`")]
+    NotAList(String),
+    /// An element of the list is not a call (the rendered element).
+    #[error("`{0}` is not a call")]
+    NotACall(String),
+    /// A unary operator applies to something other than a constant (the rendered argument).
+    #[error("`{0}`: a unary operator on a non-constant")]
+    UnaryOnNonConstant(String),
+    /// An argument is of a kind the decoder refuses (the rendered argument).
+    #[error("`{0}` is not a value the decoder accepts")]
+    NotAValue(String),
+    /// A unary operator Python refuses for this type.
+    #[error("bad operand type for unary {op}: {ty:?}")]
+    BadUnaryOperand {
+        /// The operator (`-`, `+` or `~`).
+        op: char,
+        /// The operand's type.
+        ty: PyType,
+    },
+    /// A binary operator Python refuses for these types.
+    #[error("unsupported operand types for {op:?}: {left:?} and {right:?}")]
+    UnsupportedOperands {
+        /// The operator.
+        op: BinaryOp,
+        /// The left operand's type.
+        left: PyType,
+        /// The right operand's type.
+        right: PyType,
+    },
+    /// Arithmetic Python would raise on (division by zero, overflow); Python's message.
+    #[error("{0}")]
+    Arithmetic(&'static str),
+    /// `...` inside an expression to evaluate.
+    #[error("`...` in an expression")]
+    Ellipsis,
+    /// `str % args`, which the decoder does not evaluate.
+    #[error("string formatting is not evaluated")]
+    StringFormatting,
+    /// An expression that is not a constant one (the rendered expression).
+    #[error("`{0}` cannot be evaluated")]
+    NotEvaluable(String),
+    /// The decoded output (tagged JSON) does not have the shape of spec §2; what is wrong.
+    #[error("{0}")]
+    Shape(&'static str),
+    /// A parameter name in tagged JSON is not a string.
+    #[error("a parameter name is not a string: {0:?}")]
+    ParamName(PyVal),
+    /// The arguments of a call in tagged JSON are not a map (the call's name).
+    #[error("the arguments of `{0}` are not a map")]
+    ArgsNotMap(String),
+    /// The tree-sitter grammar could not be loaded.
+    #[error("tree-sitter: {0}")]
+    TreeSitter(#[source] tree_sitter::LanguageError),
+    /// Tree-sitter returned no tree.
+    #[error("tree-sitter did not parse")]
+    NoParse,
+    /// Tree-sitter found a syntax error.
+    #[error("the output does not parse (tree-sitter reports an error)")]
+    Syntax,
+    /// A Java call without a method name.
+    #[error("a call without a name")]
+    NoName,
+    /// A named argument given twice (its name).
+    #[error("the argument `{0}` is repeated")]
+    RepeatedArgument(String),
+}
 
 /// One decoded call: its name and its keyword arguments in source order (`None` for `**kw`).
 #[derive(Debug, Clone)]
@@ -48,23 +122,20 @@ pub(crate) fn bracketed(text: &str) -> String {
 }
 
 /// Decodes raw Python-syntax model output; `Err` is a decode failure with its reason.
-pub fn decode_python(text: &str) -> Result<Vec<DecodedCall>, String> {
+pub fn decode_python(text: &str) -> Result<Vec<DecodedCall>, DecodeError> {
     let owned = bracketed(text);
     let source = owned.trim().trim_matches('\'');
-    let expr = parse_expr(source).map_err(|e| format!("not a Python expression: {e}"))?;
+    let expr = parse_expr(source).map_err(DecodeError::NotPython)?;
     match expr {
         PyExpr::Call { .. } => Ok(vec![call(&expr)?]),
         PyExpr::List(items) => items.iter().map(call).collect(),
-        other => Err(format!(
-            "expected a list of calls, got `{}`",
-            other.render()
-        )),
+        other => Err(DecodeError::NotAList(other.render())),
     }
 }
 
-fn call(expr: &PyExpr) -> Result<DecodedCall, String> {
+fn call(expr: &PyExpr) -> Result<DecodedCall, DecodeError> {
     let PyExpr::Call { func, kwargs, .. } = expr else {
-        return Err(format!("`{}` is not a call", expr.render()));
+        return Err(DecodeError::NotACall(expr.render()));
     };
     let name = callee_name(func);
     let mut args: Vec<(Option<String>, PyVal)> = Vec::new();
@@ -115,15 +186,12 @@ fn is_constant(e: &PyExpr) -> bool {
 }
 
 /// The value of an argument by the table of spec §3.2.
-fn resolve(e: &PyExpr) -> Result<PyVal, String> {
+fn resolve(e: &PyExpr) -> Result<PyVal, DecodeError> {
     Ok(match e {
         PyExpr::Ellipsis => PyVal::Str("...".into()),
         PyExpr::Unary(_, inner) if is_constant(inner) => negate(&eval(inner)?)?,
         PyExpr::Unary(..) => {
-            return Err(format!(
-                "`{}`: a unary operator on a non-constant",
-                e.render()
-            ));
+            return Err(DecodeError::UnaryOnNonConstant(e.render()));
         }
         PyExpr::List(items) => PyVal::List(items.iter().map(resolve).collect::<Result<_, _>>()?),
         PyExpr::Tuple(items) => PyVal::Tuple(items.iter().map(resolve).collect::<Result<_, _>>()?),
@@ -131,7 +199,7 @@ fn resolve(e: &PyExpr) -> Result<PyVal, String> {
             entries
                 .iter()
                 .map(|(k, v)| Ok((resolve(k)?, resolve(v)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, DecodeError>>()?,
         ),
         PyExpr::Binary(..) => eval(e)?,
         PyExpr::Name(n) => PyVal::Str(n.clone()),
@@ -148,28 +216,30 @@ fn resolve(e: &PyExpr) -> Result<PyVal, String> {
         }
         PyExpr::Subscript(..) => PyVal::Str(e.render()),
         PyExpr::Attribute(..) | PyExpr::Set(_) => {
-            return Err(format!(
-                "`{}` is not a value the decoder accepts",
-                e.render()
-            ));
+            return Err(DecodeError::NotAValue(e.render()));
         }
         constant => eval(constant)?,
     })
 }
 
 /// The quirk: any unary operator on a constant yields the constant's negation.
-fn negate(v: &PyVal) -> Result<PyVal, String> {
+fn negate(v: &PyVal) -> Result<PyVal, DecodeError> {
     Ok(match v {
         PyVal::Bool(b) => PyVal::Int(-i128::from(*b)),
         PyVal::Int(i) => PyVal::Int(-i),
         PyVal::Float(f) => PyVal::Float(-f),
         PyVal::Complex(re, im) => PyVal::Complex(-re, -im),
-        other => return Err(format!("bad operand type for unary -: {:?}", other.ty())),
+        other => {
+            return Err(DecodeError::BadUnaryOperand {
+                op: '-',
+                ty: other.ty(),
+            });
+        }
     })
 }
 
 /// Python evaluation of a constant expression (`2**3`, `'a' + 'b'`, `[1] * 2`).
-fn eval(e: &PyExpr) -> Result<PyVal, String> {
+fn eval(e: &PyExpr) -> Result<PyVal, DecodeError> {
     Ok(match e {
         PyExpr::Str(s) => PyVal::Str(s.clone()),
         PyExpr::Bytes(b) => PyVal::Bytes(b.clone()),
@@ -178,7 +248,7 @@ fn eval(e: &PyExpr) -> Result<PyVal, String> {
         PyExpr::Imaginary(f) => PyVal::Complex(0.0, *f),
         PyExpr::Bool(b) => PyVal::Bool(*b),
         PyExpr::None => PyVal::None,
-        PyExpr::Ellipsis => return Err("`...` in an expression".into()),
+        PyExpr::Ellipsis => return Err(DecodeError::Ellipsis),
         PyExpr::List(items) => PyVal::List(items.iter().map(eval).collect::<Result<_, _>>()?),
         PyExpr::Tuple(items) => PyVal::Tuple(items.iter().map(eval).collect::<Result<_, _>>()?),
         PyExpr::Unary(op, inner) => {
@@ -188,18 +258,28 @@ fn eval(e: &PyExpr) -> Result<PyVal, String> {
                 UnaryOp::Pos => match v {
                     PyVal::Bool(b) => PyVal::Int(i128::from(b)),
                     n @ (PyVal::Int(_) | PyVal::Float(_) | PyVal::Complex(..)) => n,
-                    other => return Err(format!("bad operand type for unary +: {:?}", other.ty())),
+                    other => {
+                        return Err(DecodeError::BadUnaryOperand {
+                            op: '+',
+                            ty: other.ty(),
+                        });
+                    }
                 },
                 UnaryOp::Invert => match v {
                     PyVal::Bool(b) => PyVal::Int(!i128::from(b)),
                     PyVal::Int(i) => PyVal::Int(!i),
-                    other => return Err(format!("bad operand type for unary ~: {:?}", other.ty())),
+                    other => {
+                        return Err(DecodeError::BadUnaryOperand {
+                            op: '~',
+                            ty: other.ty(),
+                        });
+                    }
                 },
                 UnaryOp::Not => PyVal::Bool(!truthy(&v)),
             }
         }
         PyExpr::Binary(op, l, r) => binary(*op, &eval(l)?, &eval(r)?)?,
-        other => return Err(format!("`{}` cannot be evaluated", other.render())),
+        other => return Err(DecodeError::NotEvaluable(other.render())),
     })
 }
 
@@ -242,8 +322,8 @@ fn repeat<T: Clone>(items: &[T], n: i128) -> Vec<T> {
         .collect()
 }
 
-fn binary(op: BinaryOp, a: &PyVal, b: &PyVal) -> Result<PyVal, String> {
-    let overflow = || "integer overflow".to_owned();
+fn binary(op: BinaryOp, a: &PyVal, b: &PyVal) -> Result<PyVal, DecodeError> {
+    let overflow = || DecodeError::Arithmetic("integer overflow");
     if let (Some(x), Some(y)) = (int_of(a), int_of(b)) {
         return Ok(match op {
             BinaryOp::Add => PyVal::Int(x.checked_add(y).ok_or_else(overflow)?),
@@ -251,19 +331,19 @@ fn binary(op: BinaryOp, a: &PyVal, b: &PyVal) -> Result<PyVal, String> {
             BinaryOp::Mul => PyVal::Int(x.checked_mul(y).ok_or_else(overflow)?),
             BinaryOp::Div => {
                 if y == 0 {
-                    return Err("division by zero".into());
+                    return Err(DecodeError::Arithmetic("division by zero"));
                 }
                 PyVal::Float(x as f64 / y as f64)
             }
             BinaryOp::FloorDiv => {
                 if y == 0 {
-                    return Err("integer division by zero".into());
+                    return Err(DecodeError::Arithmetic("integer division by zero"));
                 }
                 PyVal::Int(x.div_euclid(y) - i128::from(y < 0 && x.rem_euclid(y) != 0))
             }
             BinaryOp::Mod => {
                 if y == 0 {
-                    return Err("integer modulo by zero".into());
+                    return Err(DecodeError::Arithmetic("integer modulo by zero"));
                 }
                 let m = x.rem_euclid(y);
                 PyVal::Int(if y < 0 && m != 0 { m + y } else { m })
@@ -274,7 +354,9 @@ fn binary(op: BinaryOp, a: &PyVal, b: &PyVal) -> Result<PyVal, String> {
                     PyVal::Int(x.checked_pow(e).ok_or_else(overflow)?)
                 } else {
                     if x == 0 {
-                        return Err("0 cannot be raised to a negative power".into());
+                        return Err(DecodeError::Arithmetic(
+                            "0 cannot be raised to a negative power",
+                        ));
                     }
                     PyVal::Float((x as f64).powf(y as f64))
                 }
@@ -288,19 +370,19 @@ fn binary(op: BinaryOp, a: &PyVal, b: &PyVal) -> Result<PyVal, String> {
             BinaryOp::Mul => x * y,
             BinaryOp::Div => {
                 if y == 0.0 {
-                    return Err("float division by zero".into());
+                    return Err(DecodeError::Arithmetic("float division by zero"));
                 }
                 x / y
             }
             BinaryOp::FloorDiv => {
                 if y == 0.0 {
-                    return Err("float floor division by zero".into());
+                    return Err(DecodeError::Arithmetic("float floor division by zero"));
                 }
                 (x / y).floor()
             }
             BinaryOp::Mod => {
                 if y == 0.0 {
-                    return Err("float modulo".into());
+                    return Err(DecodeError::Arithmetic("float modulo"));
                 }
                 let m = x % y;
                 if m != 0.0 && (m < 0.0) != (y < 0.0) {
@@ -342,14 +424,14 @@ fn binary(op: BinaryOp, a: &PyVal, b: &PyVal) -> Result<PyVal, String> {
             PyVal::Tuple(repeat(l, int_of(n).unwrap_or(0)))
         }
         (BinaryOp::Mod, PyVal::Str(_), _) => {
-            return Err("string formatting is not evaluated".into());
+            return Err(DecodeError::StringFormatting);
         }
         _ => {
-            return Err(format!(
-                "unsupported operand types for {op:?}: {:?} and {:?}",
-                a.ty(),
-                b.ty()
-            ));
+            return Err(DecodeError::UnsupportedOperands {
+                op,
+                left: a.ty(),
+                right: b.ty(),
+            });
         }
     })
 }

@@ -6,7 +6,10 @@ use regex::Regex;
 use std::sync::OnceLock;
 use tree_sitter::{Node, Parser};
 
-use super::{decode::DecodedCall, value::PyVal};
+use super::{
+    decode::{DecodeError, DecodedCall},
+    value::PyVal,
+};
 
 /// Which of the two languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +47,7 @@ fn tokens(node: Node<'_>, src: &str) -> String {
 
 /// Decodes prompting output in `lang` (spec §3.3). `Ok(None)`: decoded, but to no call
 /// (which then fails the shape check).
-pub fn decode(raw: &str, lang: Lang) -> Result<Option<DecodedCall>, String> {
+pub fn decode(raw: &str, lang: Lang) -> Result<Option<DecodedCall>, DecodeError> {
     let owned = super::decode::bracketed(raw);
     // Drop the first and last characters (the brackets).
     let mut chars = owned.chars();
@@ -58,11 +61,11 @@ pub fn decode(raw: &str, lang: Lang) -> Result<Option<DecodedCall>, String> {
     };
     parser
         .set_language(&language)
-        .map_err(|e| format!("tree-sitter: {e}"))?;
-    let tree = parser.parse(src, None).ok_or("tree-sitter did not parse")?;
+        .map_err(DecodeError::TreeSitter)?;
+    let tree = parser.parse(src, None).ok_or(DecodeError::NoParse)?;
     let root = tree.root_node();
     if has_error(root) {
-        return Err("the output does not parse (tree-sitter reports an error)".into());
+        return Err(DecodeError::Syntax);
     }
     match lang {
         Lang::Java => java_call(root, src),
@@ -79,13 +82,11 @@ fn first_of_kind<'t>(node: Node<'t>, kind: &str) -> Option<Node<'t>> {
     children.into_iter().find_map(|c| first_of_kind(c, kind))
 }
 
-fn java_call(root: Node<'_>, src: &str) -> Result<Option<DecodedCall>, String> {
+fn java_call(root: Node<'_>, src: &str) -> Result<Option<DecodedCall>, DecodeError> {
     let Some(inv) = first_of_kind(root, "method_invocation") else {
         return Ok(None);
     };
-    let name_node = inv
-        .child_by_field_name("name")
-        .ok_or("a call without a name")?;
+    let name_node = inv.child_by_field_name("name").ok_or(DecodeError::NoName)?;
     let name = match inv.child_by_field_name("object") {
         Some(obj) => format!("{}.{}", text(obj, src), text(name_node, src)),
         None => text(name_node, src).to_owned(),
@@ -104,7 +105,7 @@ fn java_call(root: Node<'_>, src: &str) -> Result<Option<DecodedCall>, String> {
                     };
                     let key = text(left, src).to_owned();
                     if args.iter().any(|(k, _)| k.as_deref() == Some(key.as_str())) {
-                        return Err(format!("the argument `{key}` is repeated"));
+                        return Err(DecodeError::RepeatedArgument(key));
                     }
                     args.push((Some(key), PyVal::Str(java_value(right, src))));
                 }
@@ -174,7 +175,7 @@ fn java_text(node: Node<'_>, src: &str, top: bool) -> String {
     }
 }
 
-fn js_call(root: Node<'_>, src: &str) -> Result<Option<DecodedCall>, String> {
+fn js_call(root: Node<'_>, src: &str) -> Result<Option<DecodedCall>, DecodeError> {
     let mut cursor = root.walk();
     let statements: Vec<Node<'_>> = root.named_children(&mut cursor).collect();
     let call = statements
@@ -204,7 +205,7 @@ fn js_call(root: Node<'_>, src: &str) -> Result<Option<DecodedCall>, String> {
                     };
                     let key = text(left, src).to_owned();
                     if args.iter().any(|(k, _)| k.as_deref() == Some(key.as_str())) {
-                        return Err(format!("the argument `{key}` is repeated"));
+                        return Err(DecodeError::RepeatedArgument(key));
                     }
                     let raw = text(right, src);
                     let value = strip_one_pair(raw, &['"', '\'']).unwrap_or(raw);

@@ -15,9 +15,10 @@ mod value;
 pub use check::{Verdict, check_python};
 pub use dataset::{
     CATEGORIES, CheckReport, DataError, Entry, EntryVerdict, ORACLE_CANNOT_PASS, UNPASSABLE,
-    category_of, check_entry, check_results, load, oracle_output, select_categories,
+    UnknownCategory, category_of, check_entry, check_results, load, oracle_output,
+    select_categories,
 };
-pub use decode::{DecodedCall, decode_python};
+pub use decode::{DecodeError, DecodedCall, decode_python};
 pub use javajs::{Lang, decode as decode_java_js, java_convert, js_convert};
 pub use report::{CategoryReport, Report, TrialVerdict};
 pub use run::{
@@ -28,20 +29,25 @@ pub use value::{PyType, PyVal, standardize};
 
 /// Reads decoded calls in the tagged-JSON form `[{name: {param: value}}]`, applying the
 /// shape check of spec §2; `Err` names the first element that is not a one-key map of a map.
-pub fn decoded_from_tagged(v: &serde_json::Value) -> Result<Vec<DecodedCall>, String> {
+pub fn decoded_from_tagged(v: &serde_json::Value) -> Result<Vec<DecodedCall>, DecodeError> {
     let serde_json::Value::Array(items) = v else {
-        return Err("the decoded output is not a list".into());
+        return Err(DecodeError::Shape("the decoded output is not a list"));
     };
     items
         .iter()
         .map(|item| {
             let serde_json::Value::Object(m) = item else {
-                return Err("an element is not a map".into());
+                return Err(DecodeError::Shape("an element is not a map"));
             };
             if m.len() != 1 {
-                return Err("an element does not have exactly one key".into());
+                return Err(DecodeError::Shape(
+                    "an element does not have exactly one key",
+                ));
             }
-            let (name, args) = m.iter().next().ok_or("an element is empty")?;
+            let (name, args) = m
+                .iter()
+                .next()
+                .ok_or(DecodeError::Shape("an element is empty"))?;
             match PyVal::from_tagged(args) {
                 PyVal::Dict(entries) => Ok(DecodedCall {
                     name: name.clone(),
@@ -50,18 +56,18 @@ pub fn decoded_from_tagged(v: &serde_json::Value) -> Result<Vec<DecodedCall>, St
                         .map(|(k, v)| match k {
                             PyVal::Str(s) => Ok((Some(s), v)),
                             PyVal::None => Ok((None, v)),
-                            other => Err(format!("a parameter name is not a string: {other:?}")),
+                            other => Err(DecodeError::ParamName(other)),
                         })
                         .collect::<Result<_, _>>()?,
                 }),
-                _ => Err(format!("the arguments of `{name}` are not a map")),
+                _ => Err(DecodeError::ArgsNotMap(name.clone())),
             }
         })
         .collect()
 }
 
 /// Whether a decoding holds no call (spec §3.5): it failed, or the list is empty.
-pub fn has_call(decoded: &Result<Vec<DecodedCall>, String>) -> bool {
+pub fn has_call(decoded: &Result<Vec<DecodedCall>, DecodeError>) -> bool {
     decoded.as_ref().is_ok_and(|calls| !calls.is_empty())
 }
 

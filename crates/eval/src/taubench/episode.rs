@@ -13,7 +13,9 @@ use std::{
 };
 
 use agentry_core::{Message, RunStatus, ToolCall};
-use agentry_exec::{Budget, Engine, EngineConfig, Interlocutor, Mode, Observer, Reply, new_run_id};
+use agentry_exec::{
+    Budget, Engine, EngineConfig, Interlocutor, Mode, Observer, Reply, ReplyError, new_run_id,
+};
 use agentry_llm::{
     ChatRequest, Completion, FinishReason, LlmError, Model, ModelCall, ModelEvent, ModelStream,
     Timing, Usage, complete,
@@ -129,7 +131,7 @@ impl SimUser {
 }
 
 impl Interlocutor for SimUser {
-    fn reply<'a>(&'a self, message: &'a str) -> BoxFuture<'a, Result<Reply, String>> {
+    fn reply<'a>(&'a self, message: &'a str) -> BoxFuture<'a, Result<Reply, ReplyError>> {
         Box::pin(async move {
             if let Ok(mut heard) = self.heard.lock() {
                 heard.push(message.to_owned());
