@@ -1,12 +1,14 @@
-//! Flags several commands share: the embedded local model's settings ([`LocalArgs`]), how to
-//! drive the model ([`ModeArg`]) and how to send it tools ([`ToolModeArg`]).
+//! Flags several commands share: how to reach the model ([`ModelArgs`]: the embedded local
+//! model's settings, a server's address and key), how to drive it ([`ModeArg`]) and how to
+//! send it tools ([`ToolModeArg`]).
 
 use agentry_parse::Format;
 use clap::ValueEnum;
 
-/// Settings of the embedded local model (`--model local` or `local:PATH`).
+/// How to reach the model: the embedded local model's settings (`--model local` or
+/// `local:PATH`), an OpenAI-compatible server's address and key (`--model openai:…`).
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct LocalArgs {
+pub(crate) struct ModelArgs {
     /// Local model: CPU threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<u32>,
@@ -17,21 +19,21 @@ pub(crate) struct LocalArgs {
     /// Local model: decode without the grammar that keeps calls valid (for comparison).
     #[arg(long)]
     pub(crate) no_constrain: bool,
+    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
+    #[arg(long, value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+    /// API key (instead of OPENAI_API_KEY).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) api_key: Option<String>,
 }
 
-impl LocalArgs {
-    /// The options that open a model with these settings, `tool_mode`, and a server's
-    /// address and key when given.
-    pub(crate) fn options(
-        &self,
-        tool_mode: agentry_llm::ToolMode,
-        base_url: Option<String>,
-        api_key: Option<String>,
-    ) -> agentry_llm::OpenOptions {
+impl ModelArgs {
+    /// The options that open a model with these settings and `tool_mode`.
+    pub(crate) fn options(&self, tool_mode: agentry_llm::ToolMode) -> agentry_llm::OpenOptions {
         agentry_llm::OpenOptions {
             tool_mode: Some(tool_mode),
-            base_url,
-            api_key,
+            base_url: self.base_url.clone(),
+            api_key: self.api_key.clone(),
             threads: self.threads,
             context: Some(self.context.unwrap_or(4096)),
             constrain: Some(!self.no_constrain),

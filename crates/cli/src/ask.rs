@@ -11,7 +11,7 @@ use agentry_llm::{ChatRequest, ModelEvent, OpenOptions};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 
-use crate::args::{LocalArgs, ToolModeArg};
+use crate::args::{ModelArgs, ToolModeArg};
 
 /// `agentry ask`'s flags.
 #[derive(Debug, clap::Args)]
@@ -22,7 +22,7 @@ pub(crate) struct Args {
     #[arg(long, default_value = "sim:weather")]
     model: String,
     #[command(flatten)]
-    local: LocalArgs,
+    local: ModelArgs,
     /// Tools to offer: a JSON array of tool definitions.
     #[arg(long, value_name = "TOOLS.json")]
     tools: Option<PathBuf>,
@@ -32,12 +32,6 @@ pub(crate) struct Args {
     /// A system message.
     #[arg(long)]
     system: Option<String>,
-    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
-    #[arg(long, value_name = "URL")]
-    base_url: Option<String>,
-    /// API key (instead of OPENAI_API_KEY).
-    #[arg(long, value_name = "KEY")]
-    api_key: Option<String>,
 }
 
 /// Shown after `agentry ask --help`.
@@ -51,9 +45,7 @@ crates/llm/scripts/), openai:MODEL (any OpenAI-compatible server: OPENAI_BASE_UR
 
 /// `agentry ask`: returns whether the model produced no malformed calls.
 pub(crate) fn run(args: Args) -> Result<bool> {
-    let options = args
-        .local
-        .options(args.tool_mode.into(), args.base_url, args.api_key);
+    let options = args.local.options(args.tool_mode.into());
     crate::runtime::block_on(ask(
         &args.prompt,
         &args.model,

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use rustyline::{DefaultEditor, error::ReadlineError};
 
-use crate::args::{LocalArgs, ModeArg, ToolModeArg};
+use crate::args::{ModeArg, ModelArgs, ToolModeArg};
 
 /// `agentry chat`'s flags.
 #[derive(Debug, clap::Args)]
@@ -26,13 +26,7 @@ pub(crate) struct Args {
     #[arg(long, value_enum, default_value = "sequential")]
     mode: ModeArg,
     #[command(flatten)]
-    local: LocalArgs,
-    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
-    #[arg(long, value_name = "URL")]
-    base_url: Option<String>,
-    /// API key (instead of OPENAI_API_KEY).
-    #[arg(long, value_name = "KEY")]
-    api_key: Option<String>,
+    local: ModelArgs,
     /// Send tools natively, or render them into the prompt and read calls from the text.
     #[arg(long, value_enum, default_value = "native")]
     tool_mode: ToolModeArg,
@@ -73,12 +67,7 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         None if agentry_llm::local_ready() => "local".into(),
         None => "sim:weather".into(),
     };
-    let model = agentry_llm::open(
-        &spec,
-        &args
-            .local
-            .options(args.tool_mode.into(), args.base_url, args.api_key),
-    )?;
+    let model = agentry_llm::open(&spec, &args.local.options(args.tool_mode.into()))?;
     let tools = agentry_tools::demo_tools(Duration::from_millis(args.tool_latency_ms));
     let cfg = EngineConfig {
         system_prompt: args.system,

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
 
-use crate::args::LocalArgs;
+use crate::args::ModelArgs;
 
 /// `agentry eval`'s flags.
 #[derive(Debug, clap::Args)]
@@ -102,7 +102,7 @@ struct RunArgs {
     #[arg(long)]
     model: String,
     #[command(flatten)]
-    local: LocalArgs,
+    local: ModelArgs,
     /// Prompting (Python call syntax in text) or native tool calls.
     #[arg(long, value_enum, default_value = "prompt")]
     mode: BfclModeArg,
@@ -134,12 +134,6 @@ struct RunArgs {
     /// Price per million completion tokens.
     #[arg(long, value_name = "USD")]
     price_out: Option<f64>,
-    /// Base URL of an OpenAI-compatible server.
-    #[arg(long, value_name = "URL")]
-    base_url: Option<String>,
-    /// API key.
-    #[arg(long, value_name = "KEY")]
-    api_key: Option<String>,
 }
 
 /// `--mode` of `agentry eval bfcl run`.
@@ -186,11 +180,7 @@ fn run_bfcl(args: RunArgs) -> Result<bool> {
             .unwrap_or_else(|| default_results(&args.model, native));
         return explain(&args.data, &results, id, native);
     }
-    let options = args.local.options(
-        agentry_llm::ToolMode::Native,
-        args.base_url.clone(),
-        args.api_key.clone(),
-    );
+    let options = args.local.options(agentry_llm::ToolMode::Native);
     crate::runtime::block_on(ask_all(args, mode, options))
 }
 

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use futures::future::BoxFuture;
 
-use crate::{args::LocalArgs, policy::ApproveMode};
+use crate::{args::ModelArgs, policy::ApproveMode};
 
 /// `agentry mcp`'s flags.
 #[derive(Debug, clap::Args)]
@@ -51,7 +51,7 @@ Every call is validated against its schema before it runs.")]
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
         #[command(flatten)]
-        local: LocalArgs,
+        local: ModelArgs,
     },
     /// List an MCP server's tools as JSON: name, description, inputSchema, outputSchema.
     #[command(after_help = "\
@@ -168,7 +168,7 @@ pub(crate) fn run(args: Args) -> Result<bool> {
             local,
         } => {
             let policy = policy.as_deref().map(crate::policy::load).transpose()?;
-            let options = local.options(agentry_llm::ToolMode::Native, None, None);
+            let options = local.options(agentry_llm::ToolMode::Native);
             let http = http.map(|port| SocketAddr::new(host, port));
             crate::runtime::block_on(serve(model, options, !no_agent, policy, http))
         }

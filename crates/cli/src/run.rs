@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 
 use crate::{
-    args::{LocalArgs, ModeArg, ToolModeArg},
+    args::{ModeArg, ModelArgs, ToolModeArg},
     policy::ApproveMode,
 };
 
@@ -32,13 +32,7 @@ pub(crate) struct Args {
     #[arg(long)]
     model: Option<String>,
     #[command(flatten)]
-    local: LocalArgs,
-    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
-    #[arg(long, value_name = "URL")]
-    base_url: Option<String>,
-    /// API key (instead of OPENAI_API_KEY).
-    #[arg(long, value_name = "KEY")]
-    api_key: Option<String>,
+    local: ModelArgs,
     /// Send tools natively, or render them into the prompt and read calls from the text.
     #[arg(long, value_enum, default_value = "native")]
     tool_mode: ToolModeArg,
@@ -132,8 +126,6 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         mode,
         model,
         local,
-        base_url,
-        api_key,
         tool_mode,
         trace_db,
         no_trace,
@@ -170,11 +162,12 @@ pub(crate) fn run(args: Args) -> Result<bool> {
     let settings = Settings {
         mode: mode.map_or(file.mode.unwrap_or(Mode::Compiled), Into::into),
         model: model.as_deref(),
-        options: local.options(
-            tool_mode.into(),
-            base_url.or(file.base_url),
-            api_key.or(file.api_key),
-        ),
+        options: ModelArgs {
+            base_url: local.base_url.or(file.base_url),
+            api_key: local.api_key.or(file.api_key),
+            ..local
+        }
+        .options(tool_mode.into()),
         trace_db: (!no_trace).then_some(trace_db.as_path()),
         budget: Budget {
             wall: Some(seconds(timeout.or(file.timeout).unwrap_or(300.0))),

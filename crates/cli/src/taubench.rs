@@ -15,7 +15,7 @@ use agentry_exec::{NoObserver, Observer};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
-use crate::args::LocalArgs;
+use crate::args::ModelArgs;
 
 /// `agentry eval taubench`'s flags: a run's, or a subcommand.
 #[derive(Debug, clap::Args)]
@@ -114,13 +114,7 @@ struct RunArgs {
     #[arg(long, value_name = "USD", requires = "price_in")]
     price_out: Option<f64>,
     #[command(flatten)]
-    local: LocalArgs,
-    /// Base URL of an OpenAI-compatible server (instead of OPENAI_BASE_URL).
-    #[arg(long, value_name = "URL")]
-    base_url: Option<String>,
-    /// API key (instead of OPENAI_API_KEY).
-    #[arg(long, value_name = "KEY")]
-    api_key: Option<String>,
+    local: ModelArgs,
 }
 
 /// `agentry eval taubench replay`'s flags.
@@ -171,8 +165,6 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         price_in,
         price_out,
         local,
-        base_url,
-        api_key,
     } = *args.run;
     let task_ids = task_ids
         .as_deref()
@@ -186,11 +178,11 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         model: model.unwrap_or_default(),
         user_model,
         user_temperature,
-        options: LocalArgs {
+        options: ModelArgs {
             context: Some(local.context.unwrap_or(16_384)),
             ..local
         }
-        .options(agentry_llm::ToolMode::Native, base_url, api_key),
+        .options(agentry_llm::ToolMode::Native),
         trials,
         concurrency,
         task_ids,
