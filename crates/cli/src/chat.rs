@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use rustyline::{DefaultEditor, error::ReadlineError};
 
-use crate::args::{ModeArg, ModelArgs, ToolModeArg};
+use crate::args::{McpArgs, ModeArg, ModelArgs, ToolModeArg};
 
 /// `agentry chat`'s flags.
 #[derive(Debug, clap::Args)]
@@ -45,6 +45,11 @@ pub(crate) struct Args {
     /// Simulated latency of the demo lookup tools (get_weather, search), in milliseconds.
     #[arg(long, default_value_t = 500)]
     tool_latency_ms: u64,
+    #[command(flatten)]
+    mcp: McpArgs,
+    /// Offer only the MCP servers' tools, not the demo tools.
+    #[arg(long)]
+    no_demo_tools: bool,
 }
 
 /// `agentry chat`'s examples.
@@ -52,6 +57,7 @@ pub(crate) const EXAMPLES: &str = "\
 Examples:
   $ agentry chat                                   # the local model (or sim:weather)
   $ agentry chat --model openai:gpt-4o-mini --system \"Answer briefly.\"
+  $ agentry chat --no-demo-tools --mcp 'fs=npx -y @modelcontextprotocol/server-filesystem /tmp'
 
 In the session: /tools lists the tools, /trace draws the last turn's timeline, /save FILE and
 /load FILE keep and restore the conversation (JSON), /reset starts afresh, /exit (or Ctrl-D)
@@ -68,7 +74,13 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         None => "sim:weather".into(),
     };
     let model = agentry_llm::open(&spec, &args.local.options(args.tool_mode.into()))?;
-    let tools = agentry_tools::demo_tools(Duration::from_millis(args.tool_latency_ms));
+    let tools = if args.no_demo_tools {
+        agentry_tools::ToolSet::new()
+    } else {
+        agentry_tools::demo_tools(Duration::from_millis(args.tool_latency_ms))
+    };
+    let specs = args.mcp.specs(Vec::new())?;
+    let servers = runtime.block_on(crate::args::connect_mcp(&specs, &Default::default(), false))?;
     let cfg = EngineConfig {
         system_prompt: args.system,
         policy: args
@@ -81,17 +93,21 @@ pub(crate) fn run(args: Args) -> Result<bool> {
     let trace_db = (!args.no_trace).then_some(args.trace_db.as_path());
     let writer = crate::trace::open_writer(trace_db)?;
     let mut agent = Agent::builder(Arc::clone(&model)).tools(&tools).config(cfg);
+    for server in &servers {
+        agent = agent.mcp(Arc::clone(server));
+    }
     if let Some(w) = &writer {
         agent = agent.observer(Arc::clone(w) as Arc<dyn Observer>);
     }
     let agent = agent.build()?;
+    let offered = runtime.block_on(agent.tools())?;
     let mut editor = DefaultEditor::new().context("starting the line editor")?;
     let history = Path::new(".agentry/chat_history");
     let _ = editor.load_history(history);
     eprintln!(
         "agentry chat · {} · {} tool(s) · /help for commands",
         model.name(),
-        tools.specs().len()
+        offered.specs().len()
     );
     let mut chat = Conversation::new();
     let mut last_run: Option<String> = None;
@@ -111,11 +127,14 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         match command {
             "/exit" | "/quit" => break,
             "/help" => println!("{HELP}"),
-            "/tools" => {
-                for spec in tools.specs() {
-                    println!("{}  {}", spec.name, spec.description);
+            "/tools" => match runtime.block_on(agent.tools()) {
+                Ok(tools) => {
+                    for spec in tools.specs() {
+                        println!("{}  {}", spec.name, spec.description);
+                    }
                 }
-            }
+                Err(e) => println!("(the tools cannot be listed: {e})"),
+            },
             "/reset" => {
                 chat = Conversation::new();
                 println!("(a new conversation)");
@@ -166,6 +185,11 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         let _ = agentry_trace::create_private_dir(dir);
     }
     let _ = editor.save_history(history);
+    runtime.block_on(async {
+        for server in servers {
+            server.close().await;
+        }
+    });
     crate::trace::close_writer(writer)?;
     Ok(true)
 }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 
 use crate::{
-    args::{ModeArg, ModelArgs, ToolModeArg},
+    args::{McpArgs, ModeArg, ModelArgs, ToolModeArg},
     policy::ApproveMode,
 };
 
@@ -65,16 +65,8 @@ pub(crate) struct Args {
     json: bool,
     #[command(flatten)]
     policy: PolicyArgs,
-    /// An MCP server whose tools the agent may call: ALIAS=COMMAND (repeatable), e.g.
-    /// 'fs=npx -y @modelcontextprotocol/server-filesystem /tmp/x'. A tool whose name is
-    /// taken is offered as ALIAS__name; policies match the alias as `server`.
-    #[arg(long, value_name = "ALIAS=COMMAND")]
-    mcp: Vec<String>,
-    /// A variable for the MCP server ALIAS (repeatable): ALIAS=KEY=VALUE, or ALIAS=KEY to
-    /// pass on agentry's own KEY. A server inherits only HOME, LOGNAME, PATH, SHELL, TERM,
-    /// USER, LANG, LC_ALL, LC_CTYPE and TMPDIR otherwise (no API keys).
-    #[arg(long, value_name = "ALIAS=KEY[=VALUE]")]
-    mcp_env: Vec<String>,
+    #[command(flatten)]
+    mcp: McpArgs,
     /// Offer only the MCP servers' tools, not the demo tools.
     #[arg(long)]
     no_demo_tools: bool,
@@ -138,19 +130,13 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         json,
         policy,
         mcp,
-        mcp_env,
         no_demo_tools,
         config,
     } = args;
-    let mut mcp = mcp
-        .iter()
-        .map(|m| agentry_mcp::ServerSpec::parse(m))
-        .collect::<Result<Vec<_>, _>>()?;
     let explicit = config.is_some();
     let path = config.unwrap_or_else(|| PathBuf::from("agentry.toml"));
     let file = crate::config::load(&path, explicit)?;
-    mcp.extend(file.servers);
-    give_env(&mut mcp, &mcp_env)?;
+    let mcp = mcp.specs(file.servers)?;
     let policy_file = policy.policy.or(file.policy);
     let agent = policy.agent.or(file.agent);
     if agent.is_some() && policy_file.is_none() {
@@ -196,27 +182,6 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         demo_tools: !no_demo_tools,
     };
     crate::runtime::block_on(run_agent(&task, settings))
-}
-
-/// Gives each `--mcp-env ALIAS=KEY[=VALUE]` to the server ALIAS of `servers`.
-fn give_env(servers: &mut [agentry_mcp::ServerSpec], given: &[String]) -> Result<()> {
-    let known: Vec<String> = servers.iter().map(|s| s.alias.clone()).collect();
-    for text in given {
-        let Some((alias, var)) = text.split_once('=') else {
-            bail!(
-                "--mcp-env {text}: write ALIAS=KEY=VALUE, or ALIAS=KEY to pass agentry's own KEY on"
-            );
-        };
-        let Some(spec) = servers.iter_mut().find(|s| s.alias == alias) else {
-            bail!("--mcp-env {text}: there is no MCP server `{alias}` (there are {known:?})");
-        };
-        if spec.url().is_some() {
-            bail!("--mcp-env {text}: `{alias}` is reached by URL; variables are for a command");
-        }
-        let (key, value) = crate::mcp::env_var("--mcp-env", var)?;
-        spec.env.insert(key, value);
-    }
-    Ok(())
 }
 
 /// A duration from seconds given on the command line (negative or NaN counts as zero).
@@ -416,29 +381,7 @@ async fn run_agent(task: &str, args: Settings<'_>) -> Result<bool> {
     } else {
         agentry_tools::ToolSet::new()
     };
-    let mut servers = Vec::new();
-    for spec in &args.mcp {
-        let mut options = agentry_mcp::ClientOptions::from_env();
-        if let Some(oauth) = args.oauth.get(&spec.alias) {
-            options.oauth = oauth.clone();
-        }
-        let server = agentry_mcp::McpServer::connect_with(spec.clone(), options).await?;
-        if !args.quiet {
-            let listed = server.listed_tools().await;
-            eprintln!(
-                "MCP server {} (protocol {}): {} tool(s): {}",
-                server.alias(),
-                server.protocol(),
-                listed.len(),
-                listed
-                    .iter()
-                    .map(|t| t.name.as_ref())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        servers.push(server);
-    }
+    let servers = crate::args::connect_mcp(&args.mcp, &args.oauth, args.quiet).await?;
     let cfg = EngineConfig {
         budget: args.budget,
         call_timeout: args.call_timeout,

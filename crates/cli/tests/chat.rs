@@ -6,6 +6,8 @@ use std::{
     process::{Command, Stdio},
 };
 
+mod common;
+
 #[test]
 fn a_chat_session_goes_on_across_turns_and_its_commands_work() {
     let dir = std::env::temp_dir().join(format!("agentry-chat-{}", std::process::id()));
@@ -52,5 +54,56 @@ fn a_chat_session_goes_on_across_turns_and_its_commands_work() {
         .filter(|m| m["role"] == "user")
         .count();
     assert_eq!(users, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_chat_session_calls_an_mcp_servers_tools() {
+    let Some(everything) = common::mcp_bin("mcp-server-everything") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("agentry-chat-mcp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A model that calls the server's `echo`, then says what came back.
+    let script = r#"{"turns": [
+        {"when": {"last": "user"}, "calls": [{"name": "echo", "arguments": {"message": "hi from chat"}}]},
+        {"when": {"last": "tool"}, "text": "The server said: {{tool}}"}]}"#;
+    std::fs::write(dir.join("echo.json"), script).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .args([
+            "chat",
+            "--model",
+            "sim:echo.json",
+            "--no-demo-tools",
+            "--no-trace",
+        ])
+        .arg("--mcp")
+        .arg(format!("ev={everything}"))
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"/tools\nSay hi through the server.\n/exit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The server's tools, and only those, are on offer.
+    assert!(stdout.contains("echo  Echoes"), "{stdout}");
+    assert!(!stdout.contains("calculator  "), "{stdout}");
+    // The call went to the server and its result back to the model.
+    assert!(
+        stderr.contains("→ echo {\"message\":\"hi from chat\"}"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("Echo: hi from chat"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
