@@ -50,6 +50,11 @@ Every call is validated against its schema before it runs.")]
         /// The address to listen on with --http.
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
+        /// With --http: a name the server is reached by besides loopback and the address it
+        /// listens on: NAME or NAME:PORT (repeatable). Requests naming another Host get 403
+        /// (against DNS rebinding); with --host 0.0.0.0, give the names clients use.
+        #[arg(long, value_name = "NAME[:PORT]", value_parser = crate::ui::host_name)]
+        allowed_host: Vec<String>,
         #[command(flatten)]
         local: ModelArgs,
     },
@@ -165,11 +170,12 @@ pub(crate) fn run(args: Args) -> Result<bool> {
             policy,
             http,
             host,
+            allowed_host,
             local,
         } => {
             let policy = policy.as_deref().map(crate::policy::load).transpose()?;
             let options = local.options(agentry_llm::ToolMode::Native);
-            let http = http.map(|port| SocketAddr::new(host, port));
+            let http = http.map(|port| (SocketAddr::new(host, port), allowed_host));
             crate::runtime::block_on(serve(model, options, !no_agent, policy, http))
         }
         Command::Tools { env, server } => {
@@ -389,13 +395,13 @@ async fn run_proxy(args: ProxySettings) -> Result<bool> {
 }
 
 /// `agentry mcp serve`: the demo tools, and an agent as the tool `agent`, over stdio (or
-/// Streamable HTTP at `http` until Ctrl-C).
+/// Streamable HTTP at `http`, answering the Host names given with it, until Ctrl-C).
 async fn serve(
     model: Option<String>,
     options: agentry_llm::OpenOptions,
     with_agent: bool,
     policy: Option<Arc<Policy>>,
-    http: Option<SocketAddr>,
+    http: Option<(SocketAddr, Vec<String>)>,
 ) -> Result<bool> {
     let demo = agentry_tools::demo_tools(Duration::ZERO);
     let mut tools = demo.filtered(|_| true);
@@ -427,9 +433,9 @@ async fn serve(
     let tools = Arc::new(tools);
     match http {
         None => agentry_mcp::serve::serve_stdio(tools).await?,
-        Some(addr) => {
+        Some((addr, allowed_hosts)) => {
             let stop = crate::signal::stop_on_ctrl_c();
-            agentry_mcp::serve::serve_http(tools, addr, stop, |bound| {
+            agentry_mcp::serve::serve_http(tools, addr, &allowed_hosts, stop, |bound| {
                 // The line a script waits for before it connects.
                 println!("serving MCP at http://{bound}/mcp (Ctrl-C to stop)");
                 let _ = std::io::Write::flush(&mut std::io::stdout());

@@ -133,21 +133,36 @@ pub enum ServeError {
 }
 
 /// Serves `tools` over Streamable HTTP at `http://ADDR/mcp` until `stop` is cancelled;
-/// `ready` receives the address bound (useful with port 0).
+/// `ready` receives the address bound (useful with port 0). Requests must name a loopback
+/// host, the address bound, or one of `allowed_hosts` (`NAME` or `NAME:PORT`) as their
+/// `Host` (against DNS rebinding).
 pub async fn serve_http(
     tools: Arc<ToolSet>,
+    addr: std::net::SocketAddr,
+    allowed_hosts: &[String],
+    stop: tokio_util::sync::CancellationToken,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), ServeError> {
+    serve_streamable_with(ToolServer::new(tools), addr, allowed_hosts, stop, ready).await
+}
+
+/// Serves `handler` (one clone per session) at `http://ADDR/mcp` until `stop`, checking
+/// Host and Origin against DNS rebinding (loopback names and the address bound); `ready`
+/// gets the address bound.
+pub async fn serve_streamable<S: ServerHandler + Clone>(
+    handler: S,
     addr: std::net::SocketAddr,
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
-    serve_streamable(ToolServer::new(tools), addr, stop, ready).await
+    serve_streamable_with(handler, addr, &[], stop, ready).await
 }
 
-/// Serves `handler` (one clone per session) at `http://ADDR/mcp` until `stop`, checking
-/// Host and Origin against DNS rebinding; `ready` gets the address bound.
-pub async fn serve_streamable<S: ServerHandler + Clone>(
+/// [`serve_streamable`], also answering requests whose `Host` is one of `allowed_hosts`.
+pub async fn serve_streamable_with<S: ServerHandler + Clone>(
     handler: S,
     addr: std::net::SocketAddr,
+    allowed_hosts: &[String],
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
@@ -158,7 +173,12 @@ pub async fn serve_streamable<S: ServerHandler + Clone>(
     let listen = |source: std::io::Error| ServeError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
     let bound = listener.local_addr().map_err(listen)?;
-    let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+    let mut config =
+        StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+    if !bound.ip().is_unspecified() && !bound.ip().is_loopback() {
+        config.allowed_hosts.push(bound.ip().to_string());
+    }
+    config.allowed_hosts.extend(allowed_hosts.iter().cloned());
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         LocalSessionManager::default().into(),
