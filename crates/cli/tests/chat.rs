@@ -8,31 +8,38 @@ use std::{
 
 mod common;
 
-#[test]
-fn a_chat_session_goes_on_across_turns_and_its_commands_work() {
-    let dir = std::env::temp_dir().join(format!("agentry-chat-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// Runs `agentry chat ARGS…` in `dir` with `input` on its stdin; returns whether it
+/// succeeded, its stdout and its stderr.
+fn chat(dir: &std::path::Path, args: &[&str], input: &[u8]) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args(["chat", "--model", "sim:weather", "--tool-latency-ms", "0"])
-        .current_dir(&dir)
+        .arg("chat")
+        .args(args)
+        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"What is the weather in Oslo?\n/tools\nAnd in Lima?\n/trace\n/save saved.json\n/reset\n/nope\n/exit\n",
-        )
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_chat_session_goes_on_across_turns_and_its_commands_work() {
+    let dir = std::env::temp_dir().join(format!("agentry-chat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ok, stdout, stderr) = chat(
+        &dir,
+        &["--model", "sim:weather", "--tool-latency-ms", "0"],
+        b"What is the weather in Oslo?\n/tools\nAnd in Lima?\n/trace\n/save saved.json\n/reset\n/nope\n/exit\n",
+    );
+    assert!(ok, "{stdout}\n{stderr}");
     // Two answers, the second in the same conversation as the first.
     assert!(stdout.contains("\"city\":\"Oslo\""), "{stdout}");
     assert!(stdout.contains("\"city\":\"Lima\""), "{stdout}");
@@ -70,32 +77,20 @@ fn a_chat_session_calls_an_mcp_servers_tools() {
         {"when": {"last": "user"}, "calls": [{"name": "echo", "arguments": {"message": "hi from chat"}}]},
         {"when": {"last": "tool"}, "text": "The server said: {{tool}}"}]}"#;
     std::fs::write(dir.join("echo.json"), script).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentry"))
-        .args([
-            "chat",
+    let mcp = format!("ev={everything}");
+    let (ok, stdout, stderr) = chat(
+        &dir,
+        &[
             "--model",
             "sim:echo.json",
             "--no-demo-tools",
             "--no-trace",
-        ])
-        .arg("--mcp")
-        .arg(format!("ev={everything}"))
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"/tools\nSay hi through the server.\n/exit\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+            "--mcp",
+            &mcp,
+        ],
+        b"/tools\nSay hi through the server.\n/exit\n",
+    );
+    assert!(ok, "{stdout}\n{stderr}");
     // The server's tools, and only those, are on offer.
     assert!(stdout.contains("echo  Echoes"), "{stdout}");
     assert!(!stdout.contains("calculator  "), "{stdout}");

@@ -504,6 +504,7 @@ fn the_official_conformance_suite_passes_against_agentrys_server() {
             agentry_mcp::serve::serve_streamable(
                 fixture,
                 ([127, 0, 0, 1], 0).into(),
+                &[],
                 stop,
                 move |addr| {
                     let _ = tx.send(addr);

@@ -568,7 +568,7 @@ pub async fn serve(
         upstreams: Arc::clone(&upstreams),
         session: tokio::sync::OnceCell::new(),
     };
-    let served = crate::serve::serve_streamable(front, addr, stop, ready).await;
+    let served = crate::serve::serve_streamable(front, addr, &[], stop, ready).await;
     upstreams.stop_all().await;
     drop(audit);
     if let Some(t) = audit_thread {

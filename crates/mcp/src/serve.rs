@@ -143,23 +143,13 @@ pub async fn serve_http(
     stop: tokio_util::sync::CancellationToken,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
-    serve_streamable_with(ToolServer::new(tools), addr, allowed_hosts, stop, ready).await
+    serve_streamable(ToolServer::new(tools), addr, allowed_hosts, stop, ready).await
 }
 
 /// Serves `handler` (one clone per session) at `http://ADDR/mcp` until `stop`, checking
-/// Host and Origin against DNS rebinding (loopback names and the address bound); `ready`
-/// gets the address bound.
+/// Host and Origin against DNS rebinding: a request must name a loopback host, the address
+/// bound, or one of `allowed_hosts`; `ready` gets the address bound.
 pub async fn serve_streamable<S: ServerHandler + Clone>(
-    handler: S,
-    addr: std::net::SocketAddr,
-    stop: tokio_util::sync::CancellationToken,
-    ready: impl FnOnce(std::net::SocketAddr),
-) -> Result<(), ServeError> {
-    serve_streamable_with(handler, addr, &[], stop, ready).await
-}
-
-/// [`serve_streamable`], also answering requests whose `Host` is one of `allowed_hosts`.
-pub async fn serve_streamable_with<S: ServerHandler + Clone>(
     handler: S,
     addr: std::net::SocketAddr,
     allowed_hosts: &[String],

@@ -85,6 +85,7 @@ async fn the_current_revision_is_discovered_and_input_required_rounds_are_answer
     let serving = tokio::spawn(agentry_mcp::serve::serve_streamable(
         Asking,
         ([127, 0, 0, 1], 0).into(),
+        &[],
         stop.clone(),
         move |addr| {
             let _ = tx.send(addr);
