@@ -48,6 +48,7 @@ fn record(w: &TraceWriter, id: &str, task: &str, args: Value, result: &str, call
             tools: vec!["lookup".into()],
             stop_tools: vec![],
             system: None,
+            parent: None,
         },
     );
     emit(
@@ -126,6 +127,7 @@ fn scenario(dir: &Path) -> Value {
                 tools: vec![],
                 stop_tools: vec![],
                 system: None,
+                parent: None,
             },
         });
         w.record(&TraceEvent {

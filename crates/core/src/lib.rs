@@ -21,6 +21,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod call;
+mod context;
 mod error;
 mod host;
 mod message;
@@ -28,6 +29,7 @@ mod spec;
 mod trace;
 
 pub use call::{ToolCall, ToolResult};
+pub use context::{RunSpans, SpanRole, TraceParent, hex};
 pub use error::{ErrorKind, ToolError};
 pub use host::AllowedHosts;
 pub use message::Message;

@@ -122,6 +122,10 @@ pub enum TraceKind {
         /// The system message the run began with, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         system: Option<String>,
+        /// The W3C `traceparent` of the span the run was started from (a sub-agent's
+        /// caller, a request to `mcp serve`), when it was started inside a trace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<String>,
     },
     /// A model request was sent.
     ModelRequest {
@@ -312,6 +316,7 @@ mod tests {
                 tools: vec!["f".into()],
                 stop_tools: vec!["handoff".into()],
                 system: Some("Be brief.".into()),
+                parent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             },
             TraceKind::PolicyDecision {
                 call_id: "c1".into(),

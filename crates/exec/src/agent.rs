@@ -13,7 +13,9 @@ use std::{
     time::Duration,
 };
 
-use agentry_core::{Message, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec, TraceEvent};
+use agentry_core::{
+    Message, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec, TraceEvent, TraceParent,
+};
 use agentry_llm::{Model, Usage};
 use agentry_policy::{Approver, Policy};
 use agentry_schema::ArgValidator;
@@ -27,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Budget, Engine, EngineConfig, Fanout, Interlocutor, Mode, Observer, Reply, ReplyError,
-    RunOutcome, new_run_id,
+    RunOutcome, RunStart,
 };
 
 /// Everything a run does, as it happens: the one event type of [`Agent::stream`], the
@@ -152,6 +154,17 @@ impl Conversation {
 pub struct Input {
     history: Vec<Message>,
     task: String,
+    parent: Option<TraceParent>,
+}
+
+impl Input {
+    /// Runs it inside the trace of `parent` (a W3C `traceparent` that came with a request,
+    /// say): the run's spans join that trace under that span.
+    #[must_use]
+    pub fn within(mut self, parent: TraceParent) -> Self {
+        self.parent = Some(parent);
+        self
+    }
 }
 
 impl From<&str> for Input {
@@ -159,6 +172,7 @@ impl From<&str> for Input {
         Self {
             history: Vec::new(),
             task: task.to_owned(),
+            parent: None,
         }
     }
 }
@@ -168,6 +182,7 @@ impl From<String> for Input {
         Self {
             history: Vec::new(),
             task,
+            parent: None,
         }
     }
 }
@@ -200,11 +215,13 @@ impl From<Conversation> for Input {
                 Self {
                     history: c.messages,
                     task: content,
+                    parent: None,
                 }
             }
             None => Self {
                 history: c.messages,
                 task: String::new(),
+                parent: None,
             },
         }
     }
@@ -330,7 +347,7 @@ impl Agent {
                 &input.task,
                 &observer,
                 CancellationToken::new(),
-                new_run_id(),
+                RunStart::new(input.parent),
             )
             .await;
         settle(outcome)
@@ -353,7 +370,13 @@ impl Agent {
             let observer = Fanout(observers);
             inner
                 .engine
-                .run_after(&input.history, &input.task, &observer, token, new_run_id())
+                .run_after(
+                    &input.history,
+                    &input.task,
+                    &observer,
+                    token,
+                    RunStart::new(input.parent),
+                )
                 .await
         };
         RunStream {
@@ -391,7 +414,7 @@ impl Agent {
                 Some(&checker),
                 &observer,
                 CancellationToken::new(),
-                new_run_id(),
+                RunStart::new(input.parent),
             )
             .await;
         let verdict = checker.take();
@@ -430,7 +453,10 @@ impl Agent {
             let agent = agent.clone();
             async move {
                 let task = args["task"].as_str().unwrap_or_default().to_owned();
-                let run = agent.run(task);
+                // The child run's spans nest under the call's.
+                let mut input = Input::from(task);
+                input.parent = cx.traceparent.as_deref().and_then(TraceParent::parse);
+                let run = agent.run(input);
                 tokio::select! {
                     outcome = run => outcome
                         .map(|o| Value::String(o.answer))

@@ -18,12 +18,14 @@ use tokio_util::sync::CancellationToken;
 use crate::{EngineConfig, record::Recorder};
 
 /// Runs `call` to an outcome; returns it with the number of attempts made. The policy's
-/// decision (and a request for approval) goes to `rec` as it happens.
+/// decision (and a request for approval) goes to `rec` as it happens; the tool sees
+/// `traceparent`, its span's, if the run propagates its trace.
 pub(crate) async fn invoke(
     tools: &ToolSet,
     cfg: &EngineConfig,
     rec: &Recorder<'_>,
     call: &ToolCall,
+    traceparent: Option<String>,
     cancel: &CancellationToken,
 ) -> (ToolResult, u32) {
     let mut checked = match tools.check(&call.name, call.arguments.clone()) {
@@ -39,7 +41,7 @@ pub(crate) async fn invoke(
             Err(e) => return (ToolResult::err(call, e), 0),
         }
     }
-    run(tools, cfg, call, checked.arguments, cancel).await
+    run(tools, cfg, call, checked.arguments, traceparent, cancel).await
 }
 
 /// The policy's decision on a validated call of `rec`'s run (the one enforcement path,
@@ -96,6 +98,7 @@ async fn run(
     cfg: &EngineConfig,
     call: &ToolCall,
     arguments: Value,
+    traceparent: Option<String>,
     cancel: &CancellationToken,
 ) -> (ToolResult, u32) {
     let Some(tool) = tools.get(&call.name) else {
@@ -117,6 +120,7 @@ async fn run(
             call_id: call.id.clone(),
             cancel: cancel.child_token(),
             deadline: Some(Instant::now() + timeout),
+            traceparent: traceparent.clone(),
         };
         let call_cancel = cx.cancel.clone();
         let running = AssertUnwindSafe(tool.call_json(arguments.clone(), cx)).catch_unwind();

@@ -106,6 +106,9 @@ pub struct EngineConfig {
     pub approver: Option<Arc<dyn Approver>>,
     /// The agent's name, for the policy's capabilities (visible tools, rate limits).
     pub agent: Option<String>,
+    /// Whether model requests and tool calls carry the W3C `traceparent` of their span
+    /// (set when spans are exported); a run started inside a trace always does.
+    pub propagate: bool,
 }
 
 impl Default for EngineConfig {
@@ -125,6 +128,7 @@ impl Default for EngineConfig {
             policy: None,
             approver: None,
             agent: None,
+            propagate: false,
         }
     }
 }

@@ -15,7 +15,8 @@ use std::{
 };
 
 use agentry_core::{
-    ErrorKind, Message, ModelPurpose, RunStatus, ToolCall, ToolError, ToolResult, TraceKind,
+    ErrorKind, Message, ModelPurpose, RunSpans, RunStatus, ToolCall, ToolError, ToolResult,
+    TraceKind, TraceParent,
 };
 use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, ReplyShape, Usage};
 use agentry_parse::plan::{PlanEvent, PlanParser, PlanTask, refs_in};
@@ -91,6 +92,32 @@ pub fn new_run_id() -> String {
         std::process::id() & 0xffff,
         seq & 0xffff
     )
+}
+
+/// Which run to start: its id, and the trace it belongs to when it is started on behalf of
+/// work elsewhere (a parent agent's call, a request that carried a W3C `traceparent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStart {
+    /// The run's id ([`new_run_id`]).
+    pub id: String,
+    /// The span it was started from, if any: the run's spans join that trace.
+    pub parent: Option<TraceParent>,
+}
+
+impl RunStart {
+    /// A run with a fresh id ([`new_run_id`]), started from `parent` if given.
+    pub fn new(parent: Option<TraceParent>) -> Self {
+        Self {
+            id: new_run_id(),
+            parent,
+        }
+    }
+}
+
+impl From<String> for RunStart {
+    fn from(id: String) -> Self {
+        Self { id, parent: None }
+    }
 }
 
 /// The other side of a conversation: reads each of the model's messages and answers it, or
@@ -275,9 +302,10 @@ impl Engine {
         task: &str,
         observer: &dyn Observer,
         cancel: CancellationToken,
-        run_id: String,
+        run: impl Into<RunStart>,
     ) -> RunOutcome {
-        self.drive(&[], task, None, observer, cancel, run_id).await
+        self.drive(&[], task, None, observer, cancel, run.into())
+            .await
     }
 
     /// Runs `task` as the next message of a conversation whose earlier messages are
@@ -289,9 +317,9 @@ impl Engine {
         task: &str,
         observer: &dyn Observer,
         cancel: CancellationToken,
-        run_id: String,
+        run: impl Into<RunStart>,
     ) -> RunOutcome {
-        self.drive(history, task, None, observer, cancel, run_id)
+        self.drive(history, task, None, observer, cancel, run.into())
             .await
     }
 
@@ -305,9 +333,9 @@ impl Engine {
         user: &dyn Interlocutor,
         observer: &dyn Observer,
         cancel: CancellationToken,
-        run_id: String,
+        run: impl Into<RunStart>,
     ) -> RunOutcome {
-        self.drive(&[], opening, Some(user), observer, cancel, run_id)
+        self.drive(&[], opening, Some(user), observer, cancel, run.into())
             .await
     }
 
@@ -318,11 +346,13 @@ impl Engine {
         user: Option<&dyn Interlocutor>,
         observer: &dyn Observer,
         cancel: CancellationToken,
-        run_id: String,
+        run: RunStart,
     ) -> RunOutcome {
         // The run starts with the tools on offer now (an MCP server's, listed).
         self.refresh_tools(None).await;
-        let rec = Recorder::new(run_id, observer);
+        let spans = (self.cfg.propagate || run.parent.is_some())
+            .then(|| RunSpans::new(&run.id, run.parent.as_ref()));
+        let rec = Recorder::new(run.id, observer, spans);
         let st = RunState::default();
         let mode = if user.is_some() {
             Mode::Sequential
@@ -339,6 +369,7 @@ impl Engine {
                 Mode::Sequential => self.cfg.system_prompt.clone(),
                 Mode::Compiled => None,
             },
+            parent: run.parent.map(|p| p.header()),
         });
         // A run dropped before it ends (its stream dropped, say) still ends in the trace.
         let mut guard = EndGuard {
@@ -440,7 +471,7 @@ impl Engine {
         st: &RunState,
         cancel: &CancellationToken,
     ) -> (K, ToolResult) {
-        rec.emit(TraceKind::CallStarted {
+        let seq = rec.emit(TraceKind::CallStarted {
             call: call.clone(),
             task,
             after,
@@ -449,7 +480,9 @@ impl Engine {
         if let Ok(mut m) = st.inflight.lock() {
             m.insert(call.id.clone(), (call.clone(), task, started));
         }
-        let (result, attempts) = invoke(&self.tools(), &self.cfg, rec, &call, cancel).await;
+        let traceparent = rec.traceparent(seq);
+        let (result, attempts) =
+            invoke(&self.tools(), &self.cfg, rec, &call, traceparent, cancel).await;
         if let Ok(mut m) = st.inflight.lock() {
             m.remove(&call.id);
         }
@@ -534,12 +567,14 @@ impl Engine {
             self.refresh_tools(Some(rec)).await;
             let specs = self.tools().specs().to_vec();
             let step = st.next_step();
-            rec.emit(TraceKind::ModelRequest {
+            let seq = rec.emit(TraceKind::ModelRequest {
                 step: step.clone(),
                 purpose: ModelPurpose::Turn,
                 messages: messages.len(),
             });
-            let mut request = ChatRequest::new(messages.clone()).tools(specs);
+            let mut request = ChatRequest::new(messages.clone())
+                .tools(specs)
+                .traceparent(rec.traceparent(seq));
             if keep == 1 {
                 request.parallel_tool_calls = Some(false);
             }
@@ -675,14 +710,16 @@ impl Engine {
             let mut messages = vec![Message::system(planner.clone()), Message::user(task)];
             messages.extend(context.iter().cloned());
             let step = st.next_step();
-            rec.emit(TraceKind::ModelRequest {
+            let seq = rec.emit(TraceKind::ModelRequest {
                 step: step.clone(),
                 purpose: ModelPurpose::Plan,
                 messages: messages.len(),
             });
-            let stream = self
-                .model
-                .stream(ChatRequest::new(messages).shape(ReplyShape::Plan(tools.specs().to_vec())));
+            let stream = self.model.stream(
+                ChatRequest::new(messages)
+                    .shape(ReplyShape::Plan(tools.specs().to_vec()))
+                    .traceparent(rec.traceparent(seq)),
+            );
             let mut round = PlanRound {
                 step: step.clone(),
                 plan: PlanRun::default(),
@@ -743,14 +780,19 @@ impl Engine {
                 Message::user(format!("Task: {task}\n\n{observations}")),
             ];
             let step = st.next_step();
-            rec.emit(TraceKind::ModelRequest {
+            let seq = rec.emit(TraceKind::ModelRequest {
                 step: step.clone(),
                 purpose: ModelPurpose::Join,
                 messages: messages.len(),
             });
-            let mut stream = self.model.stream(ChatRequest::new(messages).shape(
-                ReplyShape::StartsWith(vec!["Answer:".into(), "Replan:".into()]),
-            ));
+            let mut stream = self.model.stream(
+                ChatRequest::new(messages)
+                    .shape(ReplyShape::StartsWith(vec![
+                        "Answer:".into(),
+                        "Replan:".into(),
+                    ]))
+                    .traceparent(rec.traceparent(seq)),
+            );
             let mut response = agentry_llm::Response::default();
             let mut shown = 0;
             let done = loop {

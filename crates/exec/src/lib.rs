@@ -41,6 +41,6 @@ pub use agent::{
     RunStream,
 };
 pub use config::{Budget, EngineConfig, Mode};
-pub use engine::{Engine, Interlocutor, Reply, ReplyError, RunOutcome, new_run_id};
+pub use engine::{Engine, Interlocutor, Reply, ReplyError, RunOutcome, RunStart, new_run_id};
 pub use record::{Collect, Fanout, NoObserver, Observer};
 pub use replay::{Divergence, ReplayReport, compare, replay};

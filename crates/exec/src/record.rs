@@ -8,7 +8,7 @@ use std::{
     time::Instant,
 };
 
-use agentry_core::{TraceEvent, TraceKind};
+use agentry_core::{RunSpans, TraceEvent, TraceKind};
 
 /// Receives every step of a run as it happens (the trace store, a progress printer).
 ///
@@ -86,16 +86,21 @@ pub(crate) struct Recorder<'a> {
     observer: &'a dyn Observer,
     /// Whether ephemeral events are made at all.
     live: bool,
+    /// The run's span ids, when its steps carry a `traceparent` to the work they start.
+    spans: Option<RunSpans>,
 }
 
 impl<'a> Recorder<'a> {
-    pub(crate) fn new(run_id: String, observer: &'a dyn Observer) -> Self {
+    /// A recorder for run `run_id`; with `spans`, its steps' `traceparent`s are on offer
+    /// ([`Recorder::traceparent`]).
+    pub(crate) fn new(run_id: String, observer: &'a dyn Observer, spans: Option<RunSpans>) -> Self {
         Self {
             run_id,
             start: Instant::now(),
             seq: AtomicU64::new(0),
             observer,
             live: observer.live(),
+            spans,
         }
     }
 
@@ -106,18 +111,27 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// The `traceparent` of the span begun by the event at `seq`, if the run propagates
+    /// its trace.
+    pub(crate) fn traceparent(&self, seq: u64) -> Option<String> {
+        self.spans.as_ref().map(|s| s.traceparent(seq).header())
+    }
+
     pub(crate) fn started(&self) -> Instant {
         self.start
     }
 
-    pub(crate) fn emit(&self, kind: TraceKind) {
+    /// Emits an event; returns its position in the run.
+    pub(crate) fn emit(&self, kind: TraceKind) -> u64 {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let event = TraceEvent {
             run_id: self.run_id.clone(),
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            seq,
             at_us: self.start.elapsed().as_micros() as u64,
             kind,
         };
         self.observer.event(&event);
+        seq
     }
 }
 

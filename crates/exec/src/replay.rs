@@ -147,6 +147,7 @@ pub async fn replay(recorded: &[TraceEvent], cfg: EngineConfig) -> ReplayReport 
                 tools,
                 stop_tools: stops,
                 system: sys,
+                ..
             } => {
                 stop_tools.clone_from(stops);
                 system.clone_from(sys);

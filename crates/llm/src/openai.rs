@@ -262,7 +262,7 @@ impl Model for OpenAi {
         Box::pin(async_stream::try_stream! {
             let started = Instant::now();
             let body = body(&cfg, &request);
-            let (response, attempts) = send(&cfg, &http, &body).await?;
+            let (response, attempts) = send(&cfg, &http, &body, request.traceparent.as_deref()).await?;
             let text_format = match cfg.tool_mode {
                 ToolMode::Native => None,
                 ToolMode::Prompted(f) => Some(f),
@@ -404,11 +404,13 @@ impl StreamDecoder {
     }
 }
 
-/// Sends the request, retrying transient failures; returns the response and attempts made.
+/// Sends the request (with the `traceparent` header when there is one), retrying transient
+/// failures; returns the response and attempts made.
 async fn send(
     cfg: &OpenAiConfig,
     http: &reqwest::Client,
     body: &Value,
+    traceparent: Option<&str>,
 ) -> Result<(reqwest::Response, u32), LlmError> {
     let url = format!("{}/chat/completions", cfg.base_url.trim_end_matches('/'));
     let payload = serde_json::to_vec(body)
@@ -423,6 +425,9 @@ async fn send(
             .body(payload.clone());
         if let Some(key) = &cfg.api_key {
             req = req.bearer_auth(key);
+        }
+        if let Some(traceparent) = traceparent {
+            req = req.header("traceparent", traceparent);
         }
         let (error, retry_after) = match tokio::time::timeout(cfg.response_timeout, req.send())
             .await

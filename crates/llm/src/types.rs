@@ -39,6 +39,9 @@ pub struct ChatRequest {
     /// The form the reply must take, beyond what the messages say; backends that constrain
     /// decoding enforce it, others rely on the prompt.
     pub shape: Option<ReplyShape>,
+    /// The W3C `traceparent` of the request's span, sent to backends that take headers, so
+    /// a model server that traces joins the run's trace.
+    pub traceparent: Option<String>,
 }
 
 /// A form a reply must take (see [`ChatRequest::shape`]).
@@ -71,6 +74,13 @@ impl ChatRequest {
     #[must_use]
     pub fn shape(mut self, shape: ReplyShape) -> Self {
         self.shape = Some(shape);
+        self
+    }
+
+    /// Sets the `traceparent` the request carries.
+    #[must_use]
+    pub fn traceparent(mut self, traceparent: Option<String>) -> Self {
+        self.traceparent = traceparent;
         self
     }
 

@@ -46,8 +46,8 @@ use rmcp::{
         ElicitResult, ElicitationAction, ElicitationCapability, FormElicitationCapability,
         GetExtensions, Implementation, InputRequest, InputResponses,
         LoggingMessageNotificationParam, Notification, ProgressNotificationParam, ProgressToken,
-        ProtocolVersion, Request, RequestId, ResourceUpdatedNotificationParam, ServerNotification,
-        ServerRequest, ServerResult,
+        ProtocolVersion, Request, RequestId, RequestParamsMeta, ResourceUpdatedNotificationParam,
+        ServerNotification, ServerRequest, ServerResult,
     },
     service::{
         ClientInitializeError, ClientLifecycleMode, ClientServiceExt, InboundStreamOrigin,
@@ -1080,6 +1080,11 @@ impl DynTool for McpTool {
             let mut params = CallToolRequestParams::new(self.remote.clone());
             if let Value::Object(map) = args {
                 params = params.with_arguments(map);
+            }
+            // The call's span goes with it (SEP-414), so a server that traces joins the run's
+            // trace.
+            if let Some(traceparent) = &cx.traceparent {
+                params.set_traceparent(traceparent);
             }
             tokio::select! {
                 r = self.server.call_raw(params) => outcome(r?),

@@ -94,6 +94,7 @@ impl ServerHandler for ToolServer {
             call_id: format!("mcp-{n}"),
             cancel: context.ct.child_token(),
             deadline: None,
+            traceparent: traceparent(&request.meta, &context),
         };
         let result = match tool.call_json(checked.arguments, cx).await {
             Ok(Value::String(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),
@@ -107,6 +108,28 @@ impl ServerHandler for ToolServer {
         };
         Ok(result.into())
     }
+}
+
+/// The W3C `traceparent` a request came with: in its `_meta` (SEP-414, any transport), or
+/// as an HTTP header (Streamable HTTP); `None` when neither holds a valid one.
+fn traceparent(
+    meta: &Option<rmcp::model::RequestMetaObject>,
+    context: &RequestContext<RoleServer>,
+) -> Option<String> {
+    let from_meta = meta
+        .as_ref()
+        .and_then(|m| m.get_traceparent())
+        .or_else(|| context.meta.get_traceparent());
+    let from_header = context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.headers.get("traceparent"))
+        .and_then(|v| v.to_str().ok());
+    [from_meta, from_header]
+        .into_iter()
+        .flatten()
+        .find_map(agentry_core::TraceParent::parse)
+        .map(|p| p.header())
 }
 
 /// Why a server could not start or stopped serving.

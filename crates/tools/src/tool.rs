@@ -19,6 +19,9 @@ pub struct CallContext {
     pub cancel: CancellationToken,
     /// When the call will be abandoned, if it has a deadline.
     pub deadline: Option<Instant>,
+    /// The W3C `traceparent` of the call's span, when the run propagates its trace: a tool
+    /// that calls out (an MCP server, a sub-agent) passes it on.
+    pub traceparent: Option<String>,
 }
 
 impl CallContext {
@@ -28,6 +31,7 @@ impl CallContext {
             call_id: call_id.into(),
             cancel: CancellationToken::new(),
             deadline: None,
+            traceparent: None,
         }
     }
 }

@@ -16,7 +16,7 @@
 //! let writer = TraceWriter::open(&db)?;
 //! writer.record(&TraceEvent { run_id: "r1".into(), seq: 0, at_us: 0, kind: TraceKind::RunStarted {
 //!     task: "hello".into(), model: "sim:weather".into(), mode: "sequential".into(), tools: vec![],
-//!     stop_tools: vec![], system: None } });
+//!     stop_tools: vec![], system: None, parent: None } });
 //! writer.close()?;
 //! let store = TraceStore::open(&db)?;
 //! assert_eq!(store.runs(10)?[0].task, "hello");
@@ -25,6 +25,8 @@
 //! ```
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod process;
 mod store;
 mod timeline;

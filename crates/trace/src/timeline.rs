@@ -395,6 +395,7 @@ mod tests {
                     tools: vec![],
                     stop_tools: vec![],
                     system: None,
+                    parent: None,
                 },
             ),
             ev(

@@ -20,6 +20,7 @@ fn run_events(run: &str, n_calls: usize, finish: bool) -> Vec<TraceEvent> {
         tools: vec!["f".into()],
         stop_tools: vec![],
         system: None,
+        parent: None,
     }];
     for i in 0..n_calls {
         let call = ToolCall::new(format!("c{i}"), "f", json!({"i": i}));
