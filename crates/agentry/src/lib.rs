@@ -6,6 +6,7 @@ extern crate self as agentry;
 
 pub use agentry_core::{
     ErrorKind, Message, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec, TraceEvent, TraceKind,
+    TraceParent,
 };
 pub use agentry_exec::{
     Agent, AgentBuilder, Budget, BuildError, Conversation, Engine, EngineConfig, Event, Input,
@@ -27,6 +28,12 @@ pub mod llm {
 /// Declarative policies, approvals and approvers (`agentry-policy`).
 pub mod policy {
     pub use agentry_policy::*;
+}
+
+/// OpenTelemetry export of runs over OTLP (`agentry_trace::otlp`; feature `otlp`).
+#[cfg(feature = "otlp")]
+pub mod otlp {
+    pub use agentry_trace::otlp::*;
 }
 
 /// The trace store, timelines and export (`agentry-trace`; feature `trace-sqlite`).

@@ -99,6 +99,10 @@ pub(crate) fn run(args: Args) -> Result<bool> {
     if let Some(w) = &writer {
         agent = agent.observer(Arc::clone(w) as Arc<dyn Observer>);
     }
+    let otel = crate::otel::start(None)?;
+    if let Some(exporter) = &otel {
+        agent = agent.otlp(Arc::clone(exporter));
+    }
     let agent = agent.build()?;
     let offered = runtime.block_on(agent.tools())?;
     let mut editor = DefaultEditor::new().context("starting the line editor")?;
@@ -191,6 +195,8 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         }
     });
     crate::trace::close_writer(writer)?;
+    drop(agent);
+    crate::otel::finish(otel, false);
     Ok(true)
 }
 

@@ -20,6 +20,13 @@
 //! command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/tmp/x"]
 //! env = { NOTES_READONLY = "1" }       # beyond HOME, PATH… (agentry's secrets stay out)
 //!
+//! [otel]                                # OpenTelemetry export (OTEL_* variables win)
+//! endpoint = "http://127.0.0.1:4318"    # as OTEL_EXPORTER_OTLP_ENDPOINT
+//! protocol = "http/protobuf"            # or "grpc", "http/json"
+//! service_name = "my-agent"             # as OTEL_SERVICE_NAME
+//! capture_content = false               # tasks, messages, arguments, results in spans
+//! headers_env = "OTLP_HEADERS"          # the variable holding `key=value,…` headers
+//!
 //! [mcp.remote]
 //! url = "https://example.com/mcp"
 //! oauth = { client_id = "agentry", client_secret_env = "REMOTE_SECRET", grant = "client_credentials" }
@@ -31,6 +38,7 @@ use std::{
 };
 
 use agentry_mcp::{OAuthOptions, ServerSpec};
+use agentry_trace::otlp::OtlpConfig;
 use anyhow::{Result, bail};
 use clap::ValueEnum;
 use serde::Deserialize;
@@ -51,6 +59,19 @@ struct File {
     budget: BudgetEntry,
     #[serde(default)]
     mcp: BTreeMap<String, McpEntry>,
+    otel: Option<OtelEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtelEntry {
+    endpoint: String,
+    protocol: Option<String>,
+    service_name: Option<String>,
+    #[serde(default)]
+    capture_content: bool,
+    /// The variable holding the headers (no keys in files).
+    headers_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +126,8 @@ pub(crate) struct RunConfig {
     pub(crate) servers: Vec<ServerSpec>,
     /// Authorization settings of the servers that have their own, by alias.
     pub(crate) oauth: BTreeMap<String, OAuthOptions>,
+    /// OpenTelemetry export, if `[otel]` asks for it.
+    pub(crate) otel: Option<OtlpConfig>,
 }
 
 /// Reads `path`; a missing default file (not `explicit`) sets nothing.
@@ -157,7 +180,26 @@ pub(crate) fn load(path: &Path, explicit: bool) -> Result<RunConfig> {
             call_timeout: file.budget.call_timeout,
             servers: Vec::new(),
             oauth: BTreeMap::new(),
+            otel: None,
         };
+    if let Some(otel) = file.otel {
+        let mut cfg = OtlpConfig::new(otel.endpoint);
+        if let Some(p) = otel.protocol {
+            cfg.protocol = p.parse().map_err(|e| refused(format!("[otel] {e}")))?;
+        }
+        if let Some(name) = otel.service_name {
+            cfg.service_name = name;
+        }
+        cfg.capture_content = otel.capture_content;
+        if let Some(name) = otel.headers_env {
+            let headers = std::env::var(&name).map_err(|_| {
+                refused(format!("[otel] headers_env names `{name}`, which is not set"))
+            })?;
+            cfg.headers = agentry_trace::otlp::parse_headers(&name, &headers)
+                .map_err(|e| refused(e.to_string()))?;
+        }
+        out.otel = Some(cfg);
+    }
     for (name, seconds) in [("timeout", out.timeout), ("call_timeout", out.call_timeout)] {
         if seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
             return Err(refused(format!(

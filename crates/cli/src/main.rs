@@ -20,6 +20,7 @@ mod chat;
 mod config;
 mod eval;
 mod mcp;
+mod otel;
 mod parse;
 mod policy;
 mod progress;

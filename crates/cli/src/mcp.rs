@@ -405,6 +405,7 @@ async fn serve(
 ) -> Result<bool> {
     let demo = agentry_tools::demo_tools(Duration::ZERO);
     let mut tools = demo.filtered(|_| true);
+    let otel = crate::otel::start(None)?;
     if with_agent {
         let spec = model.unwrap_or_else(|| {
             if agentry_llm::local_ready() {
@@ -419,6 +420,11 @@ async fn serve(
             .mode(agentry_exec::Mode::Compiled);
         if let Some(policy) = policy {
             agent = agent.policy(policy);
+        }
+        // A request's `traceparent` (in `_meta` or the HTTP header) makes the agent's run a
+        // part of the caller's trace.
+        if let Some(exporter) = &otel {
+            agent = agent.otlp(Arc::clone(exporter));
         }
         let tool = agent.build()?.as_tool(
             "agent",
@@ -443,6 +449,7 @@ async fn serve(
             .await?;
         }
     }
+    crate::otel::finish(otel, true);
     Ok(true)
 }
 

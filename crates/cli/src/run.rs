@@ -180,6 +180,7 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         mcp,
         oauth: file.oauth,
         demo_tools: !no_demo_tools,
+        otel: file.otel,
     };
     crate::runtime::block_on(run_agent(&task, settings))
 }
@@ -211,6 +212,8 @@ struct Settings<'a> {
     /// Authorization settings of the servers that have their own (from the config), by alias.
     oauth: std::collections::BTreeMap<String, agentry_mcp::OAuthOptions>,
     demo_tools: bool,
+    /// OpenTelemetry export as `[otel]` sets it (the `OTEL_*` variables win).
+    otel: Option<agentry_trace::otlp::OtlpConfig>,
 }
 
 /// Prints each step as it starts and ends.
@@ -399,6 +402,10 @@ async fn run_agent(task: &str, args: Settings<'_>) -> Result<bool> {
     if let Some(w) = &writer {
         agent = agent.observer(Arc::clone(w) as Arc<dyn Observer>);
     }
+    let otel = crate::otel::start(args.otel.clone())?;
+    if let Some(exporter) = &otel {
+        agent = agent.otlp(Arc::clone(exporter));
+    }
     let agent = agent.build()?;
     let tools = agent.tools().await?;
     if let Some(policy) = &args.policy {
@@ -450,6 +457,8 @@ async fn run_agent(task: &str, args: Settings<'_>) -> Result<bool> {
         server.close().await;
     }
     crate::trace::close_writer(writer)?;
+    drop(agent);
+    crate::otel::finish(otel, args.quiet);
     if args.json {
         let line = serde_json::json!({
             "run_id": outcome.run_id,

@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         png: Option<PathBuf>,
     },
-    /// A run's events.
+    /// A run's events, or its spans as OTLP JSON.
     Export {
         /// The run: its id, a unique prefix, or `last`.
         #[arg(default_value = "last")]
@@ -63,12 +63,23 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
+        /// With `otlp-json`: the spans' `service.name` (default: OTEL_SERVICE_NAME, else
+        /// `agentry`).
+        #[arg(long, value_name = "NAME")]
+        service_name: Option<String>,
+        /// With `otlp-json`: put the task, messages, arguments and results in the spans.
+        #[arg(long)]
+        capture_content: bool,
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExportFormat {
+    /// The recorded events, one JSON object per line.
     Jsonl,
+    /// The run's OpenTelemetry spans as one OTLP/JSON export request (what a collector's
+    /// `POST /v1/traces` takes), in the GenAI conventions.
+    OtlpJson,
 }
 
 /// `agentry replay`'s flags.
@@ -95,8 +106,10 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         } => show(db, &run, json, width, svg.as_deref(), png.as_deref()),
         Command::Export {
             run,
-            format: ExportFormat::Jsonl,
-        } => export(db, &run),
+            format,
+            service_name,
+            capture_content,
+        } => export(db, &run, format, service_name, capture_content),
     }
 }
 
@@ -196,10 +209,33 @@ fn show(
 }
 
 /// `agentry trace export`.
-fn export(db: &Path, run: &str) -> Result<bool> {
+fn export(
+    db: &Path,
+    run: &str,
+    format: ExportFormat,
+    service_name: Option<String>,
+    capture_content: bool,
+) -> Result<bool> {
     let store = TraceStore::open(db)?;
     let id = store.resolve(run)?;
-    print!("{}", agentry_trace::export_jsonl(&store.events(&id)?));
+    let events = store.events(&id)?;
+    match format {
+        ExportFormat::Jsonl => print!("{}", agentry_trace::export_jsonl(&events)),
+        ExportFormat::OtlpJson => {
+            let started_ms = store
+                .summaries(std::slice::from_ref(&id))?
+                .first()
+                .map_or(0, |r| r.started_at_ms);
+            let started = std::time::UNIX_EPOCH
+                + std::time::Duration::from_millis(u64::try_from(started_ms).unwrap_or(0));
+            let service = service_name
+                .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
+                .unwrap_or_else(|| "agentry".into());
+            let request =
+                agentry_trace::otlp::otlp_json(&events, started, &service, capture_content);
+            println!("{}", serde_json::to_string(&request)?);
+        }
+    }
     Ok(true)
 }
 

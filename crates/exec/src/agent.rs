@@ -525,6 +525,17 @@ impl AgentBuilder {
         self
     }
 
+    /// Exports every run as OpenTelemetry spans through `exporter`
+    /// ([`agentry_trace::otlp::OtlpExporter`]), and sends each model request and tool call
+    /// its span's W3C `traceparent` (an HTTP header to the model server, `_meta` to an MCP
+    /// server, the parent of a sub-agent's run).
+    #[cfg(feature = "otlp")]
+    pub fn otlp(mut self, exporter: Arc<agentry_trace::otlp::OtlpExporter>) -> Self {
+        self.cfg.propagate = true;
+        self.observers.push(exporter);
+        self
+    }
+
     /// The limits of each run.
     pub fn budget(mut self, budget: Budget) -> Self {
         self.cfg.budget = budget;

@@ -141,3 +141,10 @@ impl Observer for agentry_trace::TraceWriter {
         self.record(event);
     }
 }
+
+#[cfg(feature = "otlp")]
+impl Observer for agentry_trace::otlp::OtlpExporter {
+    fn event(&self, event: &TraceEvent) {
+        self.record(event);
+    }
+}

@@ -185,9 +185,9 @@ fn is_true(v: &str) -> bool {
     matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1")
 }
 
-/// `key=value,key2=value2` with percent-encoded values, as the OTLP exporter specification
-/// writes headers.
-fn parse_headers(var: &str, s: &str) -> Result<Vec<(String, String)>, OtlpError> {
+/// Headers written as the OTLP exporter specification writes them (`key=value,key2=value2`,
+/// values percent-encoded); `var` names where they came from, for the error.
+pub fn parse_headers(var: &str, s: &str) -> Result<Vec<(String, String)>, OtlpError> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|pair| {
