@@ -5,8 +5,8 @@
 extern crate self as agentry;
 
 pub use agentry_core::{
-    ErrorKind, Message, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec, TraceEvent, TraceKind,
-    TraceParent,
+    ErrorKind, Message, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec, TraceEvent,
+    TraceKind, TraceParent,
 };
 pub use agentry_exec::{
     Agent, AgentBuilder, Budget, BuildError, Conversation, Engine, EngineConfig, Event, Input,

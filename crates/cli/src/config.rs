@@ -193,7 +193,9 @@ pub(crate) fn load(path: &Path, explicit: bool) -> Result<RunConfig> {
         cfg.capture_content = otel.capture_content;
         if let Some(name) = otel.headers_env {
             let headers = std::env::var(&name).map_err(|_| {
-                refused(format!("[otel] headers_env names `{name}`, which is not set"))
+                refused(format!(
+                    "[otel] headers_env names `{name}`, which is not set"
+                ))
             })?;
             cfg.headers = agentry_trace::otlp::parse_headers(&name, &headers)
                 .map_err(|e| refused(e.to_string()))?;
