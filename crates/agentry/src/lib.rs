@@ -5,12 +5,12 @@
 extern crate self as agentry;
 
 pub use agentry_core::{
-    ErrorKind, Message, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec, TraceEvent,
+    ErrorKind, Message, RunSpans, RunStatus, ToolCall, ToolError, ToolResult, ToolSpec, TraceEvent,
     TraceKind, TraceParent,
 };
 pub use agentry_exec::{
     Agent, AgentBuilder, Budget, BuildError, Conversation, Engine, EngineConfig, Event, Input,
-    IntoModel, Mode, Observer, Outcome, RunError, RunOutcome, RunStream,
+    IntoModel, Mode, Observer, Outcome, RunError, RunOutcome, RunStart, RunStream,
 };
 pub use agentry_macros::tool;
 pub use agentry_tools::{CallContext, DynTool, FnTool, Tool, ToolSet, tool_fn};

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use agentry::{
-    BuildError, RunStatus,
+    BuildError, RunStatus, TraceEvent, TraceKind,
     exec::Collect,
     llm::sim::{Script, SimModel},
     prelude::*,
@@ -232,6 +232,66 @@ async fn an_agent_is_a_tool_of_another_agent() {
     let out = boss.run("Ask the forecaster about Quito").await.unwrap();
     assert!(out.answer.contains("Quito"), "{}", out.answer);
     assert!(out.answer.contains("temp_c"), "{}", out.answer);
+}
+
+#[tokio::test]
+async fn a_sub_agents_run_joins_its_callers_trace_under_the_call() {
+    let child_events = Collect::new();
+    let weather = Agent::builder("sim:weather")
+        .tools(&demo())
+        .observer(Arc::new(child_events.clone()))
+        .build()
+        .unwrap();
+    let boss_script = r#"{"turns": [
+        {"when": {"last": "user"}, "calls": [{"name": "forecaster", "arguments": {"task": "What is the weather in Quito?"}}]},
+        {"when": {"last": "tool"}, "text": "{{tool}}"}]}"#;
+    let boss_events = Collect::new();
+    let boss = |propagate: bool| {
+        let mut cfg = agentry::EngineConfig::default();
+        cfg.propagate = propagate;
+        Agent::builder(model(boss_script))
+            .config(cfg)
+            .tool(weather.as_tool("forecaster", "Answers questions about the weather."))
+            .observer(Arc::new(boss_events.clone()))
+            .build()
+            .unwrap()
+    };
+    // Without propagation (no exporter), the child's run starts a trace of its own.
+    boss(false).run("Ask about Quito").await.unwrap();
+    let parent_of_child = |events: &[TraceEvent]| match &events[0].kind {
+        TraceKind::RunStarted { parent, .. } => parent.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(parent_of_child(&child_events.events()), None);
+
+    let out = boss(true).run("Ask about Quito").await.unwrap();
+    let boss_run: Vec<TraceEvent> = boss_events
+        .events()
+        .into_iter()
+        .filter(|e| e.run_id == out.run_id)
+        .collect();
+    let call = boss_run
+        .iter()
+        .find(
+            |e| matches!(&e.kind, TraceKind::CallStarted { call, .. } if call.name == "forecaster"),
+        )
+        .unwrap();
+    let expected = agentry::RunSpans::new(&out.run_id, None).traceparent(call.seq);
+    let child_runs: Vec<TraceEvent> = child_events
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, TraceKind::RunStarted { .. }))
+        .collect();
+    assert_eq!(child_runs.len(), 2);
+    let parent = parent_of_child(&child_runs[1..]).expect("the child run has a parent");
+    assert_eq!(parent, expected.header());
+    // The child's spans are in the boss's trace.
+    let child = agentry::RunSpans::new(
+        &child_runs[1].run_id,
+        agentry::TraceParent::parse(&parent).as_ref(),
+    );
+    assert_eq!(child.trace_id, expected.trace_id);
+    assert_eq!(child.parent, Some(expected.span_id));
 }
 
 #[tokio::test]

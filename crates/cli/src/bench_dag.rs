@@ -14,12 +14,13 @@ use std::{
 };
 
 use agentry_core::{Message, ToolSpec, TraceKind};
-use agentry_exec::{Budget, Collect, Engine, EngineConfig, Mode, NoObserver};
+use agentry_exec::{Budget, Collect, Engine, EngineConfig, Mode, NoObserver, Observer};
 use agentry_llm::{
     SplitMix64,
     sim::{Script, SimModel, plan},
 };
 use agentry_tools::{FnTool, ToolSet, demo_tools};
+use agentry_trace::otlp::{OtlpConfig, OtlpExporter};
 use anyhow::{Context, Result, ensure};
 use futures::{StreamExt, stream::FuturesUnordered};
 use serde_json::{Value, json};
@@ -222,10 +223,18 @@ enum Watch {
     Trace,
     /// A consumer of `Agent::stream`, every event taken (text deltas and planned tasks too).
     Stream,
+    /// An OTLP exporter, every run's spans sent (and each call given its `traceparent`).
+    Otlp,
 }
 
 /// Engine cost per call: a zero-latency model and tool, `n` calls in one turn or one plan.
-async fn overhead(mode: Mode, n: usize, watch: Watch, policy: bool) -> Result<f64> {
+async fn overhead(
+    mode: Mode,
+    n: usize,
+    watch: Watch,
+    policy: bool,
+    otlp: Option<&Arc<OtlpExporter>>,
+) -> Result<f64> {
     let traced = watch == Watch::Trace;
     let mut set = ToolSet::new();
     set.add(
@@ -260,6 +269,7 @@ async fn overhead(mode: Mode, n: usize, watch: Watch, policy: bool) -> Result<f6
     if policy {
         cfg.policy = Some(Arc::new(agentry_policy::Policy::from_toml(BENCH_POLICY)?));
     }
+    cfg.propagate = watch == Watch::Otlp;
     let model = Arc::new(SimModel::new(script));
     let agent = agentry_exec::Agent::builder(Arc::clone(&model))
         .tools(&tools)
@@ -284,6 +294,10 @@ async fn overhead(mode: Mode, n: usize, watch: Watch, policy: bool) -> Result<f6
                     .outcome()
                     .cloned()
                     .context("the streamed run gave no outcome")?
+            }
+            (_, Watch::Otlp) => {
+                let exporter = otlp.context("no OTLP exporter to measure")?;
+                engine.run("overhead", &**exporter).await
             }
             (Some(w), _) => engine.run("overhead", &**w).await,
             (None, _) => engine.run("overhead", &NoObserver).await,
@@ -310,8 +324,9 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// `n` concurrent runs of a 4-call plan (two lookups, a dependent calculation, a store).
-async fn concurrent(n: usize) -> Result<(usize, f64)> {
+/// `n` concurrent runs of a 4-call plan (two lookups, a dependent calculation, a store),
+/// exported through `otlp` if given.
+async fn concurrent(n: usize, otlp: Option<&Arc<OtlpExporter>>) -> Result<(usize, f64)> {
     let script = Script::parse(
         r#"{"format": "text", "latency": {"ttft_ms": 100, "tokens_per_s": 400}, "turns": [
             {"when": {"user": "(?m)^Observations:"}, "text": "done"},
@@ -320,12 +335,19 @@ async fn concurrent(n: usize) -> Result<(usize, f64)> {
     )?;
     let model = Arc::new(SimModel::new(script));
     let tools = Arc::new(demo_tools(Duration::from_millis(50)));
-    let engine = Arc::new(Engine::new(model, tools, EngineConfig::new(Mode::Compiled)));
+    let mut cfg = EngineConfig::new(Mode::Compiled);
+    cfg.propagate = otlp.is_some();
+    let engine = Arc::new(Engine::new(model, tools, cfg));
+    let observer: Arc<dyn Observer> = match otlp {
+        Some(exporter) => Arc::clone(exporter) as Arc<dyn Observer>,
+        None => Arc::new(NoObserver),
+    };
     let t = Instant::now();
     let mut runs: FuturesUnordered<_> = (0..n)
         .map(|_| {
             let engine = Arc::clone(&engine);
-            tokio::spawn(async move { engine.run("concurrent", &NoObserver).await })
+            let observer = Arc::clone(&observer);
+            tokio::spawn(async move { engine.run("concurrent", &*observer).await })
         })
         .collect();
     let mut ok = 0;
@@ -346,11 +368,23 @@ pub(crate) struct Args {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Also measure with every run exported as OpenTelemetry spans to this OTLP/HTTP
+    /// collector (a base URL such as http://127.0.0.1:6006 for Phoenix; OTEL_EXPORTER_OTLP_*
+    /// variables are used when this is not given and they name one).
+    #[arg(long, value_name = "URL")]
+    otlp: Option<String>,
 }
 
 /// `agentry bench dag`.
 pub(crate) fn run(args: Args) -> Result<()> {
     let (concurrent_runs, as_json) = (args.runs, args.json);
+    let otlp = match args.otlp {
+        Some(url) => Some(OtlpConfig::new(url)),
+        None => OtlpConfig::from_env()?,
+    };
+    let otlp = otlp
+        .map(|cfg| OtlpExporter::start(cfg).map(Arc::new))
+        .transpose()?;
     crate::runtime::block_on(async {
         let mut rows = Vec::new();
         if !as_json {
@@ -386,20 +420,51 @@ pub(crate) fn run(args: Args) -> Result<()> {
             }
             rows.push(json!({"name": shape.name, "sequential_ms": ms(seq), "compiled_ms": ms(comp), "bound_ms": ms(b)}));
         }
-        let over_seq = overhead(Mode::Sequential, 1000, Watch::Nothing, false).await?;
-        let over_comp = overhead(Mode::Compiled, 1000, Watch::Nothing, false).await?;
-        let over_traced = overhead(Mode::Compiled, 1000, Watch::Trace, false).await?;
-        let over_policy = overhead(Mode::Compiled, 1000, Watch::Nothing, true).await?;
-        let over_seq_stream = overhead(Mode::Sequential, 1000, Watch::Stream, false).await?;
-        let over_stream = overhead(Mode::Compiled, 1000, Watch::Stream, false).await?;
-        let (ok, wall) = concurrent(concurrent_runs).await?;
+        let over_seq = overhead(Mode::Sequential, 1000, Watch::Nothing, false, None).await?;
+        let over_comp = overhead(Mode::Compiled, 1000, Watch::Nothing, false, None).await?;
+        let over_traced = overhead(Mode::Compiled, 1000, Watch::Trace, false, None).await?;
+        let over_policy = overhead(Mode::Compiled, 1000, Watch::Nothing, true, None).await?;
+        let over_seq_stream = overhead(Mode::Sequential, 1000, Watch::Stream, false, None).await?;
+        let over_stream = overhead(Mode::Compiled, 1000, Watch::Stream, false, None).await?;
+        // Export on and off alternate, so both see the same machine.
+        let mut over_otlp = None;
+        if let Some(exporter) = &otlp {
+            let (mut on, mut off) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                off.push(overhead(Mode::Compiled, 1000, Watch::Nothing, false, None).await?);
+                on.push(overhead(Mode::Compiled, 1000, Watch::Otlp, false, Some(exporter)).await?);
+            }
+            exporter.flush();
+            over_otlp = Some((agentry_eval::median(off), agentry_eval::median(on)));
+        }
+        let (ok, wall) = concurrent(concurrent_runs, None).await?;
         let rss = peak_rss_mb();
+        let mut load_otlp = None;
+        if let Some(exporter) = &otlp {
+            let (ok, wall) = concurrent(concurrent_runs, Some(exporter)).await?;
+            let rss = peak_rss_mb();
+            let t = Instant::now();
+            let stats = exporter.shutdown();
+            load_otlp = Some((ok, wall, rss, stats, t.elapsed().as_secs_f64()));
+        }
         if as_json {
             println!(
                 "{}",
                 json!({"shapes": rows, "overhead_us_per_call": over_comp, "overhead_us_per_call_sequential": over_seq, "overhead_us_per_call_traced": over_traced, "overhead_us_per_call_policy": over_policy,
                 "overhead_us_per_call_stream": over_stream, "overhead_us_per_call_sequential_stream": over_seq_stream,
-                "concurrent_runs": concurrent_runs, "concurrent_ok": ok, "concurrent_wall_s": wall, "peak_rss_mb": rss})
+                "concurrent_runs": concurrent_runs, "concurrent_ok": ok, "concurrent_wall_s": wall, "peak_rss_mb": rss,
+                "otlp": otlp.as_ref().map(|e| json!({
+                    "url": e.url(),
+                    "overhead_us_per_call_off": over_otlp.map(|o| o.0),
+                    "overhead_us_per_call_on": over_otlp.map(|o| o.1),
+                    "concurrent_ok": load_otlp.as_ref().map(|l| l.0),
+                    "concurrent_wall_s": load_otlp.as_ref().map(|l| l.1),
+                    "peak_rss_mb": load_otlp.as_ref().and_then(|l| l.2),
+                    "spans_exported": load_otlp.as_ref().map(|l| l.3.exported),
+                    "spans_failed": load_otlp.as_ref().map(|l| l.3.failed),
+                    "events_dropped": load_otlp.as_ref().map(|l| l.3.dropped),
+                    "drain_s": load_otlp.as_ref().map(|l| l.4),
+                }))})
             );
             return Ok(());
         }
@@ -426,6 +491,14 @@ pub(crate) fn run(args: Args) -> Result<()> {
             over_stream / over_comp
         );
         println!("  goal: < 20 µs/call");
+        if let (Some(exporter), Some((off, on))) = (&otlp, over_otlp) {
+            println!(
+                "  compiled, without export / with every run exported over OTLP to {} (alternating, median of 3×7 runs): {off:.1} / {on:.1} µs/call ({:+.1} µs, {:.2}x; goal: < 5 µs added)",
+                exporter.url(),
+                on - off,
+                on / off
+            );
+        }
         println!(
             "\n{concurrent_runs} concurrent compiled runs of a 4-call plan (2 lookups of 50 ms, a dependent calculation, a 50 ms wait):"
         );
@@ -433,6 +506,23 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "  {ok} / {concurrent_runs} answered in {wall:.2} s   peak RSS {} MB (goal < 2048)",
             rss.map_or("n/a".into(), |r| format!("{r:.0}"))
         );
+        if let Some((ok, wall, rss, stats, drain)) = &load_otlp {
+            println!(
+                "  the same, every run exported over OTLP: {ok} / {concurrent_runs} answered in {wall:.2} s   peak RSS {} MB (the process's high-water mark, both loads)",
+                rss.map_or("n/a".into(), |r| format!("{r:.0}"))
+            );
+            println!(
+                "  spans: {} exported, {} failed, {} events dropped at a full queue; the export drained {drain:.1} s after the last run{}",
+                stats.exported,
+                stats.failed,
+                stats.dropped,
+                stats
+                    .last_error
+                    .as_deref()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            );
+        }
         Ok(())
     })
 }

@@ -76,7 +76,8 @@ pub struct RunSpans {
     pub parent: Option<[u8; 8]>,
     /// Whether the run's trace is recorded.
     pub sampled: bool,
-    seed: [u8; 32],
+    /// Drawn from the run's id; each span id is a bijective mix of it and the step.
+    seed: u64,
 }
 
 /// What a span of a run stands for, beside the step's event that began it.
@@ -91,9 +92,12 @@ pub enum SpanRole {
 impl RunSpans {
     /// The spans of run `run_id`, started from `parent` if it was.
     pub fn new(run_id: &str, parent: Option<&TraceParent>) -> Self {
-        let seed: [u8; 32] = Sha256::digest(run_id.as_bytes()).into();
+        let digest: [u8; 32] = Sha256::digest(run_id.as_bytes()).into();
         let mut derived = [0; 16];
-        derived.copy_from_slice(&seed[..16]);
+        derived.copy_from_slice(&digest[..16]);
+        let mut seed = [0; 8];
+        seed.copy_from_slice(&digest[16..24]);
+        let seed = u64::from_le_bytes(seed);
         match parent {
             Some(p) => Self {
                 trace_id: p.trace_id,
@@ -110,16 +114,15 @@ impl RunSpans {
         }
     }
 
-    /// The id of the span begun by the event at `seq` (the run's own is `seq` 0).
+    /// The id of the span begun by the event at `seq` (the run's own is `seq` 0). Distinct
+    /// for every `(seq, role)` of a run: SplitMix64's finalizer is a bijection, applied to
+    /// the seed and the step (a few nanoseconds; this is on the engine's path).
     pub fn span_id(&self, seq: u64, role: SpanRole) -> [u8; 8] {
-        let mut h = Sha256::new();
-        h.update(self.seed);
-        h.update(seq.to_le_bytes());
-        h.update([role as u8]);
-        let digest = h.finalize();
-        let mut id = [0; 8];
-        id.copy_from_slice(&digest[..8]);
-        nonzero(id)
+        let mut z = self.seed ^ (seq << 1 | role as u64);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        nonzero(z.to_be_bytes())
     }
 
     /// The `traceparent` naming the span begun by the event at `seq`, for work done on its

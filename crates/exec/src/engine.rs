@@ -120,6 +120,12 @@ impl From<String> for RunStart {
     }
 }
 
+impl From<&str> for RunStart {
+    fn from(id: &str) -> Self {
+        id.to_owned().into()
+    }
+}
+
 /// The other side of a conversation: reads each of the model's messages and answers it, or
 /// ends the conversation (a person at a terminal, a simulated user in an evaluation).
 pub trait Interlocutor: Send + Sync {

@@ -360,9 +360,7 @@ async fn cancellation_stops_the_run() {
         c.cancel();
     });
     let t = Instant::now();
-    let out = e
-        .run_with("wait", &Collect::new(), cancel, "r-test".into())
-        .await;
+    let out = e.run_with("wait", &Collect::new(), cancel, "r-test").await;
     assert_eq!(out.status, RunStatus::Cancelled);
     assert_eq!(out.run_id, "r-test");
     assert!(t.elapsed() < Duration::from_secs(1));
@@ -447,7 +445,7 @@ async fn a_conversation_goes_on_until_the_user_ends_it_and_replays() {
     );
     let trace = Collect::new();
     let out = e
-        .converse("hello", &user, &trace, Default::default(), "r-conv".into())
+        .converse("hello", &user, &trace, Default::default(), "r-conv")
         .await;
     assert_eq!(out.status, RunStatus::Answered);
     assert_eq!(out.answer.as_deref(), Some("You are welcome."));

@@ -28,7 +28,7 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
-        mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+        mpsc::{self, SyncSender, TryRecvError, TrySendError},
     },
     thread::JoinHandle,
     time::{Duration, Instant, SystemTime},
@@ -250,6 +250,8 @@ pub struct OtlpStats {
     pub last_error: Option<String>,
 }
 
+// Not boxed: a box would be one more allocation per event on the engine's path.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Event(TraceEvent, Option<SystemTime>),
     Flush(mpsc::Sender<()>),
@@ -258,6 +260,9 @@ enum Msg {
 
 #[derive(Default)]
 struct Shared {
+    /// Set when the exporter is asked to stop: what cannot be sent within one export's
+    /// deadline from then is counted as lost, so stopping never hangs on a slow collector.
+    stopping: std::sync::atomic::AtomicBool,
     exported: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
@@ -284,6 +289,8 @@ impl std::fmt::Debug for OtlpExporter {
 const BATCH: usize = 512;
 /// Longest a finished span waits before it is sent.
 const LINGER: Duration = Duration::from_millis(500);
+/// How long the exporter's thread sleeps when the queue is empty.
+const POLL: Duration = Duration::from_millis(10);
 
 impl OtlpExporter {
     /// Starts exporting as `cfg` says; fails when the exporter cannot be built (nothing is
@@ -360,6 +367,7 @@ impl OtlpExporter {
     pub fn shutdown(&self) -> OtlpStats {
         let handle = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(handle) = handle {
+            self.shared.stopping.store(true, Ordering::Relaxed);
             self.tx.send(Msg::Stop).ok();
             handle.join().ok();
         }
@@ -460,22 +468,52 @@ fn worker(
     let mut batch: Vec<SpanData> = Vec::new();
     let mut oldest: Option<Instant> = None;
     let mut failing = false;
-    let mut send = |batch: &mut Vec<SpanData>| {
+    let mut stop_deadline: Option<Instant> = None;
+    // One export of `batch`; a failed one is tried again (after 0.25 s, then 1 s) unless the
+    // exporter is stopping, then its spans are counted as lost.
+    let mut send = |batch: &mut Vec<SpanData>, stopping: bool| {
         if batch.is_empty() {
             return;
         }
         let n = batch.len() as u64;
-        let outcome = rt.block_on(async {
-            tokio::time::timeout(cfg.timeout, exporter.export(std::mem::take(batch))).await
-        });
-        let error = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!(
-                "no answer within {:.1} s",
-                cfg.timeout.as_secs_f64()
-            )),
-        };
+        let stopping = stopping || shared.stopping.load(Ordering::Relaxed);
+        if stopping {
+            let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + cfg.timeout);
+            if Instant::now() >= deadline {
+                shared.failed.fetch_add(n, Ordering::Relaxed);
+                if let Ok(mut last) = shared.last_error.lock() {
+                    last.get_or_insert_with(|| {
+                        "the exporter stopped before the collector took them".into()
+                    });
+                }
+                batch.clear();
+                return;
+            }
+        }
+        let mut error = None;
+        for (attempt, backoff) in [0, 250, 1000].into_iter().enumerate() {
+            if attempt > 0 {
+                if stopping {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(backoff));
+            }
+            let outcome = rt.block_on(async {
+                tokio::time::timeout(cfg.timeout, exporter.export(batch.clone())).await
+            });
+            error = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!(
+                    "no answer within {:.1} s",
+                    cfg.timeout.as_secs_f64()
+                )),
+            };
+            if error.is_none() {
+                break;
+            }
+        }
+        batch.clear();
         match error {
             None => {
                 shared.exported.fetch_add(n, Ordering::Relaxed);
@@ -499,37 +537,54 @@ fn worker(
             }
         }
     };
+    // The thread polls the queue rather than sleeping on it: a sender never has to wake it,
+    // so recording an event stays a copy into the queue (no system call on the engine's
+    // thread).
     loop {
-        let wait = oldest.map_or(LINGER, |t| LINGER.saturating_sub(t.elapsed()));
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Event(event, started)) => {
-                let before = batch.len();
-                spans.event(&event, started, &mut batch);
-                if batch.len() > before && oldest.is_none() {
-                    oldest = Some(Instant::now());
+        let mut stop = false;
+        let mut flushes = Vec::new();
+        let mut took = 0;
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Event(event, started)) => {
+                    took += 1;
+                    let before = batch.len();
+                    spans.event(&event, started, &mut batch);
+                    if batch.len() > before && oldest.is_none() {
+                        oldest = Some(Instant::now());
+                    }
+                    if batch.len() >= BATCH {
+                        send(&mut batch, false);
+                        oldest = None;
+                    }
                 }
-                if batch.len() >= BATCH {
-                    send(&mut batch);
-                    oldest = None;
+                Ok(Msg::Flush(ack)) => flushes.push(ack),
+                Ok(Msg::Stop) | Err(TryRecvError::Disconnected) => {
+                    stop = true;
+                    break;
                 }
-            }
-            Ok(Msg::Flush(ack)) => {
-                send(&mut batch);
-                oldest = None;
-                ack.send(()).ok();
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                send(&mut batch);
-                oldest = None;
-            }
-            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
-                spans.close_all(&mut batch);
-                send(&mut batch);
-                break;
+                Err(TryRecvError::Empty) => break,
             }
         }
+        if stop {
+            spans.close_all(&mut batch);
+            send(&mut batch, true);
+            for ack in flushes {
+                ack.send(()).ok();
+            }
+            break;
+        }
+        if !flushes.is_empty() || oldest.is_some_and(|t| t.elapsed() >= LINGER) {
+            send(&mut batch, false);
+            oldest = None;
+            for ack in flushes {
+                ack.send(()).ok();
+            }
+        }
+        if took == 0 {
+            std::thread::sleep(POLL);
+        }
     }
-    drop(send);
     exporter.shutdown().ok();
 }
 
