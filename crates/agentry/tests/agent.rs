@@ -247,8 +247,10 @@ async fn a_sub_agents_run_joins_its_callers_trace_under_the_call() {
         {"when": {"last": "tool"}, "text": "{{tool}}"}]}"#;
     let boss_events = Collect::new();
     let boss = |propagate: bool| {
-        let mut cfg = agentry::EngineConfig::default();
-        cfg.propagate = propagate;
+        let cfg = agentry::EngineConfig {
+            propagate,
+            ..Default::default()
+        };
         Agent::builder(model(boss_script))
             .config(cfg)
             .tool(weather.as_tool("forecaster", "Answers questions about the weather."))
