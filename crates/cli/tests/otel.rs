@@ -634,3 +634,105 @@ fn model_requests_carry_their_spans_traceparent() {
     let expected = RunSpans::new(run["run_id"].as_str().unwrap(), None).traceparent(1);
     assert_eq!(traceparent, expected.header());
 }
+
+#[test]
+fn agentry_toml_turns_export_on_and_bad_settings_are_refused_with_a_sentence() {
+    // A collector that takes every POST and keeps its request line and Content-Type.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = Vec::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end().to_owned();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                head.push(line);
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            keep.lock().unwrap().push((head, body.len()));
+        }
+    });
+    let dir = scratch("toml");
+    std::fs::write(
+        dir.join("agentry.toml"),
+        format!(
+            "model = \"sim:plan\"\n\n[otel]\nendpoint = \"http://127.0.0.1:{port}\"\nservice_name = \"from-toml\"\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agentry"))
+        .current_dir(&dir)
+        .args(["run", "How much warmer is Oslo than Paris?", "--no-trace"])
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "spans: 8 exported to http://127.0.0.1:{port}/v1/traces"
+        )),
+        "{stderr}"
+    );
+    let requests = seen.lock().unwrap().clone();
+    assert!(!requests.is_empty());
+    for (head, bytes) in &requests {
+        assert_eq!(head[0], "POST /v1/traces HTTP/1.1");
+        assert!(
+            head.iter()
+                .any(|h| h.eq_ignore_ascii_case("content-type: application/x-protobuf")),
+            "{head:?}"
+        );
+        assert!(*bytes > 0);
+    }
+
+    // A protocol that does not exist, in the file and in the environment.
+    std::fs::write(
+        dir.join("agentry.toml"),
+        "[otel]\nendpoint = \"http://127.0.0.1:9\"\nprotocol = \"udp\"\n",
+    )
+    .unwrap();
+    let refused = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_agentry"))
+            .current_dir(&dir)
+            .args(["run", "hi", "--model", "sim:plan", "--no-trace"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = refused(&[]);
+    assert!(
+        stderr.contains("[otel] OpenTelemetry export: unknown OTLP protocol `udp`"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.join("agentry.toml")).unwrap();
+    let stderr = refused(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key"),
+    ]);
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_HEADERS: `api-key` is not `key=value`"),
+        "{stderr}"
+    );
+}

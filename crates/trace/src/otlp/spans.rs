@@ -9,7 +9,6 @@
 //! come from [`RunSpans`], so they are the ones the engine sent as `traceparent`.
 
 use std::{
-    borrow::Cow,
     collections::HashMap,
     time::{Duration, SystemTime},
 };
@@ -18,7 +17,7 @@ use agentry_core::{
     ModelPurpose, RunSpans, RunStatus, SpanRole, ToolCall, TraceEvent, TraceKind, TraceParent,
 };
 use opentelemetry::{
-    InstrumentationScope, KeyValue, Value,
+    Array, InstrumentationScope, KeyValue, Value,
     trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
 };
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -201,17 +200,14 @@ impl Spans {
                         KeyValue::new("agentry.calls", calls.len() as i64),
                         KeyValue::new(
                             "gen_ai.response.finish_reasons",
-                            Value::Array(
-                                vec![Cow::Borrowed(if calls.is_empty() {
+                            Value::Array(Array::String(vec![
+                                if calls.is_empty() {
                                     "stop"
                                 } else {
                                     "tool_calls"
-                                })]
-                                .into_iter()
-                                .map(Into::into)
-                                .collect::<Vec<opentelemetry::StringValue>>()
+                                }
                                 .into(),
-                            ),
+                            ])),
                         ),
                     ];
                     if let Some(t) = ttft_us {
