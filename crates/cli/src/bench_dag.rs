@@ -316,6 +316,22 @@ async fn overhead(
     Ok(agentry_eval::median(per_call))
 }
 
+/// CPU time so far of this process's threads but the OTLP exporter's, in nanoseconds
+/// (Linux's per-thread scheduler statistics; 0 elsewhere).
+fn engine_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() != "agentry-otlp")
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// The process's peak resident memory, in MB (Linux).
 pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -426,16 +442,26 @@ pub(crate) fn run(args: Args) -> Result<()> {
         let over_policy = overhead(Mode::Compiled, 1000, Watch::Nothing, true, None).await?;
         let over_seq_stream = overhead(Mode::Sequential, 1000, Watch::Stream, false, None).await?;
         let over_stream = overhead(Mode::Compiled, 1000, Watch::Stream, false, None).await?;
-        // Export on and off alternate, so both see the same machine.
+        // Export on and off alternate, so both see the same machine. Besides wall time, the
+        // CPU time of every thread but the exporter's: what the engine's path costs, apart
+        // from the exporter's own thread and the collector (another process), which share
+        // this machine's cores.
         let mut over_otlp = None;
+        let mut cpu_otlp = None;
         if let Some(exporter) = &otlp {
             let (mut on, mut off) = (Vec::new(), Vec::new());
+            let (mut cpu_on, mut cpu_off) = (Vec::new(), Vec::new());
             for _ in 0..3 {
+                let c = engine_cpu_ns();
                 off.push(overhead(Mode::Compiled, 1000, Watch::Nothing, false, None).await?);
+                cpu_off.push(engine_cpu_ns().saturating_sub(c) as f64 / 7e6);
+                let c = engine_cpu_ns();
                 on.push(overhead(Mode::Compiled, 1000, Watch::Otlp, false, Some(exporter)).await?);
+                cpu_on.push(engine_cpu_ns().saturating_sub(c) as f64 / 7e6);
             }
             exporter.flush();
             over_otlp = Some((agentry_eval::median(off), agentry_eval::median(on)));
+            cpu_otlp = Some((agentry_eval::median(cpu_off), agentry_eval::median(cpu_on)));
         }
         let (ok, wall) = concurrent(concurrent_runs, None).await?;
         let rss = peak_rss_mb();
@@ -457,6 +483,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
                     "url": e.url(),
                     "overhead_us_per_call_off": over_otlp.map(|o| o.0),
                     "overhead_us_per_call_on": over_otlp.map(|o| o.1),
+                    "engine_cpu_us_per_call_off": cpu_otlp.map(|o| o.0),
+                    "engine_cpu_us_per_call_on": cpu_otlp.map(|o| o.1),
                     "concurrent_ok": load_otlp.as_ref().map(|l| l.0),
                     "concurrent_wall_s": load_otlp.as_ref().map(|l| l.1),
                     "peak_rss_mb": load_otlp.as_ref().and_then(|l| l.2),
@@ -497,6 +525,12 @@ pub(crate) fn run(args: Args) -> Result<()> {
                 exporter.url(),
                 on - off,
                 on / off
+            );
+        }
+        if let Some((off, on)) = cpu_otlp {
+            println!(
+                "  the same, CPU time of every thread but the exporter's: {off:.1} / {on:.1} µs/call ({:+.1} µs)",
+                on - off
             );
         }
         println!(
