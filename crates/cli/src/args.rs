@@ -141,6 +141,9 @@ pub(crate) async fn connect_mcp(
         if let Some(oauth) = oauth.get(&spec.alias) {
             options.oauth = oauth.clone();
         }
+        options.oauth.show = agentry_mcp::ShowAddress::new(|address| {
+            eprintln!("agentry: open this address to authorize the MCP server:\n  {address}");
+        });
         let server = McpServer::connect_with(spec.clone(), options).await?;
         if !quiet {
             let listed = server.listed_tools().await;

@@ -33,8 +33,11 @@ pub struct OAuthOptions {
     /// authorization server supports that.
     pub client_metadata_url: Option<String>,
     /// The program that opens the authorization URL (given as its last argument); `None`
-    /// prints the URL for the user to open.
+    /// hands the URL to [`OAuthOptions::show`] for the user to open.
     pub browser: Option<Vec<String>>,
+    /// Shows the user the authorization URL when there is no browser program (the CLI
+    /// prints it); by default it goes to the log (`tracing`, warn level).
+    pub show: ShowAddress,
     /// Authorize as the client itself (the `client_credentials` grant, with the client id
     /// and secret) rather than on behalf of a user in a browser: for unattended agents.
     pub client_credentials: bool,
@@ -42,6 +45,49 @@ pub struct OAuthOptions {
     /// only); `None` keeps them in memory for this run.
     pub store: Option<PathBuf>,
 }
+
+/// Shows the user an address to open ([`OAuthOptions::show`]).
+#[derive(Clone, Default)]
+pub struct ShowAddress(Option<std::sync::Arc<Show>>);
+
+type Show = dyn Fn(&str) + Send + Sync;
+
+impl ShowAddress {
+    /// Shows addresses through `show`.
+    pub fn new(show: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(show)))
+    }
+
+    fn show(&self, address: &str) {
+        match &self.0 {
+            Some(show) => show(address),
+            None => tracing::warn!(%address, "open this address to authorize the MCP server"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ShowAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ShowAddress(callback)"
+        } else {
+            "ShowAddress(log)"
+        })
+    }
+}
+
+/// Two are equal when they are the same callback (or both the log).
+impl PartialEq for ShowAddress {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ShowAddress {}
 
 /// How long the user has to approve in the browser.
 const APPROVAL_WINDOW: Duration = Duration::from_secs(300);
@@ -59,6 +105,7 @@ impl OAuthOptions {
             client_secret: var("AGENTRY_OAUTH_CLIENT_SECRET"),
             client_metadata_url: var("AGENTRY_OAUTH_CLIENT_METADATA_URL"),
             browser: var("BROWSER").map(|b| b.split_whitespace().map(str::to_owned).collect()),
+            show: ShowAddress::default(),
             client_credentials: var("AGENTRY_OAUTH_GRANT").as_deref() == Some("client_credentials"),
             store: match std::env::var_os("AGENTRY_OAUTH_DIR") {
                 Some(dir) if dir.is_empty() => None,
@@ -121,7 +168,7 @@ pub(crate) async fn authorize(
     let mut state = OAuthState::Unauthorized(manager(url, options).await.map_err(failed)?);
     state.start_authorization(request).await.map_err(failed)?;
     let address = state.get_authorization_url().await.map_err(failed)?;
-    open(&address, options.browser.as_deref())?;
+    open(&address, options)?;
     let callback = tokio::time::timeout(APPROVAL_WINDOW, callback(&listener, port))
         .await
         .map_err(|_| "no authorization arrived within 5 minutes".to_owned())??;
@@ -224,9 +271,10 @@ impl CredentialStore for FileStore {
     }
 }
 
-/// Sends the user to `address`: through `browser` when given, else by printing it.
-fn open(address: &str, browser: Option<&[String]>) -> Result<(), String> {
-    match browser {
+/// Sends the user to `address`: through the browser program when there is one, else by
+/// showing it.
+fn open(address: &str, options: &OAuthOptions) -> Result<(), String> {
+    match options.browser.as_deref() {
         Some([program, args @ ..]) => {
             std::process::Command::new(program)
                 .args(args)
@@ -236,12 +284,7 @@ fn open(address: &str, browser: Option<&[String]>) -> Result<(), String> {
                 .spawn()
                 .map_err(|e| format!("cannot start the browser `{program}`: {e}"))?;
         }
-        _ => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("agentry: open this address to authorize the MCP server:\n  {address}");
-            }
-        }
+        _ => options.show.show(address),
     }
     Ok(())
 }
@@ -335,5 +378,22 @@ mod tests {
         a.clear().await.unwrap();
         assert!(a.load().await.unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn without_a_browser_the_address_goes_to_the_callers_show_not_to_stderr() {
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let keep = std::sync::Arc::clone(&shown);
+        let options = OAuthOptions {
+            show: ShowAddress::new(move |a| keep.lock().unwrap().push(a.to_owned())),
+            ..OAuthOptions::default()
+        };
+        open("https://auth.example/authorize?x=1", &options).unwrap();
+        assert_eq!(
+            *shown.lock().unwrap(),
+            vec!["https://auth.example/authorize?x=1".to_owned()]
+        );
+        assert_eq!(options.clone(), options);
+        assert_ne!(options, OAuthOptions::default());
     }
 }

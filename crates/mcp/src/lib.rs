@@ -59,7 +59,7 @@ use rmcp::{
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-pub use auth::OAuthOptions;
+pub use auth::{OAuthOptions, ShowAddress};
 pub use child_env::INHERITED_ENV;
 
 /// An MCP server to connect to: its alias (the `server` in policies, the prefix of its tool
