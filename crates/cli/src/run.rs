@@ -108,7 +108,12 @@ Examples:
 The default model is the embedded local one (Qwen2.5-Coder-0.5B-Instruct on llama.cpp, calls
 grammar-constrained), once `scripts/local-model` has fetched it; until then, the simulated
 model with a bundled script (sim:trip for sequential, sim:plan for compiled). Tools: the
-demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep).";
+demo tools (get_weather, search, calculator, kv_set, kv_get, clock_now, sleep).
+
+OpenTelemetry: with OTEL_EXPORTER_OTLP_ENDPOINT set (and the other standard OTEL_* variables,
+or [otel] in agentry.toml), every run is exported as spans in the GenAI conventions to any
+OTLP collector (Arize Phoenix, Jaeger, Tempo…); content only with
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.";
 
 /// `agentry run`: the flags, over the config file, then the run; returns whether the agent
 /// answered.
