@@ -308,19 +308,16 @@ impl Spans {
                     ended.push(call_span(run, c, at, result, *attempts, content));
                 }
             }
-            TraceKind::Replanning { reason } => {
+            TraceKind::Replanning { reason } | TraceKind::PlanRejected { reason } => {
+                let name = if matches!(event.kind, TraceKind::Replanning { .. }) {
+                    "agentry.replanning"
+                } else {
+                    "agentry.plan_rejected"
+                };
                 run.events.push(span_event(
                     run.start,
                     at,
-                    "agentry.replanning",
-                    vec![KeyValue::new("agentry.reason", reason.clone())],
-                ));
-            }
-            TraceKind::PlanRejected { reason } => {
-                run.events.push(span_event(
-                    run.start,
-                    at,
-                    "agentry.plan_rejected",
+                    name,
                     vec![KeyValue::new("agentry.reason", reason.clone())],
                 ));
             }
