@@ -13,7 +13,16 @@ pub use agentry_exec::{
     IntoModel, Mode, Observer, Outcome, RunError, RunOutcome, RunStart, RunStream,
 };
 pub use agentry_macros::tool;
-pub use agentry_tools::{CallContext, DynTool, FnTool, Tool, ToolSet, tool_fn};
+pub use agentry_tools::{
+    CallContext, CommandSpec, CommandTool, DynTool, FnTool, PythonTool, Tool, ToolSet, Workspaces,
+    tool_fn,
+};
+
+/// Running programs under limits: rlimits, a cgroup, Landlock, seccomp, a process group
+/// killed whole (`agentry-sandbox`).
+pub mod sandbox {
+    pub use agentry_sandbox::*;
+}
 
 /// Tool sources, the tool traits and the demo tools (`agentry-tools`).
 pub mod tools {

@@ -19,7 +19,9 @@ use agentry_core::{
 use agentry_llm::{Model, Usage};
 use agentry_policy::{Approver, Policy};
 use agentry_schema::ArgValidator;
-use agentry_tools::{DynTool, FnTool, MergeError, ToolSet, ToolSource, Toolbox};
+use agentry_tools::{
+    DynTool, FnTool, MergeError, PythonTool, ToolSet, ToolSource, Toolbox, Workspaces,
+};
 use futures::{Stream, future::BoxFuture};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -92,6 +94,9 @@ pub enum BuildError {
     /// A tool's schema does not compile.
     #[error(transparent)]
     Schema(#[from] agentry_schema::SchemaError),
+    /// The code tool cannot be made (no Python interpreter).
+    #[error("the python tool cannot be made: {0}")]
+    Code(String),
 }
 
 /// Why a run gave no answer (or none of the wanted type).
@@ -307,6 +312,9 @@ pub struct AgentBuilder {
     observers: Vec<Arc<dyn Observer>>,
     sources: Vec<Arc<dyn ToolSource>>,
     output_retries: u32,
+    /// The `python` tool, if asked for: the interpreter.
+    python: Option<String>,
+    workspaces: Option<Workspaces>,
 }
 
 impl Agent {
@@ -321,6 +329,8 @@ impl Agent {
             observers: Vec::new(),
             sources: Vec::new(),
             output_retries: 2,
+            python: None,
+            workspaces: None,
         }
     }
 
@@ -548,6 +558,33 @@ impl AgentBuilder {
         self
     }
 
+    /// Offers a `python` tool: the model's code runs in a fresh sandboxed interpreter, in the
+    /// run's workspace, with the agent's other tools as functions (each call validated,
+    /// policy-checked, counted and recorded like the model's). `python` is the interpreter
+    /// (a path, or a name on `PATH`: `"python3"`).
+    pub fn python(mut self, python: impl Into<String>) -> Self {
+        self.python = Some(python.into());
+        self
+    }
+
+    /// Makes code the model's only action (CodeAct): the `python` tool (see
+    /// [`AgentBuilder::python`]; `python3` unless set) is the one tool offered, the others
+    /// are functions in its code, and a reply with a fenced Python block runs it. Sequential
+    /// mode.
+    pub fn code_actions(mut self) -> Self {
+        self.python.get_or_insert_with(|| "python3".into());
+        self.cfg.code_actions = true;
+        self.cfg.mode = Mode::Sequential;
+        self
+    }
+
+    /// Where runs' workspaces are made and the sandbox policy the `python` tool starts from
+    /// (default: [`Workspaces::default`], under `~/.cache/agentry/workspaces`).
+    pub fn workspaces(mut self, workspaces: Workspaces) -> Self {
+        self.workspaces = Some(workspaces);
+        self
+    }
+
     /// Most calls of one run running at once.
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.cfg = self.cfg.max_concurrency(n);
@@ -580,8 +617,14 @@ impl AgentBuilder {
 
     /// The agent; fails on a model spec that opens no model, two tools with one name, or
     /// a tool whose schema does not compile.
-    pub fn build(self) -> Result<Agent, BuildError> {
+    pub fn build(mut self) -> Result<Agent, BuildError> {
         let model = self.model?;
+        if let Some(python) = &self.python {
+            let specs: Vec<_> = self.tools.iter().map(|t| t.spec()).collect();
+            let workspaces = self.workspaces.clone().unwrap_or_default();
+            let tool = PythonTool::new(python, &specs, workspaces).map_err(BuildError::Code)?;
+            self.tools.push(Arc::new(tool));
+        }
         let mut set = ToolSet::new();
         for (i, tool) in self.tools.iter().enumerate() {
             let spec = tool.spec();

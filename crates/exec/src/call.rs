@@ -10,7 +10,7 @@ use std::{
 
 use agentry_core::{ToolCall, ToolError, ToolResult, TraceKind};
 use agentry_policy::{CallToCheck, Policy, enforce};
-use agentry_tools::{CallContext, ToolSet};
+use agentry_tools::{CallContext, Calls, ToolSet};
 use futures::FutureExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -19,13 +19,16 @@ use crate::{EngineConfig, record::Recorder};
 
 /// Runs `call` to an outcome; returns it with the number of attempts made. The policy's
 /// decision (and a request for approval) goes to `rec` as it happens; the tool sees
-/// `traceparent`, its span's, if the run propagates its trace.
+/// `traceparent`, its span's, if the run propagates its trace, and `calls`, if it calls the
+/// run's other tools.
+#[allow(clippy::too_many_arguments)] // the call's context, one argument each
 pub(crate) async fn invoke(
     tools: &ToolSet,
     cfg: &EngineConfig,
     rec: &Recorder<'_>,
     call: &ToolCall,
     traceparent: Option<String>,
+    calls: Option<Calls>,
     cancel: &CancellationToken,
 ) -> (ToolResult, u32) {
     let mut checked = match tools.check(&call.name, call.arguments.clone()) {
@@ -41,7 +44,19 @@ pub(crate) async fn invoke(
             Err(e) => return (ToolResult::err(call, e), 0),
         }
     }
-    run(tools, cfg, call, checked.arguments, traceparent, cancel).await
+    let context = Context {
+        run_id: &rec.run_id,
+        traceparent,
+        calls,
+    };
+    run(tools, cfg, call, checked.arguments, context, cancel).await
+}
+
+/// What a call's [`CallContext`] is made from, besides its id and deadline.
+struct Context<'a> {
+    run_id: &'a str,
+    traceparent: Option<String>,
+    calls: Option<Calls>,
 }
 
 /// The policy's decision on a validated call of `rec`'s run (the one enforcement path,
@@ -98,7 +113,7 @@ async fn run(
     cfg: &EngineConfig,
     call: &ToolCall,
     arguments: Value,
-    traceparent: Option<String>,
+    context: Context<'_>,
     cancel: &CancellationToken,
 ) -> (ToolResult, u32) {
     let Some(tool) = tools.get(&call.name) else {
@@ -120,7 +135,9 @@ async fn run(
             call_id: call.id.clone(),
             cancel: cancel.child_token(),
             deadline: Some(Instant::now() + timeout),
-            traceparent: traceparent.clone(),
+            traceparent: context.traceparent.clone(),
+            run_id: Some(context.run_id.to_owned()),
+            calls: context.calls.clone(),
         };
         let call_cancel = cx.cancel.clone();
         let running = AssertUnwindSafe(tool.call_json(arguments.clone(), cx)).catch_unwind();

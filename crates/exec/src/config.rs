@@ -109,6 +109,10 @@ pub struct EngineConfig {
     /// Whether model requests and tool calls carry the W3C `traceparent` of their span
     /// (set when spans are exported); a run started inside a trace always does.
     pub propagate: bool,
+    /// Code is the model's only action (CodeAct, sequential mode): it is offered the
+    /// `python` tool alone, the other tools being functions in its code, and a reply that
+    /// holds a fenced Python block and no call runs that block.
+    pub code_actions: bool,
 }
 
 impl Default for EngineConfig {
@@ -129,6 +133,7 @@ impl Default for EngineConfig {
             approver: None,
             agent: None,
             propagate: false,
+            code_actions: false,
         }
     }
 }

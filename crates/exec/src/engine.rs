@@ -20,8 +20,8 @@ use agentry_core::{
 };
 use agentry_llm::{ChatRequest, Completion, Model, ModelEvent, ReplyShape, Usage};
 use agentry_parse::plan::{PlanEvent, PlanParser, PlanTask, refs_in};
-use agentry_tools::{MergeError, ToolSet, Toolbox};
-use futures::{StreamExt, future::BoxFuture};
+use agentry_tools::{Calls, MergeError, NestedCall, PythonTool, ToolSet, Toolbox, code_block};
+use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -487,8 +487,23 @@ impl Engine {
             m.insert(call.id.clone(), (call.clone(), task, started));
         }
         let traceparent = rec.traceparent(seq);
-        let (result, attempts) =
-            invoke(&self.tools(), &self.cfg, rec, &call, traceparent, cancel).await;
+        let tools = self.tools();
+        let (result, attempts) = if tools.get(&call.name).is_some_and(|t| t.calls_tools()) {
+            let (calls, requests) = Calls::channel();
+            let invoking = invoke(
+                &tools,
+                &self.cfg,
+                rec,
+                &call,
+                traceparent,
+                Some(calls),
+                cancel,
+            );
+            self.serve_nested(invoking, requests, &call.id, rec, st, cancel)
+                .await
+        } else {
+            invoke(&tools, &self.cfg, rec, &call, traceparent, None, cancel).await
+        };
         if let Ok(mut m) = st.inflight.lock() {
             m.remove(&call.id);
         }
@@ -502,6 +517,48 @@ impl Engine {
             f.push((call, result.clone()));
         }
         (key, result)
+    }
+
+    /// Runs `invoking` (a call of a tool that calls other tools) while serving the calls it
+    /// makes: each is a call of the run like the model's (validated, checked by the policy,
+    /// taken from the budget, recorded), started after `parent`, its id `PARENT.N`.
+    #[allow(clippy::too_many_arguments)] // the run's context travels as three references
+    async fn serve_nested(
+        &self,
+        invoking: impl Future<Output = (ToolResult, u32)>,
+        mut requests: tokio::sync::mpsc::Receiver<NestedCall>,
+        parent: &str,
+        rec: &Recorder<'_>,
+        st: &RunState,
+        cancel: &CancellationToken,
+    ) -> (ToolResult, u32) {
+        let mut invoking = std::pin::pin!(invoking);
+        let mut running = FuturesUnordered::new();
+        let mut made = 0u32;
+        loop {
+            tokio::select! {
+                out = &mut invoking => return out,
+                Some(nested) = requests.recv() => {
+                    made += 1;
+                    let call = ToolCall::new(format!("{parent}.{made}"), nested.name, nested.arguments);
+                    if !self.take_call(st) {
+                        let refused = ToolError::denied("the run's tool-call budget is used up");
+                        let _ = nested.reply.send(Err(refused));
+                        continue;
+                    }
+                    let after = vec![parent.to_owned()];
+                    let reply = nested.reply;
+                    running.push(async move {
+                        let run = Box::pin(self.run_call((), call, None, after, rec, st, cancel));
+                        let ((), result) = run.await;
+                        (reply, result.outcome)
+                    });
+                }
+                Some((reply, outcome)) = running.next(), if !running.is_empty() => {
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
     }
 
     /// Takes one tool call from the budget; `false` when it is used up.
@@ -571,7 +628,10 @@ impl Engine {
                 return ended;
             }
             self.refresh_tools(Some(rec)).await;
-            let specs = self.tools().specs().to_vec();
+            let mut specs = self.tools().specs().to_vec();
+            if self.cfg.code_actions {
+                specs.retain(|s| s.name == PythonTool::NAME);
+            }
             let step = st.next_step();
             let seq = rec.emit(TraceKind::ModelRequest {
                 step: step.clone(),
@@ -1014,6 +1074,8 @@ struct Turn<'m> {
     copies: Vec<(usize, usize)>,
     over_cap: usize,
     looping: Option<String>,
+    /// Whether a fenced Python block in a reply without calls is a call of `python`.
+    code_actions: bool,
 }
 
 impl<'m> Turn<'m> {
@@ -1033,6 +1095,7 @@ impl<'m> Turn<'m> {
             copies: Vec::new(),
             over_cap: 0,
             looping: None,
+            code_actions: cfg.code_actions,
         }
     }
 
@@ -1089,7 +1152,17 @@ impl Round for Turn<'_> {
         }
     }
 
-    fn close(&mut self, _rec: &Recorder<'_>) {}
+    fn close(&mut self, _rec: &Recorder<'_>) {
+        if self.code_actions
+            && self.calls.is_empty()
+            && self.malformed.is_empty()
+            && let Some(code) = code_block(&self.text)
+        {
+            let id = format!("{}-code", self.step);
+            let arguments = serde_json::json!({ "code": code });
+            self.call(ToolCall::new(id, PythonTool::NAME, arguments));
+        }
+    }
 
     fn ready(&mut self) -> Option<Ready> {
         let (i, call) = self.queued.pop_front()?;

@@ -95,6 +95,8 @@ impl ServerHandler for ToolServer {
             cancel: context.ct.child_token(),
             deadline: None,
             traceparent: traceparent(&request.meta, &context),
+            run_id: None,
+            calls: None,
         };
         let result = match tool.call_json(checked.arguments, cx).await {
             Ok(Value::String(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),

@@ -40,6 +40,8 @@
 
 mod builtin;
 pub mod calc;
+pub mod command;
+pub mod python;
 mod set;
 mod source;
 mod tool;
@@ -47,6 +49,8 @@ mod tool;
 pub use builtin::{
     Calculator, Clock, FakeClock, KvGet, KvSet, KvStore, Search, Sleep, Weather, demo_tools,
 };
+pub use command::{CommandSpec, CommandTool, Workspaces};
+pub use python::{PythonTool, code_block};
 pub use set::ToolSet;
 pub use source::{MergeError, ToolSource, Toolbox};
-pub use tool::{CallContext, DynTool, FnTool, Tool, schema_of, tool_fn};
+pub use tool::{CallContext, Calls, DynTool, FnTool, NestedCall, Tool, schema_of, tool_fn};

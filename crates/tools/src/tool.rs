@@ -22,6 +22,59 @@ pub struct CallContext {
     /// The W3C `traceparent` of the call's span, when the run propagates its trace: a tool
     /// that calls out (an MCP server, a sub-agent) passes it on.
     pub traceparent: Option<String>,
+    /// The run's id (`None` outside a run): program tools keep one workspace per run.
+    pub run_id: Option<String>,
+    /// The agent's other tools, for a tool that calls them ([`DynTool::calls_tools`]);
+    /// each call passes validation, policy, the budget and the trace like the model's.
+    pub calls: Option<Calls>,
+}
+
+/// A call a running tool makes to another tool of the run.
+#[derive(Debug)]
+pub struct NestedCall {
+    /// The tool called.
+    pub name: String,
+    /// Its arguments.
+    pub arguments: Value,
+    /// Where its outcome goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<Value, ToolError>>,
+}
+
+/// How a running tool calls the run's other tools: the engine receives the calls
+/// ([`Calls::channel`]) and runs each as it runs the model's.
+#[derive(Debug, Clone)]
+pub struct Calls(tokio::sync::mpsc::Sender<NestedCall>);
+
+impl Calls {
+    /// A sender for a tool's context, and the receiver the engine runs calls from.
+    pub fn channel() -> (Self, tokio::sync::mpsc::Receiver<NestedCall>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        (Self(tx), rx)
+    }
+
+    /// Calls tool `name` with `arguments` and waits for its outcome.
+    pub async fn call(
+        &self,
+        name: impl Into<String>,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let call = NestedCall {
+            name: name.into(),
+            arguments,
+            reply,
+        };
+        if self.0.send(call).await.is_err() {
+            return Err(ToolError::unavailable(
+                "the run is over; no more calls can be made",
+            ));
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(ToolError::unavailable(
+                "the run ended before the call finished",
+            ))
+        })
+    }
 }
 
 impl CallContext {
@@ -32,6 +85,8 @@ impl CallContext {
             cancel: CancellationToken::new(),
             deadline: None,
             traceparent: None,
+            run_id: None,
+            calls: None,
         }
     }
 }
@@ -66,6 +121,11 @@ pub trait DynTool: Send + Sync {
     /// tool of this process.
     fn server(&self) -> Option<&str> {
         None
+    }
+    /// Whether its calls get [`CallContext::calls`] to call the run's other tools (a code
+    /// action, say).
+    fn calls_tools(&self) -> bool {
+        false
     }
     /// Decodes `args` and runs the call.
     fn call_json(&self, args: Value, cx: CallContext) -> BoxFuture<'_, Result<Value, ToolError>>;
