@@ -30,6 +30,26 @@
 //! [mcp.remote]
 //! url = "https://example.com/mcp"
 //! oauth = { client_id = "agentry", client_secret_env = "REMOTE_SECRET", grant = "client_credentials" }
+//!
+//! python = "python3"                    # offer the python tool (code with the tools as functions)
+//! code_actions = false                  # as --code-actions: code is the model's only action
+//!
+//! [tools.search_code]                   # a command tool, run in the sandbox
+//! description = "Search the workspace's files for a regex."
+//! argv = ["rg", "--json", "--", "{pattern}", "{path}"]
+//! parameters = { type = "object", properties = { pattern = { type = "string" }, path = { type = "string" } }, required = ["pattern"] }
+//! timeout = 10                          # seconds
+//! output_cap = 65536                    # bytes of stdout (and of stderr) returned
+//! idempotent = true
+//! env = ["RIPGREP_CONFIG_PATH"]         # variables of agentry's environment it may see
+//! network = false
+//! limits = { memory = 268435456, cpu_seconds = 10 }
+//!
+//! [sandbox]                             # what every program tool starts from
+//! workspaces = "~/.cache/agentry/workspaces"  # one directory per run
+//! may_skip = []                         # layers allowed to be missing here ("cgroup", …)
+//! read = ["/opt/data"]                  # readable besides the system's directories
+//! limits = { memory = 1073741824, processes = 256, cpu_seconds = 60 }
 //! ```
 
 use std::{
@@ -60,6 +80,59 @@ struct File {
     #[serde(default)]
     mcp: BTreeMap<String, McpEntry>,
     otel: Option<OtelEntry>,
+    #[serde(default)]
+    tools: BTreeMap<String, agentry_tools::CommandSpec>,
+    sandbox: Option<SandboxEntry>,
+    python: Option<String>,
+    code_actions: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SandboxEntry {
+    workspaces: Option<PathBuf>,
+    #[serde(default)]
+    may_skip: Vec<String>,
+    #[serde(default)]
+    read: Vec<PathBuf>,
+    #[serde(default)]
+    write: Vec<PathBuf>,
+    #[serde(default)]
+    network: bool,
+    limits: Option<agentry_sandbox::Limits>,
+}
+
+/// The workspaces and base sandbox policy `entry` describes (the defaults without one).
+pub(crate) fn workspaces(
+    entry: Option<SandboxEntry>,
+) -> std::result::Result<agentry_tools::Workspaces, String> {
+    let entry = entry.unwrap_or_default();
+    let root = match entry.workspaces {
+        Some(p) => expand_home(&p),
+        None => agentry_tools::Workspaces::default_root(),
+    };
+    let mut ws = agentry_tools::Workspaces::new(root);
+    for name in entry.may_skip {
+        let layer: agentry_sandbox::Layer = name
+            .parse()
+            .map_err(|e| format!("[sandbox] may_skip: {e}"))?;
+        ws.base.may_skip.insert(layer);
+    }
+    ws.base.read = entry.read.iter().map(|p| expand_home(p)).collect();
+    ws.base.write = entry.write.iter().map(|p| expand_home(p)).collect();
+    ws.base.network = entry.network;
+    if let Some(limits) = entry.limits {
+        ws.base.limits = limits;
+    }
+    Ok(ws)
+}
+
+/// `~/x` as `$HOME/x`.
+fn expand_home(p: &Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_owned(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +201,14 @@ pub(crate) struct RunConfig {
     pub(crate) oauth: BTreeMap<String, OAuthOptions>,
     /// OpenTelemetry export, if `[otel]` asks for it.
     pub(crate) otel: Option<OtlpConfig>,
+    /// The command tools of `[tools]`.
+    pub(crate) command_tools: Vec<agentry_tools::CommandTool>,
+    /// Where program tools' workspaces go, and their base sandbox policy (`[sandbox]`).
+    pub(crate) workspaces: agentry_tools::Workspaces,
+    /// The python tool's interpreter, if it is offered.
+    pub(crate) python: Option<String>,
+    /// Whether code is the model's only action.
+    pub(crate) code_actions: Option<bool>,
 }
 
 /// Reads `path`; a missing default file (not `explicit`) sets nothing.
@@ -181,7 +262,13 @@ pub(crate) fn load(path: &Path, explicit: bool) -> Result<RunConfig> {
             servers: Vec::new(),
             oauth: BTreeMap::new(),
             otel: None,
+            command_tools: Vec::new(),
+            workspaces: workspaces(file.sandbox).map_err(refused)?,
+            python: file.python,
+            code_actions: file.code_actions,
         };
+    out.command_tools = agentry_tools::command::command_tools(file.tools, &out.workspaces)
+        .map_err(|e| refused(format!("[tools] {e}")))?;
     if let Some(otel) = file.otel {
         let mut cfg = OtlpConfig::new(otel.endpoint);
         if let Some(p) = otel.protocol {

@@ -26,6 +26,7 @@ mod policy;
 mod progress;
 mod run;
 mod runtime;
+mod sandbox;
 mod signal;
 mod sim_server;
 mod taubench;
@@ -101,6 +102,9 @@ enum Command {
     Approve(policy::ApproveArgs),
     /// Measure agentry's own speed and print ratios against a baseline from the same run.
     Bench(bench::Args),
+    /// The sandbox that program tools run in: check its layers here, run a program in it.
+    #[command(after_help = sandbox::EXAMPLES)]
+    Sandbox(sandbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
         Command::Mcp(args) => mcp::run(args),
         Command::Approve(args) => policy::approve(args),
         Command::Bench(args) => bench::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     };
     finish(result)
 }

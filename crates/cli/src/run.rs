@@ -67,13 +67,22 @@ pub(crate) struct Args {
     policy: PolicyArgs,
     #[command(flatten)]
     mcp: McpArgs,
-    /// Offer only the MCP servers' tools, not the demo tools.
+    /// Offer only the MCP servers' (and the config's) tools, not the demo tools.
     #[arg(long)]
     no_demo_tools: bool,
+    /// Offer a `python` tool: the model's code runs in a sandboxed interpreter (no network,
+    /// files only in the run's workspace) with the other tools as functions.
+    #[arg(long, value_name = "INTERPRETER", num_args = 0..=1, default_missing_value = "python3")]
+    python: Option<String>,
+    /// Code is the model's only action (CodeAct): the python tool is the one offered, the
+    /// other tools are functions in its code. Sequential mode.
+    #[arg(long)]
+    code_actions: bool,
     /// A config file (default: agentry.toml here, if there is one): model, base_url,
     /// api_key_env, mode, policy, agent, approve, [budget] (timeout, max_calls,
     /// max_tokens, call_timeout) and [mcp.ALIAS] servers (command = [...] with env = {…},
-    /// or url = "..." with oauth = {…}); flags given here win over it.
+    /// or url = "..." with oauth = {…}), [tools.NAME] command tools (argv templates run in
+    /// the sandbox), [sandbox] and python; flags given here win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -136,6 +145,8 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         policy,
         mcp,
         no_demo_tools,
+        python,
+        code_actions,
         config,
     } = args;
     let explicit = config.is_some();
@@ -150,8 +161,16 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         );
     }
     let model = model.or(file.model);
+    let code_actions = code_actions || file.code_actions.unwrap_or(false);
+    if code_actions && matches!(mode, Some(ModeArg::Compiled)) {
+        bail!("--code-actions runs turn by turn; it cannot be used with --mode compiled");
+    }
     let settings = Settings {
-        mode: mode.map_or(file.mode.unwrap_or(Mode::Compiled), Into::into),
+        mode: if code_actions {
+            Mode::Sequential
+        } else {
+            mode.map_or(file.mode.unwrap_or(Mode::Compiled), Into::into)
+        },
         model: model.as_deref(),
         options: ModelArgs {
             base_url: local.base_url.or(file.base_url),
@@ -186,6 +205,10 @@ pub(crate) fn run(args: Args) -> Result<bool> {
         oauth: file.oauth,
         demo_tools: !no_demo_tools,
         otel: file.otel,
+        command_tools: file.command_tools,
+        workspaces: file.workspaces,
+        python: python.or(file.python),
+        code_actions,
     };
     crate::runtime::block_on(run_agent(&task, settings))
 }
@@ -219,6 +242,10 @@ struct Settings<'a> {
     demo_tools: bool,
     /// OpenTelemetry export as `[otel]` sets it (the `OTEL_*` variables win).
     otel: Option<agentry_trace::otlp::OtlpConfig>,
+    command_tools: Vec<agentry_tools::CommandTool>,
+    workspaces: agentry_tools::Workspaces,
+    python: Option<String>,
+    code_actions: bool,
 }
 
 /// Prints each step as it starts and ends.
@@ -399,7 +426,19 @@ async fn run_agent(task: &str, args: Settings<'_>) -> Result<bool> {
         ..EngineConfig::new(args.mode)
     };
     // A server that says its tools changed is listed again; the next turn offers the new set.
-    let mut agent = Agent::builder(Arc::clone(&model)).tools(&base).config(cfg);
+    let mut agent = Agent::builder(Arc::clone(&model))
+        .tools(&base)
+        .config(cfg)
+        .workspaces(args.workspaces.clone());
+    for tool in &args.command_tools {
+        agent = agent.tool(tool.clone());
+    }
+    if let Some(python) = &args.python {
+        agent = agent.python(python.clone());
+    }
+    if args.code_actions {
+        agent = agent.code_actions();
+    }
     for server in &servers {
         agent = agent.mcp(Arc::clone(server));
     }
